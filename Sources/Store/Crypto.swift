@@ -1,0 +1,124 @@
+// The only file that imports OpenSSL. Each C call goes raw call -> check -> Swift method.
+import COpenSSL
+import Foundation
+
+private func opensslError(_ what: String) -> TsukuError {
+  let code = ERR_get_error()
+  var buf = [CChar](repeating: 0, count: 256)
+  ERR_error_string_n(code, &buf, buf.count)
+  let text = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  return TsukuError(.other, "openssl \(what) failed: \(text)")
+}
+
+private func check(_ rc: Int32, _ what: String) throws {
+  if rc != 1 { throw opensslError(what) }
+}
+
+/// The SHA-256 algorithm, fetched once per process (OpenSSL 3 otherwise looks it up per call).
+nonisolated(unsafe) private let sha256MD: OpaquePointer = {
+  guard let md = EVP_MD_fetch(nil, "SHA256", nil) else { fatalError("openssl has no SHA256") }
+  return md
+}()
+
+/// A streaming SHA-256 over OpenSSL's EVP interface. Feed bytes with `update`, then `finish`.
+public struct SHA256: ~Copyable {
+  private let ctx: OpaquePointer
+
+  public init() {
+    guard let ctx = EVP_MD_CTX_new(), EVP_DigestInit_ex2(ctx, sha256MD, nil) == 1 else {
+      fatalError("openssl could not start a SHA-256 digest")
+    }
+    self.ctx = ctx
+  }
+
+  deinit { EVP_MD_CTX_free(ctx) }
+
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+    EVP_DigestUpdate(ctx, base, bytes.count)
+  }
+
+  public mutating func update(_ data: Data) {
+    data.withUnsafeBytes { update($0) }
+  }
+
+  public consuming func finish() -> ObjectID {
+    var out = [UInt8](repeating: 0, count: 32)
+    var len: UInt32 = 0
+    EVP_DigestFinal_ex(ctx, &out, &len)
+    return ObjectID(bytes: out)
+  }
+
+  /// The SHA-256 of a whole buffer in one call.
+  public static func hash(_ bytes: UnsafeRawBufferPointer) -> ObjectID {
+    var out = [UInt8](repeating: 0, count: 32)
+    var len: UInt32 = 0
+    let rc = EVP_Digest(bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, &out, &len, sha256MD, nil)
+    precondition(rc == 1, "openssl SHA-256 failed")
+    return ObjectID(bytes: out)
+  }
+
+  public static func hash(_ data: Data) -> ObjectID { data.withUnsafeBytes { hash($0) } }
+  public static func hash(_ bytes: [UInt8]) -> ObjectID { bytes.withUnsafeBytes { hash($0) } }
+  public static func hash(_ text: String) -> ObjectID { hash(Array(text.utf8)) }
+}
+
+/// Ed25519 signing and verification through OpenSSL.
+public enum Ed25519 {
+  public static let publicKeySize = 32
+  public static let seedSize = 32
+  public static let signatureSize = 64
+
+  /// Makes a new private key seed from OpenSSL's random generator.
+  public static func generateSeed() throws -> [UInt8] {
+    var seed = [UInt8](repeating: 0, count: seedSize)
+    try check(RAND_bytes(&seed, Int32(seedSize)), "RAND_bytes")
+    return seed
+  }
+
+  /// The public key for a private key seed.
+  public static func publicKey(seed: [UInt8]) throws -> [UInt8] {
+    let key = try privateKey(seed)
+    defer { EVP_PKEY_free(key) }
+    var out = [UInt8](repeating: 0, count: publicKeySize)
+    var len = publicKeySize
+    try check(EVP_PKEY_get_raw_public_key(key, &out, &len), "EVP_PKEY_get_raw_public_key")
+    return out
+  }
+
+  /// Signs `message` with the key whose seed is given.
+  public static func sign(_ message: [UInt8], seed: [UInt8]) throws -> [UInt8] {
+    let key = try privateKey(seed)
+    defer { EVP_PKEY_free(key) }
+    guard let ctx = EVP_MD_CTX_new() else { throw opensslError("EVP_MD_CTX_new") }
+    defer { EVP_MD_CTX_free(ctx) }
+    try check(EVP_DigestSignInit(ctx, nil, nil, nil, key), "EVP_DigestSignInit")
+    var sig = [UInt8](repeating: 0, count: signatureSize)
+    var len = signatureSize
+    try check(EVP_DigestSign(ctx, &sig, &len, message, message.count), "EVP_DigestSign")
+    return sig
+  }
+
+  /// True when `signature` is a valid Ed25519 signature of `message` by `publicKey`.
+  /// Malformed keys or signatures are simply not valid; this never throws.
+  public static func verify(_ signature: [UInt8], of message: [UInt8], publicKey: [UInt8]) -> Bool {
+    guard signature.count == signatureSize, publicKey.count == publicKeySize,
+      let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, publicKey, publicKeySize)
+    else { return false }
+    defer { EVP_PKEY_free(key) }
+    guard let ctx = EVP_MD_CTX_new() else { return false }
+    defer { EVP_MD_CTX_free(ctx) }
+    guard EVP_DigestVerifyInit(ctx, nil, nil, nil, key) == 1 else { return false }
+    return EVP_DigestVerify(ctx, signature, signature.count, message, message.count) == 1
+  }
+
+  private static func privateKey(_ seed: [UInt8]) throws -> OpaquePointer {
+    guard seed.count == seedSize else {
+      throw TsukuError(.usage, "invalid ed25519 private key: \(seed.count) bytes, expected \(seedSize)")
+    }
+    guard let key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, seed, seedSize) else {
+      throw opensslError("EVP_PKEY_new_raw_private_key")
+    }
+    return key
+  }
+}

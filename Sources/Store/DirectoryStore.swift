@@ -1,0 +1,238 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// The store layout in a local directory: the client cache, a mirror folder, an exported bundle.
+///
+/// Writes are atomic: each file is written under a temporary name in its final folder and
+/// renamed into place. A batch of blobs shares one durability point (one `syncfs` of the file
+/// system after all of them are renamed) instead of an fsync per blob; documents are then
+/// written one by one, each fsynced before its rename, `index.json` last. A crash can leave a
+/// blob that is not yet durable, but never an index that names it: reads re-hash, so such a
+/// blob is found corrupt and fetched again. Several processes may write at once: blob names
+/// are content hashes, and documents are written under an exclusive lock on `<root>/.lock`.
+public final class DirectoryStore: ObjectStore {
+  public let root: String
+  public var location: String { root }
+
+  /// Opens (without creating) the store rooted at `path`.
+  public init(path: String) {
+    var p = path
+    while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+    self.root = p
+  }
+
+  private func objectPath(_ id: ObjectID) -> String { root + "/" + id.path }
+
+  public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
+    let path = objectPath(id)
+    guard let data = try readFile(path, maxSize: maxSize, what: "blob '\(id.hex)'") else {
+      throw missing(id)
+    }
+    return try verified(data, as: id, maxSize: maxSize)
+  }
+
+  public func contains(_ id: ObjectID) throws -> Bool {
+    var st = stat()
+    return stat(objectPath(id), &st) == 0
+  }
+
+  public func list() throws -> [ObjectID] {
+    let base = root + "/objects/sha256"
+    let fm = FileManager.default
+    guard let fans = try? fm.contentsOfDirectory(atPath: base) else { return [] }
+    var out = [ObjectID]()
+    for fan in fans where fan.count == 2 {
+      for name in (try? fm.contentsOfDirectory(atPath: base + "/" + fan)) ?? [] {
+        if let id = ObjectID(hex: name), id.fanout == fan { out.append(id) }
+      }
+    }
+    return out.sorted()
+  }
+
+  public func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data? {
+    try readFile(root + "/" + name.path, maxSize: maxSize, what: "'\(name.path)'")
+  }
+
+  @discardableResult
+  public func apply(_ change: StoreChange) throws -> ApplyReport {
+    // A publisher that lost a race should write nothing at all: check before the blobs too
+    // (and again under the lock, before the documents).
+    if change.precondition != .none {
+      try checkPrecondition(change.precondition, current: try readDocument(.index, maxSize: Int.max), location: root)
+    }
+    try makeDirectory(root)
+    var report = ApplyReport()
+    let made = Mutex2()
+    for data in change.objects {
+      let id = SHA256.hash(data)
+      let path = objectPath(id)
+      var st = stat()
+      if stat(path, &st) == 0 && Int(st.st_size) == data.count {
+        report.objectsPresent += 1
+        continue
+      }
+      let dir = root + "/objects/sha256/" + id.fanout
+      if !made.seen(dir) { try makeDirectory(dir) }
+      try writeAtomically(data, to: path, durable: false)
+      report.objectsWritten += 1
+      report.bytesWritten += data.count
+    }
+    if report.objectsWritten > 0 { try syncFileSystem() }
+    let docs = change.orderedDocuments
+    if docs.isEmpty && change.precondition == .none { return report }
+    try withLock {
+      let current = try readDocument(.index, maxSize: Int.max)
+      try checkPrecondition(change.precondition, current: current, location: root)
+      for (name, data) in docs {
+        let path = root + "/" + name.path
+        try makeDirectory((path as NSString).deletingLastPathComponent)
+        try writeAtomically(data, to: path, durable: true)
+        report.documentsWritten += 1
+      }
+    }
+    return report
+  }
+
+  public func remove(_ ids: [ObjectID]) throws {
+    for id in ids {
+      if unlink(objectPath(id)) != 0 && errno != ENOENT {
+        throw TsukuError.io("cannot remove", objectPath(id), errno: errno)
+      }
+    }
+  }
+
+  /// Removes temporary files left by writers that crashed, older than `age` seconds.
+  public func sweepTemporaries(olderThan age: TimeInterval = 3600) {
+    let fm = FileManager.default
+    let base = root + "/objects/sha256"
+    let limit = Date().addingTimeInterval(-age)
+    for fan in (try? fm.contentsOfDirectory(atPath: base)) ?? [] {
+      for name in (try? fm.contentsOfDirectory(atPath: base + "/" + fan)) ?? [] where name.hasPrefix(".tmp-") {
+        let p = base + "/" + fan + "/" + name
+        if let d = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date, d < limit {
+          unlink(p)
+        }
+      }
+    }
+  }
+
+  // MARK: - file primitives
+
+  private func readFile(_ path: String, maxSize: Int, what: String) throws -> Data? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 {
+      if errno == ENOENT || errno == ENOTDIR { return nil }
+      throw TsukuError.io("cannot read", path, errno: errno)
+    }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
+    let size = Int(st.st_size)
+    if size > maxSize { throw tooLarge(what, size: size, max: maxSize) }
+    var data = Data(count: size)
+    var got = 0
+    try data.withUnsafeMutableBytes { buf in
+      while got < size {
+        let n = read(fd, buf.baseAddress! + got, size - got)
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw TsukuError.io("cannot read", path, errno: errno)
+        }
+        if n == 0 { break }
+        got += n
+      }
+    }
+    if got < size { data.count = got }
+    return data
+  }
+
+  private func writeAtomically(_ data: Data, to path: String, durable: Bool) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    let name = (path as NSString).lastPathComponent
+    let tmp = "\(dir)/.tmp-\(name.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    if fd < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
+    var ok = false
+    defer {
+      if !ok { unlink(tmp) }
+    }
+    do {
+      defer { close(fd) }
+      try data.withUnsafeBytes { buf in
+        var off = 0
+        while off < buf.count {
+          let n = write(fd, buf.baseAddress! + off, buf.count - off)
+          if n < 0 {
+            if errno == EINTR { continue }
+            throw TsukuError.io("cannot write", tmp, errno: errno)
+          }
+          off += n
+        }
+      }
+      if durable && fsync(fd) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
+    }
+    if rename(tmp, path) != 0 { throw TsukuError.io("cannot rename into", path, errno: errno) }
+    ok = true
+    if durable { syncDirectory(dir) }
+  }
+
+  private func syncDirectory(_ dir: String) {
+    let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if fd >= 0 {
+      fsync(fd)
+      close(fd)
+    }
+  }
+
+  /// One durability point for a batch of blobs.
+  private func syncFileSystem() throws {
+    let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if fd < 0 { throw TsukuError.io("cannot open", root, errno: errno) }
+    defer { close(fd) }
+    #if os(Linux)
+      if syncfs(fd) != 0 { throw TsukuError.io("cannot sync", root, errno: errno) }
+    #else
+      sync()
+    #endif
+  }
+
+  private func makeDirectory(_ path: String) throws {
+    var st = stat()
+    if stat(path, &st) == 0 { return }
+    do {
+      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+      var st2 = stat()
+      if stat(path, &st2) == 0 { return }  // another process made it first
+      throw TsukuError(.other, "cannot create directory '\(path)': \(error.localizedDescription)")
+    }
+  }
+
+  private func withLock<T>(_ body: () throws -> T) throws -> T {
+    let path = root + "/.lock"
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    if fd < 0 { throw TsukuError.io("cannot lock", path, errno: errno) }
+    defer { close(fd) }
+    while flock(fd, LOCK_EX) != 0 {
+      if errno != EINTR { throw TsukuError.io("cannot lock", path, errno: errno) }
+    }
+    defer { flock(fd, LOCK_UN) }
+    return try body()
+  }
+}
+
+#if os(Linux)
+  // glibc declares syncfs only under _GNU_SOURCE, which the Glibc module does not set.
+  @_silgen_name("syncfs") private func syncfs(_ fd: Int32) -> Int32
+#endif
+
+/// Remembers which folders this batch already made, so each is made once.
+private final class Mutex2 {
+  var dirs = Set<String>()
+  func seen(_ d: String) -> Bool { !dirs.insert(d).inserted }
+}

@@ -1,0 +1,469 @@
+// The only file that imports libgit2. Each C call goes raw call -> check -> Swift method.
+import CGit2
+import Foundation
+import Synchronization
+
+/// The store layout committed in a git repository, at its root or in a subfolder, read and
+/// written through libgit2 (never through a work tree).
+///
+/// - The ref (a branch, a tag, a commit sha or anything `git rev-parse` takes; nil for HEAD) is
+///   resolved once, when the store is opened: every read sees that commit's tree, however the
+///   repository moves afterwards. A branch name wins over a tag of the same name.
+/// - Blob sizes are checked against `maxSize` from the object header before a blob is loaded.
+/// - `apply` makes one commit per change on the branch (the named one, or HEAD's branch, which
+///   may be unborn: then the first commit creates it), committed by `tsuku registry
+///   <registry@tsuku.invalid>` with the change's message. It re-reads the branch tip, checks the
+///   precondition against that tip's `index.json`, and moves the branch with a compare-and-swap
+///   on that tip, so a concurrent publisher gets a `.conflict`. A change that alters nothing
+///   makes no commit. Afterwards this store reads the new commit. The work tree and the index
+///   of a non-bare repository are not touched: the commit lands on the branch, and
+///   `git checkout`/`git reset --hard` brings the files into the work tree.
+/// - `remove` is refused: history keeps every blob.
+public final class GitStore: ObjectStore {
+  /// libgit2's global state, set up once per process.
+  private static let libraryReady: Int32 = git_libgit2_init()
+
+  public let location: String
+  /// The repository path, absolute.
+  public let repositoryPath: String
+  /// The folder inside the repository that holds the layout; empty for its root.
+  public let subdirectory: String
+  /// The ref the store was opened at; nil for HEAD.
+  public let ref: String?
+  /// The full name (`refs/heads/...`) of the branch `apply` commits to; nil when the ref is
+  /// a tag, a commit or a detached HEAD.
+  public let branch: String?
+
+  private struct State {
+    let repo: Repository
+    var tip: Tip
+  }
+  private let state: Mutex<State>
+
+  /// Opens the repository at `repository` (a work tree or a bare repository; parent folders
+  /// are not searched) at `ref`, with the layout under `subdirectory`.
+  public init(repository: String, ref: String? = nil, subdirectory: String? = nil) throws {
+    _ = Self.libraryReady
+    let path = absolutePath(repository)
+    let sub = try normalizeSubdirectory(subdirectory ?? "", repository: path)
+    var loc = "git+file://" + path
+    if !sub.isEmpty { loc += "?dir=" + sub }
+    if let ref { loc += "#" + ref }
+    let repo = try Repository(path: path)
+    let (commit, branch) = try repo.resolve(ref)
+    self.location = loc
+    self.repositoryPath = path
+    self.subdirectory = sub
+    self.ref = ref
+    self.branch = branch
+    self.state = Mutex(State(repo: repo, tip: try repo.tip(commit)))
+  }
+
+  /// Creates an empty repository (no commits) whose HEAD names `branch`; returns its path.
+  @discardableResult
+  public static func createRepository(at path: String, bare: Bool = false, branch: String = "main")
+    throws -> String
+  {
+    _ = libraryReady
+    var opts = git_repository_init_options()
+    let version = UInt32(GIT_REPOSITORY_INIT_OPTIONS_VERSION)
+    try check(git_repository_init_options_init(&opts, version), "cannot create git repository '\(path)'")
+    opts.flags = GIT_REPOSITORY_INIT_MKPATH.rawValue | (bare ? GIT_REPOSITORY_INIT_BARE.rawValue : 0)
+    var repo: OpaquePointer?
+    try branch.withCString { head in
+      opts.initial_head = head
+      try check(git_repository_init_ext(&repo, path, &opts), "cannot create git repository '\(path)'")
+    }
+    git_repository_free(repo)
+    return absolutePath(path)
+  }
+
+  /// The commit the store reads, as 40 hex digits; empty while the branch has no commit.
+  public var commitID: String { state.withLock { $0.tip.commit.map(hex) ?? "" } }
+
+  /// The committer time of that commit; the epoch while the branch has no commit.
+  public var commitDate: Date { state.withLock { Date(timeIntervalSince1970: TimeInterval($0.tip.time)) } }
+
+  private func layoutPath(_ path: String) -> String { subdirectory.isEmpty ? path : subdirectory + "/" + path }
+
+  public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
+    let what = "blob '\(id.hex)'"
+    guard let data = try state.withLock({ try read($0.repo, $0.tip.tree, id.path, what, maxSize) }) else {
+      throw missing(id)
+    }
+    return try verified(data, as: id, maxSize: maxSize)
+  }
+
+  public func contains(_ id: ObjectID) throws -> Bool {
+    try state.withLock { s in
+      guard let tree = s.tip.tree else { return false }
+      return try s.repo.entry(tree, layoutPath(id.path))?.isBlob ?? false
+    }
+  }
+
+  public func list() throws -> [ObjectID] {
+    try state.withLock { s -> [ObjectID] in
+      guard let tree = s.tip.tree, let base = try s.repo.entry(tree, layoutPath("objects/sha256")),
+        base.isTree
+      else { return [] }
+      var out = [ObjectID]()
+      for fan in try s.repo.entries(of: base.oid) where fan.isTree && fan.name.utf8.count == 2 {
+        for blob in try s.repo.entries(of: fan.oid) where blob.isBlob {
+          if let id = ObjectID(hex: blob.name), id.fanout == fan.name { out.append(id) }
+        }
+      }
+      return out.sorted()
+    }
+  }
+
+  public func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data? {
+    try state.withLock { try read($0.repo, $0.tip.tree, name.path, "'\(name.path)'", maxSize) }
+  }
+
+  /// The bytes at a layout path in `tree`, nil when there are none. The size comes from the
+  /// object header, so an oversized blob is refused before it is loaded.
+  private func read(_ repo: Repository, _ tree: Tree?, _ path: String, _ what: String, _ maxSize: Int) throws -> Data? {
+    guard let tree, let entry = try repo.entry(tree, layoutPath(path)) else { return nil }
+    if !entry.isBlob { throw TsukuError(.integrity, "\(what) in '\(location)' is not a file in the git tree") }
+    let size = try repo.size(of: entry.oid)
+    if size > maxSize { throw tooLarge(what, size: size, max: maxSize) }
+    return try repo.blob(entry.oid)
+  }
+
+  @discardableResult
+  public func apply(_ change: StoreChange) throws -> ApplyReport {
+    let hashed = change.objects.map { (SHA256.hash($0), $0) }
+    return try state.withLock { s in
+      let branch = try publishBranch()
+      let (parent, base) = try s.repo.branchTip(branch)
+      let index = try read(s.repo, base, DocumentName.index.path, "'index.json'", .max)
+      try checkPrecondition(change.precondition, current: index, location: location)
+      var report = ApplyReport()
+      var files = [(String, git_oid)]()
+      var seen = Set<ObjectID>()
+      for (id, data) in hashed {
+        let path = layoutPath(id.path)
+        if !seen.insert(id).inserted {
+          report.objectsPresent += 1
+          continue
+        }
+        if let base, let old = try s.repo.entry(base, path), old.isBlob, same(old.oid, try s.repo.hash(data)) {
+          report.objectsPresent += 1
+          continue
+        }
+        files.append((path, try s.repo.createBlob(data)))
+        report.objectsWritten += 1
+        report.bytesWritten += data.count
+      }
+      for (name, data) in change.orderedDocuments {
+        files.append((layoutPath(name.path), try s.repo.createBlob(data)))
+        report.documentsWritten += 1
+      }
+      report.commit = try commit(&s, files, on: branch, parent: parent, base: base, message: change.message)
+      return report
+    }
+  }
+
+  public func remove(_ ids: [ObjectID]) throws {
+    if ids.isEmpty { return }
+    throw TsukuError(.usage, "the git store '\(location)' cannot remove blobs: history keeps every blob")
+  }
+
+  /// Test hook: commits raw bytes at layout paths (relative to the subfolder), bypassing every
+  /// check, as a careless or malicious committer would. Returns the commit.
+  @discardableResult
+  func commitRaw(_ files: [(String, Data)], message: String = "raw commit") throws -> String? {
+    try state.withLock { s in
+      let branch = try publishBranch()
+      let (parent, base) = try s.repo.branchTip(branch)
+      let blobs = try files.map { (layoutPath($0.0), try s.repo.createBlob($0.1)) }
+      return try commit(&s, blobs, on: branch, parent: parent, base: base, message: message)
+    }
+  }
+
+  private func publishBranch() throws -> String {
+    if let branch { return branch }
+    if let ref { throw TsukuError(.usage, "cannot publish to '\(location)': ref '\(ref)' is not a branch") }
+    throw TsukuError(.usage, "cannot publish to '\(location)': HEAD is detached, name a branch with '#BRANCH'")
+  }
+
+  /// Builds the tree, commits it on top of `parent` and moves the branch if it still points
+  /// there. Nil when the tree did not change (no commit is made).
+  private func commit(
+    _ s: inout State, _ files: [(String, git_oid)], on branch: String, parent: git_oid?, base: Tree?,
+    message: String
+  ) throws -> String? {
+    let split = files.map { (ArraySlice($0.0.split(separator: "/").map(String.init)), $0.1) }
+    let treeID = split.isEmpty ? nil : try s.repo.writeTree(base: base, files: split)
+    guard let treeID, base.map({ !same($0.oid, treeID) }) ?? true else {
+      s.tip = try s.repo.tip(parent)
+      return nil
+    }
+    let id = try s.repo.commit(tree: treeID, parent: parent, message: message)
+    let rc = s.repo.moveBranch(branch, to: id, from: parent, log: "tsuku: " + message)
+    if [GIT_EMODIFIED, GIT_EEXISTS, GIT_ELOCKED, GIT_ENOTFOUND].contains(where: { $0.rawValue == rc }) {
+      throw TsukuError(
+        .conflict,
+        "branch '\(branch)' in '\(repositoryPath)' moved while publishing; nothing was published, run it again")
+    }
+    try check(rc, "cannot update branch '\(branch)' in '\(repositoryPath)'")
+    s.tip = try s.repo.tip(id)
+    return hex(id)
+  }
+}
+
+// MARK: - libgit2 wrappers
+
+/// The last libgit2 error as one line.
+private func lastGitError() -> String {
+  guard let e = git_error_last(), let m = e.pointee.message else { return "unknown libgit2 error" }
+  return String(cString: m).split(whereSeparator: \.isNewline).joined(separator: " ")
+}
+
+private func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
+  if rc >= 0 { return }
+  throw TsukuError(.other, "\(what()): \(lastGitError())")
+}
+
+private func hex(_ oid: git_oid) -> String {
+  withUnsafePointer(to: oid) { String(cString: git_oid_tostr_s($0)) }
+}
+
+private func same(_ a: git_oid, _ b: git_oid) -> Bool {
+  withUnsafePointer(to: a) { pa in withUnsafePointer(to: b) { git_oid_equal(pa, $0) != 0 } }
+}
+
+/// A loaded git tree, freed with its owner.
+private final class Tree {
+  let pointer: OpaquePointer
+  let oid: git_oid
+  private let owner: Repository  // freed after its trees
+  init(_ pointer: OpaquePointer, owner: Repository) {
+    self.pointer = pointer
+    self.oid = git_tree_id(pointer).pointee
+    self.owner = owner
+  }
+  deinit { git_tree_free(pointer) }
+}
+
+/// The resolved commit and its tree; both nil while the branch is unborn.
+private struct Tip {
+  var commit: git_oid?
+  var tree: Tree?
+  var time: Int64
+}
+
+/// A tree entry, copied out of libgit2.
+private struct Entry {
+  var name: String
+  var oid: git_oid
+  var type: git_object_t
+  init(_ e: OpaquePointer) {
+    (name, oid, type) = (String(cString: git_tree_entry_name(e)), git_tree_entry_id(e).pointee, git_tree_entry_type(e))
+  }
+  var isBlob: Bool { type == GIT_OBJECT_BLOB }
+  var isTree: Bool { type == GIT_OBJECT_TREE }
+}
+
+/// One open repository and its object database. Not thread-safe: only used under the lock.
+private final class Repository {
+  let repo: OpaquePointer
+  let odb: OpaquePointer
+  let path: String
+
+  init(path: String) throws {
+    self.path = path
+    var r: OpaquePointer?
+    let flags = GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue
+    try check(git_repository_open_ext(&r, path, flags, nil), "cannot open git repository '\(path)'")
+    var o: OpaquePointer?
+    let rc = git_repository_odb(&o, r)
+    if rc < 0 { git_repository_free(r) }
+    try check(rc, "cannot open the objects of git repository '\(path)'")
+    (repo, odb) = (r!, o!)
+  }
+
+  deinit {
+    git_odb_free(odb)
+    git_repository_free(repo)
+  }
+
+  /// The commit `ref` names (nil: unborn) and the branch it is, if it is one.
+  func resolve(_ ref: String?) throws -> (git_oid?, String?) {
+    guard let ref else {
+      var head: OpaquePointer?
+      try check(git_reference_lookup(&head, repo, "HEAD"), "cannot read HEAD of '\(path)'")
+      defer { git_reference_free(head) }
+      if git_reference_type(head) == GIT_REFERENCE_SYMBOLIC, let target = git_reference_symbolic_target(head) {
+        let name = String(cString: target)
+        return (try branchTip(name).0, name.hasPrefix("refs/heads/") ? name : nil)
+      }
+      return (try peelToCommit("HEAD"), nil)
+    }
+    let full = ref.hasPrefix("refs/heads/") ? ref : "refs/heads/" + ref
+    var valid: Int32 = 0
+    try check(git_reference_name_is_valid(&valid, full), "cannot check ref '\(ref)'")
+    if valid == 1 {
+      var oid = git_oid()
+      if git_reference_name_to_id(&oid, repo, full) == 0 { return (try peelToCommit(full), full) }
+    }
+    var obj: OpaquePointer?
+    let rc = git_revparse_single(&obj, repo, ref)
+    git_object_free(obj)
+    if rc == 0 { return (try peelToCommit(ref), nil) }
+    if valid == 1 && git_repository_head_unborn(repo) == 1 { return (nil, full) }
+    if rc == GIT_ENOTFOUND.rawValue || rc == GIT_EINVALIDSPEC.rawValue {
+      throw TsukuError(.notFound, "ref '\(ref)' not found in '\(path)'")
+    }
+    try check(rc, "cannot resolve ref '\(ref)' in '\(path)'")
+    return (nil, nil)
+  }
+
+  private func peelToCommit(_ spec: String) throws -> git_oid {
+    var obj: OpaquePointer?
+    try check(git_revparse_single(&obj, repo, spec), "cannot resolve ref '\(spec)' in '\(path)'")
+    defer { git_object_free(obj) }
+    var commit: OpaquePointer?
+    try check(git_object_peel(&commit, obj, GIT_OBJECT_COMMIT), "ref '\(spec)' in '\(path)' does not name a commit")
+    defer { git_object_free(commit) }
+    return git_object_id(commit).pointee
+  }
+
+  /// The current tip of a branch, read now (nil for an unborn branch), and its tree.
+  func branchTip(_ branch: String) throws -> (git_oid?, Tree?) {
+    var oid = git_oid()
+    let rc = git_reference_name_to_id(&oid, repo, branch)
+    if rc == GIT_ENOTFOUND.rawValue { return (nil, nil) }
+    try check(rc, "cannot read branch '\(branch)' in '\(path)'")
+    return (oid, try tip(oid).tree)
+  }
+
+  func tip(_ commit: git_oid?) throws -> Tip {
+    guard var oid = commit else { return Tip(commit: nil, tree: nil, time: 0) }
+    var c: OpaquePointer?
+    try check(git_commit_lookup(&c, repo, &oid), "cannot read commit '\(hex(oid))' in '\(path)'")
+    defer { git_commit_free(c) }
+    var t: OpaquePointer?
+    try check(git_commit_tree(&t, c), "cannot read the tree of commit '\(hex(oid))' in '\(path)'")
+    return Tip(commit: oid, tree: Tree(t!, owner: self), time: Int64(git_commit_time(c)))
+  }
+
+  /// The entry at `path` in `tree`; nil when there is none.
+  func entry(_ tree: Tree, _ path: String) throws -> Entry? {
+    var e: OpaquePointer?
+    let rc = git_tree_entry_bypath(&e, tree.pointer, path)
+    if rc == GIT_ENOTFOUND.rawValue { return nil }
+    try check(rc, "cannot read '\(path)' in '\(self.path)'")
+    defer { git_tree_entry_free(e) }
+    return Entry(e!)
+  }
+
+  /// The entries of the tree `oid`.
+  func entries(of oid: git_oid) throws -> [Entry] {
+    var id = oid
+    var t: OpaquePointer?
+    try check(git_tree_lookup(&t, repo, &id), "cannot read tree '\(hex(oid))' in '\(path)'")
+    defer { git_tree_free(t) }
+    return (0..<git_tree_entrycount(t)).compactMap { git_tree_entry_byindex(t, $0).map(Entry.init) }
+  }
+
+  /// The size of an object, from its header (the object is not loaded).
+  func size(of id: git_oid) throws -> Int {
+    var oid = id
+    var size = 0
+    var type = GIT_OBJECT_INVALID
+    try check(git_odb_read_header(&size, &type, odb, &oid), "cannot read object '\(hex(id))' in '\(path)'")
+    return size
+  }
+
+  func blob(_ id: git_oid) throws -> Data {
+    var oid = id
+    var blob: OpaquePointer?
+    try check(git_blob_lookup(&blob, repo, &oid), "cannot read blob '\(hex(id))' in '\(path)'")
+    defer { git_blob_free(blob) }
+    let count = Int(git_blob_rawsize(blob))
+    guard count > 0, let bytes = git_blob_rawcontent(blob) else { return Data() }
+    return Data(bytes: bytes, count: count)
+  }
+
+  /// The git id the bytes would have as a blob, without writing them.
+  func hash(_ data: Data) throws -> git_oid {
+    var oid = git_oid()
+    try data.withUnsafeBytes { buf in
+      try check(git_odb_hash(&oid, buf.baseAddress, buf.count, GIT_OBJECT_BLOB), "cannot hash a blob")
+    }
+    return oid
+  }
+
+  func createBlob(_ data: Data) throws -> git_oid {
+    var oid = git_oid()
+    try data.withUnsafeBytes { buf in
+      try check(git_blob_create_from_buffer(&oid, repo, buf.baseAddress, buf.count), "cannot write a blob to '\(path)'")
+    }
+    return oid
+  }
+
+  /// Writes `base` with `files` (path components, blob) put in, one tree builder per changed
+  /// folder, so the cost follows the change, not the size of the store.
+  func writeTree(base: Tree?, files: [(ArraySlice<String>, git_oid)]) throws -> git_oid {
+    var bld: OpaquePointer?
+    try check(git_treebuilder_new(&bld, repo, base?.pointer), "cannot build a tree in '\(path)'")
+    defer { git_treebuilder_free(bld) }
+    let groups = Dictionary(grouping: files, by: { $0.0.first ?? "" })
+    for (name, group) in groups {
+      let what = "cannot add '\(name)' to a tree in '\(path)'"
+      for (parts, var oid) in group where parts.count == 1 {
+        try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_BLOB), what)
+      }
+      let deeper = group.filter { $0.0.count > 1 }.map { ($0.0.dropFirst(), $0.1) }
+      if deeper.isEmpty { continue }
+      var sub: Tree?
+      if let base, let e = git_tree_entry_byname(base.pointer, name), git_tree_entry_type(e) == GIT_OBJECT_TREE {
+        var t: OpaquePointer?
+        try check(git_tree_lookup(&t, repo, git_tree_entry_id(e)), "cannot read folder '\(name)' in '\(path)'")
+        sub = Tree(t!, owner: self)
+      }
+      var oid = try writeTree(base: sub, files: deeper)
+      try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
+    }
+    var out = git_oid()
+    try check(git_treebuilder_write(&out, bld), "cannot write a tree to '\(path)'")
+    return out
+  }
+
+  /// Writes a commit of `tree` on `parent` by tsuku registry, without moving any ref.
+  func commit(tree: git_oid, parent: git_oid?, message: String) throws -> git_oid {
+    var sig: UnsafeMutablePointer<git_signature>?
+    try check(git_signature_now(&sig, "tsuku registry", "registry@tsuku.invalid"), "cannot make a commit signature")
+    defer { git_signature_free(sig) }
+    var treeID = tree
+    var t: OpaquePointer?
+    try check(git_tree_lookup(&t, repo, &treeID), "cannot read tree '\(hex(tree))' in '\(path)'")
+    defer { git_tree_free(t) }
+    var parents: [OpaquePointer?] = []
+    defer { for p in parents { git_commit_free(p) } }
+    if var p = parent {
+      var c: OpaquePointer?
+      try check(git_commit_lookup(&c, repo, &p), "cannot read commit '\(hex(p))' in '\(path)'")
+      parents.append(c)
+    }
+    let text = message.hasSuffix("\n") ? message : message + "\n"
+    var out = git_oid()
+    try parents.withUnsafeMutableBufferPointer { ps in
+      try check(
+        git_commit_create(&out, repo, nil, sig, sig, nil, text, t, ps.count, ps.baseAddress),
+        "cannot commit to '\(path)'")
+    }
+    return out
+  }
+
+  /// Points `branch` at `id` if it still points at `old` (or, for nil, does not exist yet).
+  /// Returns libgit2's code: `GIT_EMODIFIED`/`GIT_EEXISTS`/`GIT_ELOCKED` mean someone moved it.
+  func moveBranch(_ branch: String, to id: git_oid, from old: git_oid?, log: String) -> Int32 {
+    var new = id
+    var ref: OpaquePointer?
+    defer { git_reference_free(ref) }
+    guard var old else { return git_reference_create(&ref, repo, branch, &new, 0, log) }
+    return git_reference_create_matching(&ref, repo, branch, &new, 1, &old, log)
+  }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Synchronization
+
+/// The reference backend: everything in memory, behind one lock. Tests use it as the model
+/// the other backends must agree with.
+public final class MemoryStore: ObjectStore {
+  private struct State {
+    var objects: [ObjectID: Data] = [:]
+    var documents: [DocumentName: Data] = [:]
+  }
+  private let state = Mutex(State())
+  public let location: String
+
+  public init(location: String = "memory:") { self.location = location }
+
+  public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
+    guard let data = state.withLock({ $0.objects[id] }) else { throw missing(id) }
+    return try verified(data, as: id, maxSize: maxSize)
+  }
+
+  public func contains(_ id: ObjectID) throws -> Bool { state.withLock { $0.objects[id] != nil } }
+
+  public func list() throws -> [ObjectID] { state.withLock { Array($0.objects.keys) }.sorted() }
+
+  public func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data? {
+    guard let data = state.withLock({ $0.documents[name] }) else { return nil }
+    if data.count > maxSize { throw tooLarge("'\(name.path)'", size: data.count, max: maxSize) }
+    return data
+  }
+
+  @discardableResult
+  public func apply(_ change: StoreChange) throws -> ApplyReport {
+    let hashed = change.objects.map { (SHA256.hash($0), $0) }
+    return try state.withLock { s in
+      try checkPrecondition(change.precondition, current: s.documents[.index], location: location)
+      var report = ApplyReport()
+      for (id, data) in hashed {
+        if s.objects[id] != nil {
+          report.objectsPresent += 1
+        } else {
+          s.objects[id] = data
+          report.objectsWritten += 1
+          report.bytesWritten += data.count
+        }
+      }
+      for (name, data) in change.orderedDocuments {
+        s.documents[name] = data
+        report.documentsWritten += 1
+      }
+      return report
+    }
+  }
+
+  public func remove(_ ids: [ObjectID]) throws {
+    state.withLock { s in for id in ids { s.objects[id] = nil } }
+  }
+
+  /// Test hook: replaces a blob's bytes without renaming it, as a corrupt disk or a lying
+  /// server would.
+  public func tamper(_ id: ObjectID, with data: Data) {
+    state.withLock { $0.objects[id] = data }
+  }
+
+  /// Test hook: replaces a document's bytes.
+  public func setDocument(_ name: DocumentName, _ data: Data?) {
+    state.withLock { $0.documents[name] = data }
+  }
+}
+
+/// Checks a change's precondition against the current `index.json` bytes.
+func checkPrecondition(_ p: StoreChange.Precondition, current: Data?, location: String) throws {
+  switch p {
+  case .none: return
+  case .indexAbsent:
+    if current != nil {
+      throw TsukuError(.conflict, "'\(location)' already has an index.json; someone published first")
+    }
+  case .indexHash(let expected):
+    let actual = current.map { SHA256.hash($0) }
+    if actual != expected {
+      throw TsukuError(
+        .conflict,
+        "index.json in '\(location)' changed while publishing (expected '\(expected.hex.prefix(12))', found '\(actual?.hex.prefix(12) ?? "none")'); nothing was published, run it again"
+      )
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import Foundation
+
+/// A mutable, named document of the store layout. Only these names exist besides the blobs, so
+/// no caller can make a backend read or write any other path.
+public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
+  /// `index.json`: the signed envelope, the only name whose content changes.
+  case index
+  /// `root/<N>.root.json`: root version N of the trust chain (immutable once written).
+  case root(Int)
+
+  /// The path inside the layout.
+  public var path: String {
+    switch self {
+    case .index: "index.json"
+    case .root(let n): "root/\(n).root.json"
+    }
+  }
+
+  public var description: String { path }
+
+  /// Parses a layout path back into a name; nil for anything that is not one.
+  public init?(path: String) {
+    if path == "index.json" {
+      self = .index
+      return
+    }
+    guard path.hasPrefix("root/"), path.hasSuffix(".root.json") else { return nil }
+    let digits = path.dropFirst(5).dropLast(10)
+    guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+      digits.first != "0", let n = Int(digits)
+    else { return nil }
+    self = .root(n)
+  }
+}
+
+/// What a publisher or a sync writes in one go. Blobs first, then documents, `index.json` last,
+/// so a reader never sees an index that names a blob the store lacks.
+public struct StoreChange: Sendable {
+  /// What `index.json` must be before the change is applied; otherwise the store refuses
+  /// with a `.conflict` error. This is how a publisher that lost a race finds out.
+  public enum Precondition: Sendable, Equatable {
+    case none
+    case indexAbsent
+    case indexHash(ObjectID)
+  }
+
+  public var objects: [Data]
+  public var documents: [(DocumentName, Data)]
+  public var precondition: Precondition
+  /// A one-line description, used as the commit message by the git backend.
+  public var message: String
+
+  public init(
+    objects: [Data] = [], documents: [(DocumentName, Data)] = [], precondition: Precondition = .none,
+    message: String = "update registry"
+  ) {
+    self.objects = objects
+    self.documents = documents
+    self.precondition = precondition
+    self.message = message
+  }
+
+  /// Documents in write order: every root before `index.json`.
+  public var orderedDocuments: [(DocumentName, Data)] {
+    documents.filter { $0.0 != .index } + documents.filter { $0.0 == .index }
+  }
+}
+
+/// What applying a change did.
+public struct ApplyReport: Sendable, Equatable {
+  public var objectsWritten = 0
+  public var objectsPresent = 0
+  public var bytesWritten = 0
+  public var documentsWritten = 0
+  /// The commit made, for backends that make one (git).
+  public var commit: String?
+  public init() {}
+}
+
+/// One content-addressed store, whatever holds it: a directory, a git history, memory (and a
+/// bucket). Every backend has the same layout and the same behaviour:
+///
+/// - `get` returns the bytes of a blob only if they hash to its name and are no longer than
+///   `maxSize` (the size the signed index declares); otherwise it throws `.integrity`.
+///   An absent blob throws `.notFound`.
+/// - Writes go through `apply`, which is atomic per name and writes `index.json` last.
+/// - No backend is trusted: callers verify documents against signatures, and blobs are
+///   verified here against their names.
+public protocol ObjectStore: AnyObject, Sendable {
+  /// The URL or path this store was opened from, for messages.
+  var location: String { get }
+
+  /// The verified bytes of a blob.
+  func get(_ id: ObjectID, maxSize: Int) throws -> Data
+
+  /// Whether the store holds a blob by that name (without verifying it).
+  func contains(_ id: ObjectID) throws -> Bool
+
+  /// Every blob name the store holds.
+  func list() throws -> [ObjectID]
+
+  /// The bytes of a document, or nil if the store has none by that name. Bytes beyond
+  /// `maxSize` are refused with `.integrity` before anything is parsed.
+  func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data?
+
+  /// Writes the blobs the store lacks, then the documents, `index.json` last.
+  @discardableResult
+  func apply(_ change: StoreChange) throws -> ApplyReport
+
+  /// Deletes blobs (a corrupt cached copy, an evicted or revoked one). Absent ones are ignored.
+  func remove(_ ids: [ObjectID]) throws
+}
+
+extension ObjectStore {
+  /// Fetches many blobs; a backend that can overlap requests overrides this. Missing blobs are
+  /// left out of the result; a corrupt one throws.
+  public func getMany(_ wanted: [(ObjectID, Int)]) throws -> [ObjectID: Data] {
+    var out = [ObjectID: Data]()
+    for (id, max) in wanted {
+      do { out[id] = try get(id, maxSize: max) } catch let e as TsukuError where e.code == .notFound { continue }
+    }
+    return out
+  }
+
+  /// The error every backend throws for a blob whose bytes do not hash to its name.
+  public func corrupt(_ id: ObjectID, actual: ObjectID) -> TsukuError {
+    TsukuError(
+      .integrity, "blob '\(id.hex)' from '\(location)' is corrupt: its bytes hash to '\(actual.hex)'")
+  }
+
+  public func missing(_ id: ObjectID) -> TsukuError {
+    TsukuError(.notFound, "blob '\(id.hex)' not found in '\(location)'")
+  }
+
+  public func tooLarge(_ what: String, size: Int, max: Int) -> TsukuError {
+    TsukuError(.integrity, "\(what) from '\(location)' is \(size) bytes, more than the \(max) allowed")
+  }
+
+  /// Verifies bytes against a name and a declared size; shared by every backend.
+  public func verified(_ data: Data, as id: ObjectID, maxSize: Int) throws -> Data {
+    if data.count > maxSize { throw tooLarge("blob '\(id.hex)'", size: data.count, max: maxSize) }
+    let actual = SHA256.hash(data)
+    if actual != id { throw corrupt(id, actual: actual) }
+    return data
+  }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Store
+
+/// What `tsuku verify` found.
+public struct CacheReport: Sendable, Codable {
+  public var index_version: Int?
+  public var index_ok: Bool
+  public var index_error: String?
+  public var blobs_checked: Int
+  public var bytes_checked: Int
+  public var corrupt: [String]
+  public var missing: [String]
+}
+
+extension Client {
+  /// Re-hashes every cached blob and re-verifies the cached index against the trusted root.
+  /// Corrupt blobs are removed (a later read fetches them again) and listed.
+  public func verifyCache() throws -> CacheReport {
+    let cache = home.cache
+    var report = CacheReport(
+      index_version: nil, index_ok: false, index_error: nil, blobs_checked: 0, bytes_checked: 0, corrupt: [], missing: [])
+    for id in try cache.list() {
+      report.blobs_checked += 1
+      do {
+        report.bytes_checked += try cache.get(id, maxSize: Int.max).count
+      } catch let e as TsukuError where e.code == .integrity {
+        report.corrupt.append(id.hex)
+        try? cache.remove([id])
+        warn(e.message + "; removed it")
+      }
+    }
+    if let bytes = try cache.readDocument(.index, maxSize: Limits.indexFile) {
+      do {
+        let (root, state) = try trust()
+        let v = try IndexVerifier.verify(bytes, root: root, state: state, now: now, source: home.cacheDir)
+        report.index_version = v.index.version
+        report.index_ok = true
+        // Everything the index pins should be here after a full sync.
+        let wanted = [v.index.tree]
+        for r in wanted where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
+      } catch let e as TsukuError {
+        report.index_error = e.message
+      }
+    } else {
+      report.index_error = "no index.json in the cache"
+    }
+    return report
+  }
+}
+
+/// The registry this build knows without any configuration: the project's own
+/// `registry-index/` read through git, and the root built into the binary.
+public enum DefaultRegistry {
+  /// The checkout this binary was built from (three folders above this source file).
+  static let checkout: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+  }()
+
+  /// `TSUKU_DEFAULT_SOURCE`, else `git+file://<checkout>?dir=registry-index/store`.
+  public static func source(_ env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    if let s = env["TSUKU_DEFAULT_SOURCE"], !s.isEmpty { return s }
+    return "git+file://\(checkout)?dir=registry-index/store"
+  }
+
+  /// The trusted root of the default registry, built into the binary.
+  public static func root() throws -> TrustedRoot {
+    guard let bytes = Data(base64Encoded: EmbeddedRoot.base64) else {
+      throw TsukuError(.other, "the root built into this binary is damaged")
+    }
+    return try TrustedRoot(anchor: bytes, what: "the root built into tsuku")
+  }
+}
+
+/// Which sources a command uses.
+public enum SourceList {
+  /// `TSUKU_SOURCES` (comma or pipe separated; `off` means none), else `TSUKU_REGISTRY_URL`
+  /// as a one-source list, else the configured sources, else the default registry.
+  public static func resolve(env: [String: String], config: Config?, offline: Bool) -> [String] {
+    if offline { return [] }
+    if let s = env["TSUKU_SOURCES"], !s.trimmingCharacters(in: .whitespaces).isEmpty {
+      if s.trimmingCharacters(in: .whitespaces) == "off" { return [] }
+      return s.split(whereSeparator: { $0 == "," || $0 == "|" }).map { $0.trimmingCharacters(in: .whitespaces) }
+        .filter { !$0.isEmpty }
+    }
+    if let u = env["TSUKU_REGISTRY_URL"], !u.isEmpty { return [u] }
+    if let c = config, !c.sources.isEmpty { return c.sources }
+    return [DefaultRegistry.source(env)]
+  }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import Store
+
+/// Keys and threshold of one role.
+public struct RoleKeys: Codable, Hashable, Sendable {
+  public var keyids: [String]
+  public var threshold: Int
+  public init(keyids: [String], threshold: Int) {
+    self.keyids = keyids
+    self.threshold = threshold
+  }
+}
+
+/// The root document: which keys may sign for which role, and how many must.
+public struct RootPayload: Codable, Hashable, Sendable {
+  public var format: Int
+  public var type: String
+  public var version: Int
+  public var expires: String
+  public var keys: [String: PublicKey]
+  public var roles: [String: RoleKeys]
+
+  public init(version: Int, expires: Date, keys: [PublicKey], roles: [Role: RoleKeys]) {
+    format = Format.current
+    type = DocumentType.root.rawValue
+    self.version = version
+    self.expires = Timestamp.format(expires)
+    self.keys = Dictionary(keys.map { ($0.keyID, $0) }, uniquingKeysWith: { a, _ in a })
+    self.roles = Dictionary(uniqueKeysWithValues: roles.map { ($0.key.rawValue, $0.value) })
+  }
+
+  public var expiryDate: Date? { Timestamp.parse(expires) }
+
+  /// Parses and checks the shape: format, type, every role present with a sane threshold.
+  public static func parse(_ bytes: Data, what: String) throws -> RootPayload {
+    let r = try JSON.decode(RootPayload.self, bytes, what: what)
+    try checkFormat(r.format, what)
+    guard r.type == DocumentType.root.rawValue else {
+      throw TsukuError(.integrity, "\(what) has type '\(r.type)', expected 'root'")
+    }
+    guard r.expiryDate != nil else { throw TsukuError(.integrity, "\(what) has an invalid expiry '\(r.expires)'") }
+    for role in Role.allCases {
+      guard let rk = r.roles[role.rawValue] else { throw TsukuError(.integrity, "\(what) has no '\(role.rawValue)' role") }
+      if rk.threshold < 1 || rk.threshold > rk.keyids.count {
+        throw TsukuError(
+          .integrity, "\(what) sets the '\(role.rawValue)' threshold to \(rk.threshold) with \(rk.keyids.count) keys")
+      }
+    }
+    return r
+  }
+}
+
+/// A `{sha256, size}` pin of one blob.
+public struct BlobRef: Codable, Hashable, Sendable {
+  public var sha256: ObjectID
+  public var size: Int
+  public init(sha256: ObjectID, size: Int) {
+    self.sha256 = sha256
+    self.size = size
+  }
+  public init(of data: Data) { self.init(sha256: SHA256.hash(data), size: data.count) }
+}
+
+/// The signed index section: pins the index tree.
+public struct IndexPayload: Codable, Hashable, Sendable {
+  public var format: Int
+  public var type: String
+  public var version: Int
+  public var expires: String
+  public var published: String
+  public var tree: BlobRef
+  public var recipes: Int
+  public var golden: Int
+
+  public var expiryDate: Date? { Timestamp.parse(expires) }
+
+  public static func parse(_ bytes: Data, what: String) throws -> IndexPayload {
+    let p = try JSON.decode(IndexPayload.self, bytes, what: what)
+    try checkFormat(p.format, what)
+    guard p.type == DocumentType.index.rawValue else {
+      throw TsukuError(.integrity, "\(what) has type '\(p.type)', expected 'index'")
+    }
+    guard p.expiryDate != nil else { throw TsukuError(.integrity, "\(what) has an invalid expiry '\(p.expires)'") }
+    return p
+  }
+}
+
+/// The signed revocation section: pins the revocation list.
+public struct RevocationPayload: Codable, Hashable, Sendable {
+  public var format: Int
+  public var type: String
+  public var version: Int
+  public var expires: String
+  public var list: BlobRef
+
+  public var expiryDate: Date? { Timestamp.parse(expires) }
+
+  public static func parse(_ bytes: Data, what: String) throws -> RevocationPayload {
+    let p = try JSON.decode(RevocationPayload.self, bytes, what: what)
+    try checkFormat(p.format, what)
+    guard p.type == DocumentType.revocation.rawValue else {
+      throw TsukuError(.integrity, "\(what) has type '\(p.type)', expected 'revocation'")
+    }
+    guard p.expiryDate != nil else { throw TsukuError(.integrity, "\(what) has an invalid expiry '\(p.expires)'") }
+    return p
+  }
+}
+
+/// The revocation list blob: hashes and keys that must never be used again.
+public struct RevocationList: Codable, Hashable, Sendable {
+  public struct Hash: Codable, Hashable, Sendable {
+    public var sha256: ObjectID
+    public var reason: String
+    public var revoked_at: String
+    public var by: String
+  }
+  public struct Key: Codable, Hashable, Sendable {
+    public var keyid: String
+    public var reason: String
+    public var revoked_at: String
+    public var by: String
+  }
+  public var format: Int
+  public var type: String
+  public var hashes: [Hash]
+  public var keys: [Key]
+
+  public static let empty = RevocationList(format: Format.current, type: "revocation-list", hashes: [], keys: [])
+
+  public static func parse(_ bytes: Data, what: String) throws -> RevocationList {
+    let l = try JSON.decode(RevocationList.self, bytes, what: what)
+    try checkFormat(l.format, what)
+    guard l.type == "revocation-list" else { throw TsukuError(.integrity, "\(what) has type '\(l.type)'") }
+    return l
+  }
+}
+
+/// `index.json`: the only mutable name. Two independently signed sections and the current
+/// root version. Only the sections are signed; the envelope fields are hints checked against
+/// them.
+public struct IndexFile: Codable, Hashable, Sendable {
+  public var format: Int
+  public var root_version: Int
+  public var index: Envelope
+  public var revocation: Envelope?
+
+  public init(rootVersion: Int, index: Envelope, revocation: Envelope?) {
+    format = Format.current
+    root_version = rootVersion
+    self.index = index
+    self.revocation = revocation
+  }
+
+  public static func parse(_ bytes: Data, what: String) throws -> IndexFile {
+    if bytes.count > Limits.indexFile {
+      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.indexFile) allowed")
+    }
+    // Read the format first, so a newer layout gets the upgrade message, not a parse error.
+    struct Probe: Decodable { var format: Int }
+    let probe = try JSON.decode(Probe.self, bytes, what: what)
+    try checkFormat(probe.format, what)
+    let f = try JSON.decode(IndexFile.self, bytes, what: what)
+    if f.root_version < 1 { throw TsukuError(.integrity, "\(what) names root version \(f.root_version)") }
+    return f
+  }
+
+  public var bytes: Data { JSON.encode(self, pretty: true) + Data("\n".utf8) }
+}
+
+/// One golden file of a recipe.
+public struct GoldenRef: Codable, Hashable, Sendable {
+  public var platform: String
+  public var version: String
+  public var sha256: ObjectID
+  public var size: Int
+}
+
+/// Whether a recipe belongs to the critical set (embedded, never evicted) or the community.
+public enum Category: String, Codable, Sendable {
+  case critical, community
+}
+
+/// One recipe in the index, with everything list, search and info need.
+public struct IndexEntry: Codable, Hashable, Sendable {
+  public var name: String
+  public var category: Category
+  public var recipe: BlobRef
+  public var golden: [GoldenRef]
+  public var description: String
+  public var homepage: String
+  public var type: String
+  public var dependencies: [String]
+  public var runtime_dependencies: [String]
+  public var source_commit: String?
+}
+
+/// One shard of the index: the entries whose name hashes to its prefix.
+public struct IndexShard: Codable, Hashable, Sendable {
+  public var format: Int
+  public var type: String
+  public var prefix: String
+  public var entries: [IndexEntry]
+
+  public static func parse(_ bytes: Data, what: String) throws -> IndexShard {
+    let s = try JSON.decode(IndexShard.self, bytes, what: what)
+    try checkFormat(s.format, what)
+    guard s.type == "index-shard" else { throw TsukuError(.integrity, "\(what) has type '\(s.type)'") }
+    return s
+  }
+}
+
+/// The index tree: the shards, keyed by the leading hex digits of the SHA-256 of a name.
+public struct IndexTree: Codable, Hashable, Sendable {
+  public struct Shard: Codable, Hashable, Sendable {
+    public var prefix: String
+    public var sha256: ObjectID
+    public var size: Int
+    public var entries: Int
+  }
+  public var format: Int
+  public var type: String
+  public var prefix_length: Int
+  public var shards: [Shard]
+
+  public static func parse(_ bytes: Data, what: String) throws -> IndexTree {
+    let t = try JSON.decode(IndexTree.self, bytes, what: what)
+    try checkFormat(t.format, what)
+    guard t.type == "index-tree" else { throw TsukuError(.integrity, "\(what) has type '\(t.type)'") }
+    guard (1...4).contains(t.prefix_length) else {
+      throw TsukuError(.integrity, "\(what) has prefix length \(t.prefix_length)")
+    }
+    return t
+  }
+
+  /// The shard prefix of a recipe name.
+  public static func prefix(of name: String, length: Int) -> String {
+    String(SHA256.hash(name).hex.prefix(length))
+  }
+
+  public func shard(for name: String) -> Shard? {
+    let p = IndexTree.prefix(of: name, length: prefix_length)
+    return shards.first { $0.prefix == p }
+  }
+}
+
+/// Encoding of signed documents, shared by the CLI and tests.
+public enum RootDocuments {
+  public static func encode<T: Encodable>(_ v: T) -> Data { JSON.encode(v) }
+  /// An envelope as a file: pretty JSON and a final newline.
+  public static func encode(_ env: Envelope) -> Data { JSON.encode(env, pretty: true) + Data("\n".utf8) }
+}

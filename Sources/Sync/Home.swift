@@ -1,0 +1,162 @@
+import Foundation
+import Store
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `$TSUKU_HOME` (default `~/.tsuku`): all client state.
+///
+/// ```
+/// config.toml      sources (written by `tsuku init`)
+/// trust/root.json  the current trusted root (exact envelope bytes)
+/// trust/state.json highest index and revocation versions seen
+/// cache/           a directory store: index.json + objects/sha256/…
+/// cache/meta.json  when and from where the cache was last synced
+/// lock             held while a command changes state
+/// ```
+/// Trust lives outside `cache/`, so clearing the cache never rolls trust back.
+public struct Home: Sendable {
+  public let path: String
+  public init(path: String) { self.path = path }
+
+  /// `TSUKU_HOME`, else `~/.tsuku`.
+  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Home {
+    if let h = env["TSUKU_HOME"], !h.isEmpty { return Home(path: h) }
+    let base = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+    return Home(path: base + "/.tsuku")
+  }
+
+  public var configPath: String { path + "/config.toml" }
+  public var trustDir: String { path + "/trust" }
+  public var cacheDir: String { path + "/cache" }
+  public var cache: DirectoryStore { DirectoryStore(path: cacheDir) }
+
+  // MARK: config
+
+  /// The configured sources and whether `tsuku init` chose a root, or nil before `init`.
+  public func readConfig() throws -> Config? {
+    guard let data = FileManager.default.contents(atPath: configPath) else { return nil }
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw TsukuError(.usage, "'\(configPath)' is not UTF-8 text")
+    }
+    let parsed = Result { () throws(TOMLError) in try TOML.parse(text) }
+    guard case .success(let table) = parsed else {
+      if case .failure(let e) = parsed { throw TsukuError(.usage, "'\(configPath)': line \(e.line): \(e.message)") }
+      return nil
+    }
+    var c = Config()
+    if case .array(let list)? = table["sources"] {
+      c.sources = list.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+    }
+    return c
+  }
+
+  public func writeConfig(_ c: Config) throws {
+    try makeDirectory(path)
+    var text = "# written by 'tsuku init'; TSUKU_SOURCES overrides sources for one command\n"
+    text += "sources = [\n" + c.sources.map { "  \"\(escape($0))\",\n" }.joined() + "]\n"
+    try writeFileAtomically(Data(text.utf8), to: configPath)
+  }
+
+  private func escape(_ s: String) -> String {
+    s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+  }
+
+  // MARK: trust
+
+  /// The trusted root and state, or nil when this home has trusted nothing yet.
+  public func loadTrust() throws -> (TrustedRoot, TrustState)? {
+    let rootPath = trustDir + "/root.json"
+    guard let bytes = FileManager.default.contents(atPath: rootPath) else { return nil }
+    let root = try TrustedRoot(anchor: bytes, what: "trusted root '\(rootPath)'")
+    var state = TrustState()
+    if let s = FileManager.default.contents(atPath: trustDir + "/state.json") {
+      state = try JSON.decode(TrustState.self, s, what: "'\(trustDir)/state.json'")
+    }
+    return (root, state)
+  }
+
+  /// Saves trust; fails closed (throws) when the state directory cannot be written.
+  public func saveTrust(root: TrustedRoot, state: TrustState) throws {
+    try makeDirectory(trustDir)
+    try writeFileAtomically(root.bytes, to: trustDir + "/root.json")
+    try writeFileAtomically(JSON.encode(state, pretty: true), to: trustDir + "/state.json")
+  }
+
+  // MARK: cache metadata
+
+  public struct CacheMeta: Codable, Sendable {
+    public var synced_at: String
+    public var source: String
+    public var index_version: Int
+  }
+
+  public func readCacheMeta() -> CacheMeta? {
+    FileManager.default.contents(atPath: cacheDir + "/meta.json").flatMap {
+      try? JSONDecoder().decode(CacheMeta.self, from: $0)
+    }
+  }
+
+  public func writeCacheMeta(_ m: CacheMeta) throws {
+    try makeDirectory(cacheDir)
+    try writeFileAtomically(JSON.encode(m, pretty: true), to: cacheDir + "/meta.json")
+  }
+
+  // MARK: locking and files
+
+  /// Runs `body` holding an exclusive lock on `$TSUKU_HOME/lock`, so concurrent commands that
+  /// change state take turns.
+  public func withLock<T>(_ body: () throws -> T) throws -> T {
+    try makeDirectory(path)
+    let lockPath = path + "/lock"
+    let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    if fd < 0 { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    while flock(fd, LOCK_EX) != 0 {
+      if errno != EINTR { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+    }
+    defer { flock(fd, LOCK_UN) }
+    return try body()
+  }
+
+  func makeDirectory(_ p: String) throws {
+    do { try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) } catch {
+      throw TsukuError(.other, "cannot create directory '\(p)': \(error.localizedDescription)")
+    }
+  }
+}
+
+/// The settings `tsuku init` writes.
+public struct Config: Sendable, Equatable {
+  public var sources: [String] = []
+  public init(sources: [String] = []) { self.sources = sources }
+}
+
+/// Writes a whole file under a temporary name, fsyncs it and renames it into place.
+public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+  let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+  let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+  if fd < 0 { throw TsukuError(.other, "cannot write '\(path)': \(String(cString: strerror(errno)))") }
+  let ok = data.withUnsafeBytes { buf -> Bool in
+    var off = 0
+    while off < buf.count {
+      let n = write(fd, buf.baseAddress! + off, buf.count - off)
+      if n < 0 { if errno == EINTR { continue } else { return false } }
+      off += n
+    }
+    return fsync(fd) == 0
+  }
+  let e = errno
+  close(fd)
+  if !ok || rename(tmp, path) != 0 {
+    let e2 = ok ? errno : e
+    unlink(tmp)
+    throw TsukuError(.other, "cannot write '\(path)': \(String(cString: strerror(e2)))")
+  }
+  let dfd = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+  if dfd >= 0 {
+    fsync(dfd)
+    close(dfd)
+  }
+}

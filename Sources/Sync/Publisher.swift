@@ -1,0 +1,260 @@
+import Foundation
+import Store
+
+/// Where a publish reads its files from. Any of the three may be absent.
+public struct PublishInput: Sendable {
+  /// Community recipes, `<letter>/<name>.toml` or flat `<name>.toml`.
+  public var recipes: String?
+  /// The critical set, same shapes.
+  public var critical: String?
+  /// Golden files, `…/<tool>/v<version>-<platform>.json` at any depth.
+  public var golden: String?
+  public init(recipes: String? = nil, critical: String? = nil, golden: String? = nil) {
+    self.recipes = recipes
+    self.critical = critical
+    self.golden = golden
+  }
+}
+
+/// The validated content of a publish: index entries and the blobs they name.
+public struct PublishScan: Sendable {
+  public var entries: [IndexEntry] = []
+  public var blobs: [ObjectID: Data] = [:]
+  /// Files that are neither recipes nor golden files (a README, discovery JSON), skipped.
+  public var skipped: [String] = []
+  public var goldenCount = 0
+  public var criticalCount: Int { entries.filter { $0.category == .critical }.count }
+}
+
+/// What a publish did, per target.
+public struct PublishResult: Sendable {
+  public var indexVersion: Int
+  public var rootVersion: Int
+  public var scan: PublishScan
+  public var targets: [(location: String, report: ApplyReport)]
+}
+
+/// Builds and writes a signed index over folders of recipes and golden files.
+public enum Publisher {
+  static let maxFileSize = 4 * 1024 * 1024
+
+  /// Reads and validates every file; throws on the first bad one, naming it. Nothing is written.
+  public static func scan(_ input: PublishInput) throws -> PublishScan {
+    var scan = PublishScan()
+    var byName = [String: IndexEntry]()
+    for (dir, category) in [(input.critical, Category.critical), (input.recipes, .community)] {
+      guard let dir else { continue }
+      for rel in try files(in: dir) {
+        let parts = rel.split(separator: "/")
+        let isRecipe =
+          rel.hasSuffix(".toml") && (parts.count == 1 || (parts.count == 2 && parts[0].count == 1))
+        guard isRecipe else {
+          scan.skipped.append(dir + "/" + rel)
+          continue
+        }
+        let path = dir + "/" + rel
+        let data = try read(path)
+        let info = try RecipeFile.validate(data, fileName: String(parts.last!))
+        try RecipeName.validate(info.name)
+        if let other = byName[info.name] {
+          throw TsukuError(
+            .usage, "\(path): recipe '\(info.name)' is also in the \(other.category.rawValue) set")
+        }
+        let ref = BlobRef(of: data)
+        scan.blobs[ref.sha256] = data
+        byName[info.name] = IndexEntry(
+          name: info.name, category: category, recipe: ref, golden: [], description: info.description,
+          homepage: info.homepage, type: info.type, dependencies: info.dependencies,
+          runtime_dependencies: info.runtimeDependencies, source_commit: nil)
+      }
+    }
+    if let dir = input.golden {
+      for rel in try files(in: dir) {
+        let parts = rel.split(separator: "/")
+        guard rel.hasSuffix(".json"), parts.count >= 2, parts.last!.hasPrefix("v") else {
+          scan.skipped.append(dir + "/" + rel)
+          continue
+        }
+        let path = dir + "/" + rel
+        let data = try read(path)
+        let info = try GoldenFile.validate(data, path: path)
+        guard var entry = byName[info.tool] else {
+          throw TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no recipe")
+        }
+        if entry.golden.contains(where: { $0.platform == info.platform && $0.version == info.version }) {
+          throw TsukuError(.usage, "\(path): a second golden file for '\(info.tool)' \(info.version) on \(info.platform)")
+        }
+        let ref = BlobRef(of: data)
+        scan.blobs[ref.sha256] = data
+        entry.golden.append(
+          GoldenRef(platform: info.platform, version: info.version, sha256: ref.sha256, size: ref.size))
+        byName[info.tool] = entry
+        scan.goldenCount += 1
+      }
+    }
+    scan.entries = byName.values.map { e in
+      var e = e
+      e.golden.sort { ($0.platform, $0.version) < ($1.platform, $1.version) }
+      return e
+    }.sorted { $0.name < $1.name }
+    return scan
+  }
+
+  /// Shards the entries and returns the tree blob plus every shard blob.
+  public static func buildTree(_ entries: [IndexEntry]) -> (tree: Data, shards: [Data]) {
+    var length = 1
+    while length < 4 && entries.count > 1024 * (1 << (4 * length)) { length += 1 }
+    var groups = [String: [IndexEntry]]()
+    for e in entries { groups[IndexTree.prefix(of: e.name, length: length), default: []].append(e) }
+    var shardRefs = [IndexTree.Shard]()
+    var shardBlobs = [Data]()
+    for prefix in groups.keys.sorted() {
+      let list = groups[prefix]!.sorted { $0.name < $1.name }
+      let blob = JSON.encode(IndexShard(format: Format.current, type: "index-shard", prefix: prefix, entries: list))
+      shardBlobs.append(blob)
+      shardRefs.append(.init(prefix: prefix, sha256: SHA256.hash(blob), size: blob.count, entries: list.count))
+    }
+    let tree = JSON.encode(
+      IndexTree(format: Format.current, type: "index-tree", prefix_length: length, shards: shardRefs))
+    return (tree, shardBlobs)
+  }
+
+  /// The latest root of a store, verified from version 1 along the chain.
+  public static func currentRoot(of store: any ObjectStore) throws -> TrustedRoot {
+    guard let first = try store.readDocument(.root(1), maxSize: Limits.root) else {
+      throw TsukuError(
+        .usage, "'\(store.location)' has no root/1.root.json; run 'tsuku registry init --to \(store.location)' first")
+    }
+    var root = try TrustedRoot(anchor: first, what: "root/1.root.json in '\(store.location)'")
+    while let next = try store.readDocument(.root(root.version + 1), maxSize: Limits.root) {
+      root = try root.next(next, what: "root/\(root.version + 1).root.json in '\(store.location)'")
+    }
+    return root
+  }
+
+  /// The index a store holds now, checked for signatures but not for freshness (an expired
+  /// index is exactly what a publish replaces).
+  public static func currentIndex(of store: any ObjectStore, root: TrustedRoot) throws -> VerifiedIndex? {
+    guard let bytes = try store.readDocument(.index, maxSize: Limits.indexFile) else { return nil }
+    return try IndexVerifier.verify(bytes, root: root, state: TrustState(), now: .distantPast, source: store.location)
+  }
+
+  /// Validates the input, signs a new index and writes it to every target: blobs the target
+  /// lacks first, `index.json` last, each target in one atomic change.
+  public static func publish(
+    _ input: PublishInput, keys: [SigningKey], revocationKeys: [SigningKey] = [], to targets: [any ObjectStore],
+    expiresDays: Int, now: Date, log: (String) -> Void = { _ in }
+  ) throws -> PublishResult {
+    guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
+    guard (1...3650).contains(expiresDays) else {
+      throw TsukuError(.usage, "invalid --expires-days '\(expiresDays)': expected 1 to 3650")
+    }
+    let scan = try scan(input)
+    if scan.entries.isEmpty { throw TsukuError(.usage, "nothing to publish: no recipes found") }
+    log("validated \(scan.entries.count) recipes (\(scan.criticalCount) critical), \(scan.goldenCount) golden files, skipped \(scan.skipped.count) other files")
+
+    var states = [(store: any ObjectStore, root: TrustedRoot, previous: VerifiedIndex?)]()
+    for t in targets {
+      let root = try currentRoot(of: t)
+      states.append((t, root, try currentIndex(of: t, root: root)))
+    }
+    let root = states[0].root
+    if let odd = states.first(where: { $0.root.bytes != root.bytes }) {
+      throw TsukuError(
+        .usage, "targets disagree on the root: '\(odd.store.location)' has root version \(odd.root.version), '\(states[0].store.location)' has \(root.version)")
+    }
+    let indexKeys = root.payload.roles[Role.index.rawValue]?.keyids ?? []
+    for k in keys where !indexKeys.contains(k.keyID) {
+      throw TsukuError(.usage, "key '\(k.keyID.prefix(16))' is not an index key of root version \(root.version)")
+    }
+    let version = (states.compactMap { $0.previous?.index.version }.max() ?? 0) + 1
+    let (tree, shards) = buildTree(scan.entries)
+    let payload = IndexPayload(
+      format: Format.current, type: DocumentType.index.rawValue, version: version,
+      expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)),
+      published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
+      golden: scan.goldenCount)
+    let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
+    _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index")
+
+    var objects = [tree] + shards + Array(scan.blobs.values)
+    // The revocation section is carried over byte for byte; a maintainer never needs that key.
+    var revocation = states.compactMap { $0.previous?.file.revocation }.first
+    if revocation == nil && !revocationKeys.isEmpty {
+      let list = JSON.encode(RevocationList.empty)
+      objects.append(list)
+      let rp = RevocationPayload(
+        format: Format.current, type: DocumentType.revocation.rawValue, version: 1,
+        expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)), list: BlobRef(of: list))
+      let env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
+      _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
+      revocation = env
+    }
+    let file = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation).bytes
+    // Check what we are about to write exactly as a client will.
+    _ = try IndexVerifier.verify(file, root: root, state: TrustState(), now: now, source: "the new index")
+
+    var results = [(location: String, report: ApplyReport)]()
+    for s in states {
+      let change = StoreChange(
+        objects: objects, documents: [(.index, file)],
+        precondition: s.previous.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent,
+        message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files")
+      let report = try s.store.apply(change)
+      log("\(s.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
+      results.append((s.store.location, report))
+    }
+    return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
+  }
+
+  private static func files(in dir: String) throws -> [String] {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+      throw TsukuError(.usage, "'\(dir)' is not a directory")
+    }
+    guard let e = FileManager.default.enumerator(atPath: dir) else { return [] }
+    var out = [String]()
+    while let rel = e.nextObject() as? String {
+      var d: ObjCBool = false
+      if FileManager.default.fileExists(atPath: dir + "/" + rel, isDirectory: &d), !d.boolValue {
+        if (rel as NSString).lastPathComponent.hasPrefix(".") { continue }
+        out.append(rel)
+      }
+    }
+    return out.sorted()
+  }
+
+  private static func read(_ path: String) throws -> Data {
+    let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+    if let size = attrs?[.size] as? Int, size > maxFileSize {
+      throw TsukuError(.usage, "\(path): \(size) bytes, more than the \(maxFileSize) allowed")
+    }
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw TsukuError(.other, "cannot read '\(path)'")
+    }
+    return data
+  }
+}
+
+/// Recipe names: what may appear in the index and on the command line.
+public enum RecipeName {
+  /// Accepts `[a-z0-9][a-z0-9._+-]*`, at most 128 characters, with no `..`: a name can never
+  /// be a path.
+  public static func validate(_ name: String) throws {
+    let shown = name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+    func fail(_ why: String) -> TsukuError { TsukuError(.usage, "invalid recipe name '\(shown.prefix(140))': \(why)") }
+    let u = Array(name.utf8)
+    if u.isEmpty { throw fail("empty") }
+    if u.count > 128 { throw fail("longer than 128 characters") }
+    for c in u {
+      let ok =
+        (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_")
+        || c == UInt8(ascii: "-") || c == UInt8(ascii: "+")
+      if !ok { throw fail("only a-z, 0-9, '.', '_', '-' and '+' are allowed") }
+    }
+    if !((u[0] >= 0x61 && u[0] <= 0x7a) || (u[0] >= 0x30 && u[0] <= 0x39)) {
+      throw fail("must start with a letter or digit")
+    }
+    if name.contains("..") { throw fail("must not contain '..'") }
+  }
+}

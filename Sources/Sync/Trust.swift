@@ -1,0 +1,179 @@
+import Foundation
+import Store
+
+/// A root that verified: its exact envelope bytes and its payload.
+public struct TrustedRoot: Sendable, Equatable {
+  public let bytes: Data
+  public let payload: RootPayload
+  public var version: Int { payload.version }
+
+  /// Loads a root from an envelope's bytes, checking that its own root threshold signed it.
+  /// This is how a trust anchor from a file (or built into the binary) is checked for damage;
+  /// it is trusted because the user chose the file, not because it signs itself.
+  public init(anchor bytes: Data, what: String) throws {
+    if bytes.count > Limits.root {
+      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.root) allowed")
+    }
+    let env = try JSON.decode(Envelope.self, bytes, what: what)
+    guard env.type == .root, let raw = env.payloadBytes else {
+      throw TsukuError(.integrity, "\(what) is a '\(env.type.rawValue)' document where a 'root' document belongs")
+    }
+    let payload = try RootPayload.parse(raw, what: what)
+    _ = try env.verify(as: .root, role: .root, root: payload, what: what)
+    self.bytes = bytes
+    self.payload = payload
+  }
+
+  private init(bytes: Data, payload: RootPayload) {
+    self.bytes = bytes
+    self.payload = payload
+  }
+
+  /// Verifies root version `version + 1`: signed by this root's threshold and by its own.
+  public func next(_ bytes: Data, what: String) throws -> TrustedRoot {
+    if bytes.count > Limits.root {
+      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.root) allowed")
+    }
+    let env = try JSON.decode(Envelope.self, bytes, what: what)
+    guard env.type == .root, let raw = env.payloadBytes else {
+      throw TsukuError(.integrity, "\(what) is a '\(env.type.rawValue)' document where a 'root' document belongs")
+    }
+    let new = try RootPayload.parse(raw, what: what)
+    guard new.version == version + 1 else {
+      throw TsukuError(.integrity, "\(what) has version \(new.version), expected \(version + 1)")
+    }
+    _ = try env.verify(as: .root, role: .root, root: payload, what: "\(what) (old keys)")
+    _ = try env.verify(as: .root, role: .root, root: new, what: "\(what) (new keys)")
+    return TrustedRoot(bytes: bytes, payload: new)
+  }
+
+  /// Walks the chain one version at a time up to `target`; an expired intermediate root is
+  /// fine, only the final one is judged for expiry (by the caller, against its clock reading).
+  public func walk(to target: Int, fetch: (Int) throws -> Data?, source: String) throws -> (TrustedRoot, [Data]) {
+    if target < version {
+      throw TsukuError(
+        .integrity, "index.json from '\(source)' names root version \(target), older than the trusted \(version)")
+    }
+    if target - version > Limits.maxRootRotations {
+      throw TsukuError(
+        .integrity,
+        "index.json from '\(source)' names root version \(target), more than \(Limits.maxRootRotations) rotations past the trusted \(version)"
+      )
+    }
+    var cur = self
+    var chain = [Data]()
+    while cur.version < target {
+      let v = cur.version + 1
+      guard let bytes = try fetch(v) else {
+        throw TsukuError(.integrity, "root version \(v) is missing from '\(source)'")
+      }
+      cur = try cur.next(bytes, what: "root/\(v).root.json from '\(source)'")
+      chain.append(bytes)
+    }
+    return (cur, chain)
+  }
+
+  /// Refuses a root whose expiry has passed.
+  public func checkNotExpired(now: Date) throws {
+    if let exp = payload.expiryDate, exp <= now {
+      throw TsukuError(
+        .integrity, "root version \(version) expired at \(payload.expires); the registry must publish a new root")
+    }
+  }
+}
+
+/// What a client has trusted so far. Kept outside the cache, so clearing the cache never
+/// rolls trust back.
+public struct TrustState: Codable, Equatable, Sendable {
+  public var format = Format.current
+  public var index_version = 0
+  public var index_payload_sha256: ObjectID?
+  public var revocation_version = 0
+  public var revocation_payload_sha256: ObjectID?
+  public init() {}
+}
+
+/// An `index.json` whose sections verified.
+public struct VerifiedIndex: Sendable, Equatable {
+  public let file: IndexFile
+  public let bytes: Data
+  public let index: IndexPayload
+  public let indexHash: ObjectID
+  public let revocation: RevocationPayload?
+  public let revocationHash: ObjectID?
+
+  /// The trust state after accepting this index.
+  public func advancing(_ s: TrustState) -> TrustState {
+    var n = s
+    n.index_version = index.version
+    n.index_payload_sha256 = indexHash
+    if let r = revocation, let h = revocationHash {
+      n.revocation_version = r.version
+      n.revocation_payload_sha256 = h
+    }
+    return n
+  }
+}
+
+/// The checks every `index.json` passes before anything it names is used.
+public enum IndexVerifier {
+  /// Verifies `bytes` (an `index.json`) against `root` and the trusted `state` at `now`:
+  /// format, each section's type and signatures, expiry, and that no version went down
+  /// (nor came back with other bytes).
+  public static func verify(
+    _ bytes: Data, root: TrustedRoot, state: TrustState, now: Date, source: String
+  ) throws -> VerifiedIndex {
+    let what = "index.json from '\(source)'"
+    let file = try IndexFile.parse(bytes, what: what)
+    if file.root_version != root.version {
+      throw TsukuError(
+        .integrity, "\(what) names root version \(file.root_version) but root version \(root.version) is trusted")
+    }
+    try root.checkNotExpired(now: now)
+
+    let raw = try file.index.verify(as: .index, role: .index, root: root.payload, what: "index section of \(what)")
+    let index = try IndexPayload.parse(raw, what: "index section of \(what)")
+    let indexHash = SHA256.hash(raw)
+    if index.version < state.index_version {
+      throw TsukuError(
+        .integrity,
+        "\(what) has index version \(index.version), older than the trusted version \(state.index_version): rollback refused")
+    }
+    if index.version == state.index_version, let h = state.index_payload_sha256, h != indexHash {
+      throw TsukuError(
+        .integrity, "\(what) has index version \(index.version) with other content than the trusted one: refused")
+    }
+    if let exp = index.expiryDate, exp <= now {
+      throw TsukuError(.integrity, "\(what) expired at \(index.expires) (index version \(index.version))")
+    }
+
+    var rev: RevocationPayload?
+    var revHash: ObjectID?
+    if let env = file.revocation {
+      let raw = try env.verify(
+        as: .revocation, role: .revocation, root: root.payload, what: "revocation section of \(what)")
+      let r = try RevocationPayload.parse(raw, what: "revocation section of \(what)")
+      let h = SHA256.hash(raw)
+      if r.version < state.revocation_version {
+        throw TsukuError(
+          .integrity,
+          "\(what) has revocation list version \(r.version), older than the trusted \(state.revocation_version): rollback refused")
+      }
+      if r.version == state.revocation_version, let t = state.revocation_payload_sha256, t != h {
+        throw TsukuError(
+          .integrity, "\(what) has revocation list version \(r.version) with other content than the trusted one")
+      }
+      if let exp = r.expiryDate, exp <= now {
+        throw TsukuError(.integrity, "\(what) has a revocation list that expired at \(r.expires)")
+      }
+      rev = r
+      revHash = h
+    } else if state.revocation_version > 0 {
+      throw TsukuError(
+        .integrity,
+        "\(what) has no revocation list but version \(state.revocation_version) is trusted: rollback refused")
+    }
+    return VerifiedIndex(
+      file: file, bytes: bytes, index: index, indexHash: indexHash, revocation: rev, revocationHash: revHash)
+  }
+}

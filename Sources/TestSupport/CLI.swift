@@ -1,0 +1,39 @@
+import Foundation
+
+/// What a run of the built `tsuku` binary printed and returned.
+public struct CommandResult: Sendable {
+  public let status: Int32
+  public let stdout: Data
+  public let stderr: String
+  public var out: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+/// The built `tsuku` binary: beside the test bundle, or in the checkout's `.build/debug`.
+public func tsukuBinary(checkout: String) -> String {
+  var candidates = [String]()
+  if let env = ProcessInfo.processInfo.environment["TSUKU_BIN"] { candidates.append(env) }
+  let argv0 = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+  candidates += [argv0 + "/tsuku", checkout + "/.build/debug/tsuku"]
+  return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
+}
+
+/// Runs `tsuku` with `arguments` and an environment made only of `env` (plus PATH), so a
+/// developer's own TSUKU_* settings never leak into a test.
+public func runTsuku(_ arguments: [String], env: [String: String], binary: String) throws -> CommandResult {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: binary)
+  p.arguments = arguments
+  var e = env
+  e["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+  p.environment = e
+  let out = Pipe()
+  let err = Pipe()
+  p.standardOutput = out
+  p.standardError = err
+  p.standardInput = FileHandle.nullDevice
+  try p.run()
+  let o = out.fileHandleForReading.readDataToEndOfFile()
+  let r = err.fileHandleForReading.readDataToEndOfFile()
+  p.waitUntilExit()
+  return CommandResult(status: p.terminationStatus, stdout: o, stderr: String(decoding: r, as: UTF8.self))
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import Store
+import Sync
+
+extension Tsuku {
+  struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Choose the registry: its trusted root and its sources (writes $TSUKU_HOME/config.toml).",
+      discussion: """
+        Trust is never taken on first use: the root comes from --root FILE, or is the one built
+        into tsuku for the default registry. Sources are tried in order.
+        Source URLs: file:///path, a path, git+file:///repo[?dir=SUBFOLDER][#REF].
+        """)
+    @Option(help: "The registry's root of trust (a root.json file).") var root: String?
+    @Option(name: .customLong("source"), help: "A source URL; repeat for a fallback list.") var sources: [String] = []
+
+    func run() throws {
+      let home = Home.fromEnvironment()
+      let anchor: TrustedRoot
+      if let root {
+        guard let bytes = FileManager.default.contents(atPath: root) else {
+          throw TsukuError(.usage, "cannot read root file '\(root)'")
+        }
+        anchor = try TrustedRoot(anchor: bytes, what: "root file '\(root)'")
+      } else {
+        anchor = try DefaultRegistry.root()
+      }
+      for s in sources { _ = try StoreURL.open(s) }
+      try home.withLock {
+        if let (old, state) = try home.loadTrust(), old.bytes == anchor.bytes {
+          try home.saveTrust(root: old, state: state)
+        } else {
+          try home.saveTrust(root: anchor, state: TrustState())
+        }
+        try home.writeConfig(Config(sources: sources.isEmpty ? [DefaultRegistry.source()] : sources))
+      }
+      Output.info("trusting root version \(anchor.version) (\(anchor.payload.keys.count) keys); wrote \(home.configPath)")
+    }
+  }
+
+  struct UpdateRegistry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "update-registry",
+      abstract: "Fetch the newest signed index and every recipe and golden file the cache lacks.")
+    @OptionGroup var options: ClientOptions
+    @Flag(help: "Say what would change; write nothing.") var dryRun = false
+    @Flag(help: "Fetch recipes only; golden files are fetched when first used.") var noGolden = false
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() throws {
+      let client = try options.client()
+      if client.sources.isEmpty { throw TsukuError(.unavailable, "no sources: --offline or TSUKU_SOURCES=off") }
+      let r = try client.updateRegistry(includeGolden: !noGolden, dryRun: dryRun)
+      if json { return Output.json(r) }
+      let verb = dryRun ? "would fetch" : "fetched"
+      if r.up_to_date {
+        Output.line("registry up to date: index version \(r.index_version), \(r.recipes) recipes (\(r.source))")
+      } else {
+        Output.line(
+          "index version \(r.previous_version) -> \(r.index_version): \(r.recipes) recipes, \(r.golden) golden files; \(verb) \(r.fetched_blobs) blobs (\(r.fetched_bytes) bytes) from \(r.source)")
+      }
+    }
+  }
+
+  struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a recipe's exact, verified bytes.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The recipe name.") var name: String
+    func run() throws { Output.data(try options.client().recipe(name)) }
+  }
+
+  struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Print a golden file's exact, verified bytes.",
+      discussion: "PLATFORM is os[-linux_family]-arch, as in the plan's own platform object: linux-amd64, linux-debian-amd64, darwin-arm64.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The recipe name.") var name: String
+    @Option(help: "The platform, e.g. linux-debian-amd64.") var platform: String
+    @Option(help: "The tool version (default: the newest).") var version: String?
+
+    func validate() throws {
+      let ok = platform.split(separator: "-", omittingEmptySubsequences: false).count.isBetween(2, 3)
+        && platform.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" || $0 == "_" }
+      if !ok {
+        throw ValidationError("invalid platform '\(platform)': expected os[-linux_family]-arch, e.g. linux-debian-amd64")
+      }
+    }
+
+    func run() throws { Output.data(try options.client().plan(name, platform: platform, version: version)) }
+  }
+}
+
+extension Int {
+  func isBetween(_ a: Int, _ b: Int) -> Bool { self >= a && self <= b }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Store
+import Sync
+
+/// The JSON shape of one recipe in info, list and search output.
+struct EntryJSON: Encodable {
+  var name: String
+  var category: String
+  var description: String
+  var homepage: String
+  var type: String
+  var dependencies: [String]
+  var runtime_dependencies: [String]
+  var recipe: BlobRef
+  var golden: [GoldenRef]?
+  var index_version: Int?
+  var cached: Bool?
+
+  init(_ e: IndexEntry, full: Bool, indexVersion: Int? = nil, cached: Bool? = nil) {
+    name = e.name
+    category = e.category.rawValue
+    description = e.description
+    homepage = e.homepage
+    type = e.type
+    dependencies = e.dependencies
+    runtime_dependencies = e.runtime_dependencies
+    recipe = e.recipe
+    golden = full ? e.golden : nil
+    index_version = indexVersion
+    self.cached = cached
+  }
+}
+
+extension Tsuku {
+  struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show what the index says about a recipe.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The recipe name.") var name: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+      let client = try options.client()
+      let e = try client.entry(name)
+      let idx = try client.loadIndex()
+      let cached = (try? client.home.cache.contains(e.recipe.sha256)) ?? false
+      if json { return Output.json(EntryJSON(e, full: true, indexVersion: idx.version, cached: cached)) }
+      var lines = [
+        "name:          \(e.name)",
+        "category:      \(e.category.rawValue)",
+        "type:          \(e.type)",
+        "description:   \(e.description)",
+        "homepage:      \(e.homepage)",
+      ]
+      if !e.dependencies.isEmpty { lines.append("dependencies:  \(e.dependencies.joined(separator: ", "))") }
+      if !e.runtime_dependencies.isEmpty {
+        lines.append("runtime deps:  \(e.runtime_dependencies.joined(separator: ", "))")
+      }
+      lines.append("recipe:        sha256 \(e.recipe.sha256.hex), \(e.recipe.size) bytes\(cached ? ", cached" : "")")
+      lines.append("index version: \(idx.version)")
+      if let m = client.home.readCacheMeta() { lines.append("synced:        \(m.synced_at) from \(m.source)") }
+      lines.append("golden files:  \(e.golden.count)")
+      for g in e.golden { lines.append("  \(g.platform)  \(g.version)  \(g.sha256.hex.prefix(16))  \(g.size) bytes") }
+      Output.line(lines.joined(separator: "\n"))
+    }
+  }
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List every recipe in the registry.")
+    @OptionGroup var options: ClientOptions
+    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Only the critical set.") var critical = false
+
+    func run() throws {
+      var all = try options.client().entries()
+      if critical { all = all.filter { $0.category == .critical } }
+      if json { return Output.json(all.map { EntryJSON($0, full: false) }) }
+      let width = min(all.map(\.name.count).max() ?? 0, 32)
+      Output.line(all.map { $0.name.padding(toLength: max(width, $0.name.count), withPad: " ", startingAt: 0) + "  " + $0.description }.joined(separator: "\n"))
+    }
+  }
+
+  struct Search: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Find recipes by name or description.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Text to look for (case-insensitive).") var term: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+      let found = try options.client().search(term)
+      if json { return Output.json(found.map { EntryJSON($0, full: false) }) }
+      if found.isEmpty { throw TsukuError(.notFound, "no recipe matches '\(term)'") }
+      Output.line(found.map { "\($0.name)  \($0.description)" }.joined(separator: "\n"))
+    }
+  }
+
+  struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Re-hash everything cached and re-verify the cached index.",
+      discussion: "Corrupt blobs are removed from the cache (the next read fetches them again); exit 4 if any was found.")
+    @OptionGroup var options: ClientOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+      let r = try options.client().verifyCache()
+      if json {
+        Output.json(r)
+      } else {
+        Output.line("checked \(r.blobs_checked) blobs (\(r.bytes_checked) bytes): \(r.corrupt.count) corrupt")
+        for c in r.corrupt { Output.line("corrupt: \(c) (removed)") }
+        Output.line(r.index_ok ? "index: version \(r.index_version ?? 0) verified" : "index: \(r.index_error ?? "not verified")")
+      }
+      if !r.corrupt.isEmpty {
+        throw TsukuError(.integrity, "\(r.corrupt.count) cached blob\(r.corrupt.count == 1 ? " was" : "s were") corrupt and removed")
+      }
+      if !r.index_ok, let e = r.index_error { throw TsukuError(.integrity, "cached index: \(e)") }
+    }
+  }
+}

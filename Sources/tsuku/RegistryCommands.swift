@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import Store
+import Sync
+
+extension Tsuku {
+  struct Registry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Maintainer commands: keys, the root of trust, publishing.",
+      subcommands: [Keygen.self, InitRoot.self, Publish.self])
+  }
+}
+
+extension Tsuku.Registry {
+  struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Make an Ed25519 key pair: FILE (private, mode 0600) and FILE.pub; print the key id.")
+    @Option(help: "Where to write the private key.") var out: String
+    @Option(help: "A note stored in the key file (e.g. 'TEST KEY').") var note: String?
+
+    func run() throws {
+      let key = try SigningKey.generate()
+      try KeyFile.write(key, to: out, note: note)
+      Output.line(key.keyID)
+    }
+  }
+
+  struct InitRoot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "init",
+      abstract: "Write root version 1 (root/1.root.json) into the store at URL, signed by the root keys.")
+    @Option(help: "The store URL.") var to: String
+    @Option(name: .customLong("root-key"), help: "A root public key file; repeatable.") var rootKeys: [String] = []
+    @Option(name: .customLong("index-key"), help: "An index public key file; repeatable.") var indexKeys: [String] = []
+    @Option(name: .customLong("revocation-key"), help: "A revocation public key file; repeatable.")
+    var revocationKeys: [String] = []
+    @Option(help: "Root signatures required.") var rootThreshold = 1
+    @Option(help: "Index signatures required.") var indexThreshold = 1
+    @Option(help: "Revocation signatures required.") var revocationThreshold = 1
+    @Option(help: "Days until this root expires.") var expiresDays = 365
+    @Option(name: .customLong("sign"), help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
+
+    func validate() throws {
+      if rootKeys.isEmpty || indexKeys.isEmpty || revocationKeys.isEmpty {
+        throw ValidationError("--root-key, --index-key and --revocation-key are each required at least once")
+      }
+      if signKeys.isEmpty { throw ValidationError("--sign is required: root version 1 must be signed by the root keys") }
+      if !(1...3650).contains(expiresDays) { throw ValidationError("invalid --expires-days '\(expiresDays)': expected 1 to 3650") }
+    }
+
+    func run() throws {
+      let now = Date()
+      func role(_ files: [String], _ t: Int, _ name: String) throws -> ([PublicKey], RoleKeys) {
+        let keys = try files.map(KeyFile.readPublic)
+        let ids = Array(Set(keys.map(\.keyID))).sorted()
+        if t < 1 || t > ids.count {
+          throw TsukuError(.usage, "invalid --\(name)-threshold '\(t)': \(ids.count) distinct \(name) key\(ids.count == 1 ? "" : "s") given")
+        }
+        return (keys, RoleKeys(keyids: ids, threshold: t))
+      }
+      let r = try role(rootKeys, rootThreshold, "root")
+      let i = try role(indexKeys, indexThreshold, "index")
+      let v = try role(revocationKeys, revocationThreshold, "revocation")
+      let payload = RootPayload(
+        version: 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), keys: r.0 + i.0 + v.0,
+        roles: [.root: r.1, .index: i.1, .revocation: v.1])
+      let signers = try signKeys.map(KeyFile.readPrivate)
+      for s in signers where !r.1.keyids.contains(s.keyID) {
+        throw TsukuError(.usage, "--sign key '\(s.keyID.prefix(16))' is not one of the --root-key keys")
+      }
+      let env = try Envelope.sign(type: .root, payload: RootDocuments.encode(payload), keys: signers)
+      let bytes = RootDocuments.encode(env)
+      _ = try TrustedRoot(anchor: bytes, what: "the new root")
+      let store = try StoreURL.open(to)
+      if try store.readDocument(.root(1), maxSize: Limits.root) != nil {
+        throw TsukuError(.usage, "'\(to)' already has root/1.root.json; use rotate-root to change keys")
+      }
+      let report = try store.apply(StoreChange(documents: [(.root(1), bytes)], message: "root version 1"))
+      Output.line("wrote root version 1 to \(to)\(report.commit.map { " (commit \($0.prefix(12)))" } ?? ""); expires \(payload.expires)")
+    }
+  }
+
+  struct Publish: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Validate recipes and golden files, sign a new index and write it to each store.",
+      discussion: """
+        Recipes are <letter>/<name>.toml or flat <name>.toml; golden files are
+        <tool>/v<version>-<platform>.json at any depth. Other files are skipped and counted.
+        Nothing is written unless every file is valid. Blobs the store lacks are written
+        first, index.json last; a git store gets one commit on its branch.
+        """)
+    @Option(help: "Community recipes folder.") var recipes: String?
+    @Option(help: "Critical recipes folder.") var critical: String?
+    @Option(help: "Golden files folder.") var golden: String?
+    @Option(name: .customLong("key"), help: "An index private key file; repeatable.") var keys: [String] = []
+    @Option(name: .customLong("revocation-key"), help: "Sign an empty revocation list if the store has none yet.")
+    var revocationKeys: [String] = []
+    @Option(name: .customLong("to"), help: "A store URL; repeatable.") var targets: [String] = []
+    @Option(help: "Days until this index expires.") var expiresDays = 30
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func validate() throws {
+      if keys.isEmpty { throw ValidationError("--key is required") }
+      if targets.isEmpty { throw ValidationError("--to is required") }
+      if recipes == nil && critical == nil { throw ValidationError("give --recipes and/or --critical") }
+    }
+
+    func run() throws {
+      let signers = try keys.map(KeyFile.readPrivate)
+      let rsigners = try revocationKeys.map(KeyFile.readPrivate)
+      let stores = try targets.map(StoreURL.open)
+      let r = try Publisher.publish(
+        PublishInput(recipes: recipes, critical: critical, golden: golden), keys: signers, revocationKeys: rsigners,
+        to: stores, expiresDays: expiresDays, now: Date(), log: json ? { _ in } : Output.info)
+      if json {
+        struct Out: Encodable {
+          var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int
+          var targets: [T]
+          struct T: Encodable { var url: String, written: Int, present: Int, bytes: Int, commit: String? }
+        }
+        return Output.json(
+          Out(
+            index_version: r.indexVersion, root_version: r.rootVersion, recipes: r.scan.entries.count,
+            critical: r.scan.criticalCount, golden: r.scan.goldenCount, skipped: r.scan.skipped.count,
+            targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
+      }
+      Output.line("published index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
+    }
+  }
+}
