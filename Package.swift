@@ -22,7 +22,7 @@ let package = Package(
     .systemLibrary(
       name: "CGit2", pkgConfig: "libgit2",
       providers: [.apt(["libgit2-dev"]), .brew(["libgit2"])]),
-    .target(name: "Store", dependencies: ["COpenSSL", "CGit2"]),
+    .target(name: "Store", dependencies: ["COpenSSL", "CGit2", "CCurl"]),
     .target(name: "Sync", dependencies: ["Store"]),
     .executableTarget(
       name: "tsuku",

@@ -19,4 +19,13 @@ static inline CURLcode tsuku_curl_setopt_read(CURL *h, size_t (*f)(char *, size_
 }
 static inline CURLcode tsuku_curl_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode tsuku_curl_getinfo_double(CURL *h, CURLINFO i, double *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode tsuku_curl_getinfo_pointer(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
+
+/* curl_multi_setopt is variadic too. */
+static inline CURLMcode tsuku_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+
+/* Constants that are macros of a type Swift does not import as a plain number. */
+static const long tsuku_curl_global_default = CURL_GLOBAL_DEFAULT;
+static const long tsuku_curlpipe_multiplex = CURLPIPE_MULTIPLEX;
+static const int tsuku_curl_error_size = CURL_ERROR_SIZE;
 #endif

@@ -35,9 +35,18 @@ extension Client {
         let v = try IndexVerifier.verify(bytes, root: root, state: state, now: now, source: home.cacheDir)
         report.index_version = v.index.version
         report.index_ok = true
-        // Everything the index pins should be here after a full sync.
-        let wanted = [v.index.tree]
-        for r in wanted where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
+        // Everything a sync fetches should be here: the tree, the shards and every recipe
+        // (golden files may be fetched on first use).
+        var pinned = [v.index.tree]
+        if let tree = try? IndexTree.parse(try cache.get(v.index.tree.sha256, maxSize: v.index.tree.size), what: "index tree") {
+          for s in tree.shards {
+            pinned.append(BlobRef(sha256: s.sha256, size: s.size))
+            if let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "shard") {
+              pinned += shard.entries.map(\.recipe)
+            }
+          }
+        }
+        for r in pinned where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
       } catch let e as TsukuError {
         report.index_error = e.message
       }

@@ -14,12 +14,18 @@ public final class Client {
   private var stores: [String: any ObjectStore] = [:]
   private var loaded: LoadedIndex?
 
+  /// The audit trail; written once, when the client goes away.
+  public let audit: AuditLog
+
   public init(home: Home, sources: [String], now: Date, warn: @escaping (String) -> Void = { _ in }) {
     self.home = home
     self.sources = sources
     self.now = now
     self.warn = warn
+    audit = AuditLog(home: home)
   }
+
+  deinit { try? audit.flush() }
 
   /// What the client trusts: the saved root and state, or the root built into the binary.
   public func trust() throws -> (TrustedRoot, TrustState) {
@@ -63,6 +69,7 @@ public final class Client {
           return try sync(from: url, root: root, state: state, includeGolden: includeGolden, dryRun: dryRun)
         } catch let e as TsukuError {
           failures.append((url, e))
+          if e.code == .integrity { audit.record(AuditEvent("verify_failure", time: now, source: url, detail: e.message)) }
           if sources.count > 1 { warn("source '\(url)' failed: \(e.message)") }
         }
       }
@@ -80,8 +87,18 @@ public final class Client {
     let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
     let (newRoot, _) = try root.walk(
       to: hint, fetch: { try src.readDocument(.root($0), maxSize: Limits.root) }, source: url)
+    var state = state
+    if newRoot.version > root.version {
+      // Fast-forward recovery: when a rotation replaced a role's keys, versions signed by the
+      // old keys (perhaps leaked, perhaps inflated) no longer bind the client.
+      for role in [Role.index, .revocation] where newRoot.payload.roles[role.rawValue] != root.payload.roles[role.rawValue] {
+        if role == .index { (state.index_version, state.index_payload_sha256) = (0, nil) }
+        else { (state.revocation_version, state.revocation_payload_sha256) = (0, nil) }
+      }
+    }
     let verified = try IndexVerifier.verify(bytes, root: newRoot, state: state, now: now, source: url)
     let cache = home.cache
+    let commit = (src as? GitStore)?.commitID
 
     var objects = [Data]()
     var fetchedBytes = 0
@@ -98,17 +115,22 @@ public final class Client {
       let shard = try IndexShard.parse(obtain(BlobRef(sha256: s.sha256, size: s.size), "shard"), what: "index shard '\(s.prefix)' from '\(url)'")
       entries += shard.entries
     }
-    var revoked = Set<ObjectID>()
+    var revoked = [ObjectID: String]()
     if let r = verified.revocation {
       let list = try RevocationList.parse(obtain(r.list, "revocation list"), what: "revocation list from '\(url)'")
-      revoked = Set(list.hashes.map(\.sha256))
+      for h in list.hashes { revoked[h.sha256] = h.reason }
+    }
+    var names = [ObjectID: String]()
+    for e in entries {
+      names[e.recipe.sha256] = e.name
+      for g in e.golden { names[g.sha256] = "\(e.name) \(g.version) \(g.platform)" }
     }
     var wanted = [BlobRef]()
     var seen = Set<ObjectID>()
     for e in entries {
       var refs = [e.recipe]
       if includeGolden { refs += e.golden.map { BlobRef(sha256: $0.sha256, size: $0.size) } }
-      for r in refs where !revoked.contains(r.sha256) && seen.insert(r.sha256).inserted {
+      for r in refs where revoked[r.sha256] == nil && seen.insert(r.sha256).inserted {
         if !(try cache.contains(r.sha256)) { wanted.append(r) }
       }
     }
@@ -126,7 +148,24 @@ public final class Client {
       golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count, fetched_bytes: fetchedBytes,
       up_to_date: previous == verified.index.version && objects.isEmpty)
     if dryRun { return report }
+    // A revoked blob is refused from every source and purged from the cache, and the user is
+    // told which recipe it was and why.
+    for (id, reason) in revoked.sorted(by: { $0.key < $1.key }) where try cache.contains(id) {
+      try cache.remove([id])
+      warn("'\(names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")
+      audit.record(AuditEvent("revoked", time: now, name: names[id], sha256: id, source: url, detail: reason))
+    }
     try cache.apply(StoreChange(objects: objects, documents: [(.index, bytes)], message: "sync"))
+    for id in wanted.map(\.sha256) {
+      audit.record(
+        AuditEvent("fetch", time: now, name: names[id], sha256: id, source: url, indexVersion: verified.index.version, sourceCommit: commit))
+    }
+    if newRoot.version != root.version {
+      audit.record(AuditEvent("trust_change", time: now, source: url, detail: "root version \(root.version) -> \(newRoot.version)"))
+    }
+    if let r = verified.revocation, r.version != state.revocation_version {
+      audit.record(AuditEvent("trust_change", time: now, source: url, detail: "revocation list version \(state.revocation_version) -> \(r.version)"))
+    }
     try home.saveTrust(root: newRoot, state: verified.advancing(state))
     try home.writeCacheMeta(.init(synced_at: Timestamp.format(now), source: url, index_version: verified.index.version))
     loaded = nil
@@ -178,23 +217,36 @@ public final class Client {
 
   /// The verified bytes of a blob the index pins: from the cache, else from the sources (and
   /// then cached). A corrupt cached copy is removed, reported and fetched again.
-  public func blob(_ ref: BlobRef, what: String) throws -> Data {
+  public func blob(_ ref: BlobRef, what: String, name: String? = nil) throws -> Data {
     let cache = home.cache
     var cacheError: TsukuError?
     do {
-      return try cache.get(ref.sha256, maxSize: ref.size)
+      let d = try cache.get(ref.sha256, maxSize: ref.size)
+      if let name {
+        let age = home.readCacheMeta().flatMap { Timestamp.parse($0.synced_at) }.map { Int(now.timeIntervalSince($0)) }
+        audit.record(AuditEvent("cache_hit", time: now, name: name, sha256: ref.sha256, indexVersion: loaded?.version, ageSeconds: age))
+      }
+      return d
     } catch let e as TsukuError where e.code == .integrity {
       try? cache.remove([ref.sha256])
       warn("cached \(what) was corrupt and has been removed: \(e.message)")
+      audit.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: home.cacheDir, detail: e.message))
       cacheError = e
     } catch let e as TsukuError where e.code == .notFound {}
     var failures = [(String, TsukuError)]()
     for url in sources {
       do {
-        let d = try store(url).get(ref.sha256, maxSize: ref.size)
+        let src = try store(url)
+        let d = try src.get(ref.sha256, maxSize: ref.size)
         try cache.apply(StoreChange(objects: [d]))
+        audit.record(
+          AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
+            sourceCommit: (src as? GitStore)?.commitID))
         return d
       } catch let e as TsukuError {
+        if e.code == .integrity {
+          audit.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: url, detail: e.message))
+        }
         failures.append((url, e))
       }
     }
@@ -222,6 +274,7 @@ public final class Client {
   private func checkNotRevoked(_ id: ObjectID, _ what: String) throws {
     if let reason = try loadIndex().revoked[id] {
       try? home.cache.remove([id])
+      audit.record(AuditEvent("revoked", time: now, name: what, sha256: id, detail: reason))
       throw TsukuError(.integrity, "\(what) '\(id.hex.prefix(16))' is revoked: \(reason)")
     }
   }
@@ -230,7 +283,7 @@ public final class Client {
   public func recipe(_ name: String) throws -> Data {
     let e = try entry(name)
     try checkNotRevoked(e.recipe.sha256, "recipe '\(name)'")
-    return try blob(e.recipe, what: "recipe '\(name)'")
+    return try blob(e.recipe, what: "recipe '\(name)'", name: name)
   }
 
   /// The exact bytes of a golden file: for `platform`, at `version` or the newest one.
@@ -252,7 +305,9 @@ public final class Client {
       chosen = onPlatform.max { VersionOrder.less($0.version, $1.version) }!
     }
     try checkNotRevoked(chosen.sha256, "golden file of '\(name)' \(chosen.version) \(platform)")
-    return try blob(BlobRef(sha256: chosen.sha256, size: chosen.size), what: "golden file of '\(name)'")
+    return try blob(
+      BlobRef(sha256: chosen.sha256, size: chosen.size), what: "golden file of '\(name)'",
+      name: "\(name) \(chosen.version) \(platform)")
   }
 
   /// Every entry of the index, by name.

@@ -91,7 +91,20 @@ public struct RevocationPayload: Codable, Hashable, Sendable {
   public var type: String
   public var version: Int
   public var expires: String
+  /// The revocation list blob: every revoked hash and key with reason, time and revoker.
   public var list: BlobRef
+  /// The revoked key ids, also here in the signed section so that a client can stop counting
+  /// their signatures before it fetches anything.
+  public var revoked_keys: [String]
+
+  public init(version: Int, expires: Date, list: BlobRef, revokedKeys: [String]) {
+    format = Format.current
+    type = DocumentType.revocation.rawValue
+    self.version = version
+    self.expires = Timestamp.format(expires)
+    self.list = list
+    revoked_keys = revokedKeys
+  }
 
   public var expiryDate: Date? { Timestamp.parse(expires) }
 
@@ -108,17 +121,32 @@ public struct RevocationPayload: Codable, Hashable, Sendable {
 
 /// The revocation list blob: hashes and keys that must never be used again.
 public struct RevocationList: Codable, Hashable, Sendable {
+  /// A revoked blob.
   public struct Hash: Codable, Hashable, Sendable {
     public var sha256: ObjectID
     public var reason: String
     public var revoked_at: String
+    /// The key id of the responder who signed the revocation.
     public var by: String
+    public init(sha256: ObjectID, reason: String, revokedAt: Date, by: String) {
+      self.sha256 = sha256
+      self.reason = reason
+      revoked_at = Timestamp.format(revokedAt)
+      self.by = by
+    }
   }
+  /// A revoked key: its signatures no longer count.
   public struct Key: Codable, Hashable, Sendable {
     public var keyid: String
     public var reason: String
     public var revoked_at: String
     public var by: String
+    public init(keyid: String, reason: String, revokedAt: Date, by: String) {
+      self.keyid = keyid
+      self.reason = reason
+      revoked_at = Timestamp.format(revokedAt)
+      self.by = by
+    }
   }
   public var format: Int
   public var type: String

@@ -143,7 +143,7 @@ public enum Publisher {
   /// lacks first, `index.json` last, each target in one atomic change.
   public static func publish(
     _ input: PublishInput, keys: [SigningKey], revocationKeys: [SigningKey] = [], to targets: [any ObjectStore],
-    expiresDays: Int, now: Date, log: (String) -> Void = { _ in }
+    expiresDays: Int, now: Date, stage: String? = nil, log: (String) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
     guard (1...3650).contains(expiresDays) else {
@@ -175,7 +175,7 @@ public enum Publisher {
       published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
       golden: scan.goldenCount)
     let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
-    _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index")
+    if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
 
     var objects = [tree] + shards + Array(scan.blobs.values)
     // The revocation section is carried over byte for byte; a maintainer never needs that key.
@@ -184,13 +184,23 @@ public enum Publisher {
       let list = JSON.encode(RevocationList.empty)
       objects.append(list)
       let rp = RevocationPayload(
-        format: Format.current, type: DocumentType.revocation.rawValue, version: 1,
-        expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)), list: BlobRef(of: list))
+        version: 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), list: BlobRef(of: list), revokedKeys: [])
       let env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
       revocation = env
     }
-    let file = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation).bytes
+    let indexFile = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation)
+    let file = indexFile.bytes
+    if let stage {
+      // Across machines: the blobs go to the targets now (harmless: nothing names them yet),
+      // the index waits in a staged file for more signatures.
+      let base = states[0].previous.map { SHA256.hash($0.bytes) }
+      var results = [(location: String, report: ApplyReport)]()
+      for s in states { results.append((s.store.location, try s.store.apply(StoreChange(objects: objects, message: "stage")))) }
+      try Staged(base: base, index: indexFile, sign: [.index]).write(to: stage)
+      log("staged index version \(version) in \(stage): \(indexEnv.signatures.count) signature(s); add more with 'tsuku registry sign'")
+      return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
+    }
     // Check what we are about to write exactly as a client will.
     _ = try IndexVerifier.verify(file, root: root, state: TrustState(), now: now, source: "the new index")
 

@@ -131,22 +131,6 @@ public enum IndexVerifier {
     }
     try root.checkNotExpired(now: now)
 
-    let raw = try file.index.verify(as: .index, role: .index, root: root.payload, what: "index section of \(what)")
-    let index = try IndexPayload.parse(raw, what: "index section of \(what)")
-    let indexHash = SHA256.hash(raw)
-    if index.version < state.index_version {
-      throw TsukuError(
-        .integrity,
-        "\(what) has index version \(index.version), older than the trusted version \(state.index_version): rollback refused")
-    }
-    if index.version == state.index_version, let h = state.index_payload_sha256, h != indexHash {
-      throw TsukuError(
-        .integrity, "\(what) has index version \(index.version) with other content than the trusted one: refused")
-    }
-    if let exp = index.expiryDate, exp <= now {
-      throw TsukuError(.integrity, "\(what) expired at \(index.expires) (index version \(index.version))")
-    }
-
     var rev: RevocationPayload?
     var revHash: ObjectID?
     if let env = file.revocation {
@@ -173,6 +157,25 @@ public enum IndexVerifier {
         .integrity,
         "\(what) has no revocation list but version \(state.revocation_version) is trusted: rollback refused")
     }
+    // The revocation section first: keys it revokes no longer count for the index section.
+    let raw = try file.index.verify(
+      as: .index, role: .index, root: root.payload, what: "index section of \(what)",
+      revokedKeys: Set(rev?.revoked_keys ?? []))
+    let index = try IndexPayload.parse(raw, what: "index section of \(what)")
+    let indexHash = SHA256.hash(raw)
+    if index.version < state.index_version {
+      throw TsukuError(
+        .integrity,
+        "\(what) has index version \(index.version), older than the trusted version \(state.index_version): rollback refused")
+    }
+    if index.version == state.index_version, let h = state.index_payload_sha256, h != indexHash {
+      throw TsukuError(
+        .integrity, "\(what) has index version \(index.version) with other content than the trusted one: refused")
+    }
+    if let exp = index.expiryDate, exp <= now {
+      throw TsukuError(.integrity, "\(what) expired at \(index.expires) (index version \(index.version))")
+    }
+
     return VerifiedIndex(
       file: file, bytes: bytes, index: index, indexHash: indexHash, revocation: rev, revocationHash: revHash)
   }

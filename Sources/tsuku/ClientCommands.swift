@@ -13,7 +13,7 @@ extension Tsuku {
         Source URLs: file:///path, a path, git+file:///repo[?dir=SUBFOLDER][#REF].
         """)
     @Option(help: "The registry's root of trust (a root.json file).") var root: String?
-    @Option(name: .customLong("source"), help: "A source URL; repeat for a fallback list.") var sources: [String] = []
+    @Option(name: .customLong("source"), parsing: .upToNextOption, help: "A source URL; repeat for a fallback list.") var sources: [String] = []
 
     func run() throws {
       let home = Home.fromEnvironment()

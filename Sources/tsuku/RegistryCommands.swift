@@ -7,7 +7,9 @@ extension Tsuku {
   struct Registry: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Maintainer commands: keys, the root of trust, publishing.",
-      subcommands: [Keygen.self, InitRoot.self, Publish.self])
+      subcommands: [
+        Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self,
+      ])
   }
 }
 
@@ -30,15 +32,15 @@ extension Tsuku.Registry {
       commandName: "init",
       abstract: "Write root version 1 (root/1.root.json) into the store at URL, signed by the root keys.")
     @Option(help: "The store URL.") var to: String
-    @Option(name: .customLong("root-key"), help: "A root public key file; repeatable.") var rootKeys: [String] = []
-    @Option(name: .customLong("index-key"), help: "An index public key file; repeatable.") var indexKeys: [String] = []
-    @Option(name: .customLong("revocation-key"), help: "A revocation public key file; repeatable.")
+    @Option(name: .customLong("root-key"), parsing: .upToNextOption, help: "A root public key file; repeatable.") var rootKeys: [String] = []
+    @Option(name: .customLong("index-key"), parsing: .upToNextOption, help: "An index public key file; repeatable.") var indexKeys: [String] = []
+    @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation public key file; repeatable.")
     var revocationKeys: [String] = []
     @Option(help: "Root signatures required.") var rootThreshold = 1
     @Option(help: "Index signatures required.") var indexThreshold = 1
     @Option(help: "Revocation signatures required.") var revocationThreshold = 1
     @Option(help: "Days until this root expires.") var expiresDays = 365
-    @Option(name: .customLong("sign"), help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
+    @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
 
     func validate() throws {
       if rootKeys.isEmpty || indexKeys.isEmpty || revocationKeys.isEmpty {
@@ -92,26 +94,35 @@ extension Tsuku.Registry {
     @Option(help: "Community recipes folder.") var recipes: String?
     @Option(help: "Critical recipes folder.") var critical: String?
     @Option(help: "Golden files folder.") var golden: String?
-    @Option(name: .customLong("key"), help: "An index private key file; repeatable.") var keys: [String] = []
-    @Option(name: .customLong("revocation-key"), help: "Sign an empty revocation list if the store has none yet.")
+    @Option(name: .customLong("key"), parsing: .upToNextOption, help: "An index private key file; repeatable.") var keys: [String] = []
+    @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "Sign an empty revocation list if the store has none yet.")
     var revocationKeys: [String] = []
-    @Option(name: .customLong("to"), help: "A store URL; repeatable.") var targets: [String] = []
+    @Option(name: .customLong("to"), parsing: .upToNextOption, help: "A store URL; repeatable.") var targets: [String] = []
     @Option(help: "Days until this index expires.") var expiresDays = 30
+    @Option(help: "Write the signed index to FILE for more signatures instead of publishing it (blobs are written).")
+    var stage: String?
+    @Option(help: "Publish a staged FILE (see 'registry sign') after checking its thresholds.") var staged: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
-      if keys.isEmpty { throw ValidationError("--key is required") }
       if targets.isEmpty { throw ValidationError("--to is required") }
+      if staged != nil { return }
+      if keys.isEmpty { throw ValidationError("--key is required") }
       if recipes == nil && critical == nil { throw ValidationError("give --recipes and/or --critical") }
     }
 
     func run() throws {
+      if let staged {
+        let s = try Staged.read(staged)
+        for t in targets { Output.line("\(t): " + (try s.publish(to: StoreURL.open(t), now: Date()))) }
+        return
+      }
       let signers = try keys.map(KeyFile.readPrivate)
       let rsigners = try revocationKeys.map(KeyFile.readPrivate)
       let stores = try targets.map(StoreURL.open)
       let r = try Publisher.publish(
         PublishInput(recipes: recipes, critical: critical, golden: golden), keys: signers, revocationKeys: rsigners,
-        to: stores, expiresDays: expiresDays, now: Date(), log: json ? { _ in } : Output.info)
+        to: stores, expiresDays: expiresDays, now: Date(), stage: stage, log: json ? { _ in } : Output.info)
       if json {
         struct Out: Encodable {
           var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int

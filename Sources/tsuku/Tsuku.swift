@@ -31,7 +31,7 @@ struct Tsuku: ParsableCommand {
       \(exitCodesHelp)
       """,
     subcommands: [
-      Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self,
+      Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Audit.self,
       Registry.self,
     ])
 }

@@ -1,0 +1,216 @@
+import Foundation
+
+/// SigV4 credentials for one request. `description` never shows the secret.
+public struct AWSSigning: Sendable, CustomStringConvertible {
+  /// The region signed for (`auto` for R2, `us-east-1`, ...).
+  public var region: String
+  public var accessKeyID: String
+  public var secretAccessKey: String
+  public init(region: String, accessKeyID: String, secretAccessKey: String) {
+    self.region = region
+    self.accessKeyID = accessKeyID
+    self.secretAccessKey = secretAccessKey
+  }
+  public var description: String { "aws:amz:\(region):s3 as '\(accessKeyID)'" }
+}
+
+/// One HTTP request as a store makes it.
+public struct HTTPRequest: Sendable, CustomStringConvertible {
+  public var method: String
+  public var url: String
+  /// Header lines in order; a name given twice is sent twice.
+  public var headers: [(name: String, value: String)]
+  /// The body of a PUT; nil for none.
+  public var body: Data?
+  /// The most bytes of a successful (2xx) response body accepted: a longer body is cut off
+  /// as it arrives and refused with `.integrity`. Error bodies are kept up to 64 KiB.
+  public var maxResponseSize: Int
+  /// Signs the request with SigV4 when set.
+  public var signing: AWSSigning?
+
+  public init(
+    _ method: String, _ url: String, headers: [(name: String, value: String)] = [], body: Data? = nil,
+    maxResponseSize: Int = 1 << 20, signing: AWSSigning? = nil
+  ) {
+    self.method = method
+    self.url = url
+    self.headers = headers
+    self.body = body
+    self.maxResponseSize = maxResponseSize
+    self.signing = signing
+  }
+
+  /// The value of a request header (case-insensitive), if set.
+  public func header(_ name: String) -> String? {
+    headers.last { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+  }
+
+  /// `GET 'url'`: the subject of every message about this request.
+  public var description: String { "\(method) '\(url)'" }
+}
+
+/// What a server answered: any status, 2xx or not.
+public struct HTTPResponse: Sendable {
+  public var status: Int
+  /// Header names in lower case; a repeated header keeps its last value.
+  public var headers: [String: String]
+  public var body: Data
+  public init(status: Int, headers: [String: String] = [:], body: Data = Data()) {
+    self.status = status
+    self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { $1 })
+    self.body = body
+  }
+  public func header(_ name: String) -> String? { headers[name.lowercased()] }
+  /// The `ETag` header, as sent (quotes included).
+  public var etag: String? { header("etag") }
+  public var isSuccess: Bool { (200..<300).contains(status) }
+}
+
+/// Why one attempt at a request got no HTTP response (or a response that must not be used).
+public struct HTTPFailure: Error, Sendable, Equatable {
+  public enum Kind: Sendable, Equatable {
+    /// Nothing listens there (a closed port).
+    case refused
+    /// The host name did not resolve.
+    case resolve
+    /// No connection within the connect timeout.
+    case connectTimeout
+    /// The whole request took longer than the total timeout.
+    case timeout
+    /// No bytes arrived for the stall interval.
+    case stall
+    /// The connection closed before the body the server declared was complete.
+    case truncated
+    /// The body was longer than the request's `maxResponseSize`; it was cut off.
+    case tooLarge
+    /// TLS or certificate failure.
+    case tls
+    /// Anything else the transport reports (reset, send failure, bad response).
+    case other
+  }
+  public var kind: Kind
+  /// A short lower-case cause, as it goes after the request in a message.
+  public var detail: String
+  public init(_ kind: Kind, _ detail: String) {
+    self.kind = kind
+    self.detail = detail
+  }
+
+  /// Whether trying again could help: connection-level trouble, not a refusal or a limit.
+  public var isRetryable: Bool {
+    switch kind {
+    case .refused, .resolve, .connectTimeout, .stall, .truncated, .other: true
+    case .timeout, .tooLarge, .tls: false
+    }
+  }
+
+  /// The project error for this failure of `request` after `attempts` tries.
+  public func error(for request: HTTPRequest, attempts: Int) -> TsukuError {
+    let code: TsukuError.Code = kind == .tooLarge ? .integrity : .unavailable
+    let details = attempts > 1 ? ["tried \(attempts) times"] : []
+    return TsukuError(code, "\(request): \(detail)", details: details)
+  }
+}
+
+/// When to try a request again, and how long to wait first: exponential backoff with jitter on
+/// connection errors, 429 and 5xx; `Retry-After` is honoured up to `retryAfterCap`. 403, 404 and
+/// other answers are final.
+public struct RetryPolicy: Sendable {
+  /// Tries in all, the first included.
+  public var maxAttempts: Int
+  public var baseDelay: Double
+  public var maxDelay: Double
+  public var retryAfterCap: Double
+
+  public init(maxAttempts: Int = 4, baseDelay: Double = 0.2, maxDelay: Double = 5, retryAfterCap: Double = 10) {
+    self.maxAttempts = maxAttempts
+    self.baseDelay = baseDelay
+    self.maxDelay = maxDelay
+    self.retryAfterCap = retryAfterCap
+  }
+
+  /// No retries at all.
+  public static let none = RetryPolicy(maxAttempts: 1)
+
+  /// Whether an answer with this status is worth another try.
+  public static func isRetryable(status: Int) -> Bool { status == 429 || (500...599).contains(status) }
+
+  /// The delay before attempt `attempt + 1` after `outcome`, or nil to stop here.
+  public func delay(after outcome: Result<HTTPResponse, HTTPFailure>, attempt: Int) -> Double? {
+    guard attempt < maxAttempts else { return nil }
+    switch outcome {
+    case .failure(let f): return f.isRetryable ? backoff(attempt) : nil
+    case .success(let r):
+      guard Self.isRetryable(status: r.status) else { return nil }
+      if let after = r.header("retry-after").flatMap(Self.parseRetryAfter) {
+        return min(max(after, 0), retryAfterCap)
+      }
+      return backoff(attempt)
+    }
+  }
+
+  /// Full jitter between half and all of `base * 2^(attempt-1)`, capped at `maxDelay`.
+  func backoff(_ attempt: Int) -> Double {
+    let exp = min(maxDelay, baseDelay * pow(2, Double(max(0, attempt - 1))))
+    return exp * Double.random(in: 0.5...1.0)
+  }
+
+  /// `Retry-After` as seconds: a number, or an HTTP date.
+  static func parseRetryAfter(_ text: String) -> Double? {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    if let n = Double(t) { return n }
+    let f = DateFormatter()
+    f.locale = Locale(identifier: "en_US_POSIX")
+    f.timeZone = TimeZone(identifier: "GMT")
+    f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+    return f.date(from: t).map { $0.timeIntervalSinceNow }
+  }
+}
+
+/// Moves HTTP requests. A batch runs with bounded concurrency; each request is retried per
+/// the transport's `RetryPolicy`, and its final outcome is returned in the batch's order: any
+/// HTTP answer (including 404 or a 503 after the last retry) as a response, and a request that
+/// got none as a one-line `TsukuError` naming the request (`GET 'url': connection refused`).
+public protocol HTTPTransport: AnyObject, Sendable {
+  func perform(_ requests: [HTTPRequest]) -> [Result<HTTPResponse, TsukuError>]
+  /// How many requests went out so far, every retry counted: what a store cost.
+  var requestCount: Int { get }
+}
+
+extension HTTPTransport {
+  /// One request.
+  public func perform(_ request: HTTPRequest) throws -> HTTPResponse {
+    try perform([request])[0].get()
+  }
+}
+
+/// Transport settings shared by the real transport and the scripted one.
+public struct TransportOptions: Sendable {
+  /// Transfers in flight at once.
+  public var maxConcurrent = 16
+  public var connectTimeout: Double = 10
+  /// The budget for one request, retries and waits included (`TSUKU_API_TIMEOUT`).
+  public var totalTimeout: Double = 30
+  /// A transfer with no bytes for this long is a stall.
+  public var stallTimeout: Double = 15
+  public var retry = RetryPolicy()
+  /// A CA bundle to trust instead of the system's (`TSUKU_CA_BUNDLE`).
+  public var caBundle: String?
+  public init() {}
+
+  /// The defaults, with `TSUKU_API_TIMEOUT` (seconds) and `TSUKU_CA_BUNDLE` from `environment`.
+  public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+    throws -> TransportOptions
+  {
+    var o = TransportOptions()
+    if let t = environment["TSUKU_API_TIMEOUT"], !t.isEmpty {
+      guard let s = Double(t), s > 0, s.isFinite else {
+        throw TsukuError(.usage, "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0")
+      }
+      o.totalTimeout = s
+      o.connectTimeout = min(o.connectTimeout, s)
+    }
+    if let ca = environment["TSUKU_CA_BUNDLE"], !ca.isEmpty { o.caBundle = ca }
+    return o
+  }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Store
+
+/// A document waiting for more signatures: threshold signing across machines.
+///
+/// `publish --stage FILE` (and `revoke`, `resign`, `rotate-root` with `--stage`) writes one;
+/// `tsuku registry sign --staged FILE --key KEY` adds a signature on another machine; `tsuku
+/// registry publish --staged FILE --to URL` checks the thresholds exactly as a client will and
+/// writes it. A key that signs twice counts once.
+public struct Staged: Codable, Sendable {
+  public var format = Format.current
+  public var type = "staged"
+  /// The SHA-256 of the `index.json` this change was made against; publishing refuses if the
+  /// store has moved on since.
+  public var base_index_sha256: ObjectID?
+  /// A staged `index.json`, or
+  public var index: IndexFile?
+  /// a staged root version N+1.
+  public var root: Envelope?
+  /// Which sections the signers add to.
+  public var sign: [DocumentType]
+
+  public init(base: ObjectID?, index: IndexFile, sign: [DocumentType]) {
+    base_index_sha256 = base
+    self.index = index
+    self.sign = sign
+  }
+
+  public init(root: Envelope) {
+    self.root = root
+    sign = [.root]
+  }
+
+  public static func read(_ path: String) throws -> Staged {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw TsukuError(.usage, "cannot read staged file '\(path)'")
+    }
+    let s = try JSON.decode(Staged.self, data, what: "staged file '\(path)'")
+    try checkFormat(s.format, "staged file '\(path)'")
+    guard s.type == "staged", (s.index == nil) != (s.root == nil) else {
+      throw TsukuError(.usage, "'\(path)' is not a staged index or root")
+    }
+    return s
+  }
+
+  public func write(to path: String) throws {
+    try writeFileAtomically(JSON.encode(self, pretty: true) + Data("\n".utf8), to: path)
+  }
+
+  /// Adds each key's signature to the sections this file asks signatures for.
+  public mutating func addSignatures(_ keys: [SigningKey]) throws {
+    if var r = root {
+      try r.addSignatures(keys)
+      root = r
+    }
+    if var f = index {
+      if sign.contains(.index) { try f.index.addSignatures(keys) }
+      if sign.contains(.revocation), var r = f.revocation {
+        try r.addSignatures(keys)
+        f.revocation = r
+      }
+      index = f
+    }
+  }
+
+  /// Writes the staged document to `store` after checking it as a client would.
+  public func publish(to store: any ObjectStore, now: Date) throws -> String {
+    if let root {
+      let next = try Maintainer.writeRoot(root, to: store)
+      return "wrote root version \(next.version)"
+    }
+    guard let file = index else { throw TsukuError(.usage, "empty staged file") }
+    let head = try RegistryHead(store)
+    let current = head.index.map { SHA256.hash($0.bytes) }
+    if current != base_index_sha256 {
+      throw TsukuError(
+        .conflict, "index.json in '\(store.location)' changed since this was staged; stage it again")
+    }
+    let verified = try IndexVerifier.verify(file.bytes, root: head.root, state: TrustState(), now: now, source: "the staged index")
+    // Every blob the new index pins must already be in the store (staging wrote them).
+    if !(try store.contains(verified.index.tree.sha256)) {
+      throw TsukuError(.usage, "'\(store.location)' lacks the staged index tree; publish --stage to this store first")
+    }
+    try Maintainer.write(file, objects: [], head: head, now: now, message: "publish staged index version \(verified.index.version)")
+    return "published staged index version \(verified.index.version)"
+  }
+}

@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import Store
+import Sync
+
+extension Tsuku.Registry {
+  struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Revoke a blob hash (or a key) with the revocation keys; only the revocation section changes.",
+      discussion: """
+        Publishes revocation list version N+1. From their next sync, clients refuse the hash from
+        every source and purge it from their caches (exit 4 on use); a revoked key's signatures
+        stop counting. No index key is needed.
+        """)
+    @Argument(help: "The SHA-256 of the blob to revoke.") var hash: String?
+    @Option(name: .customLong("key-id"), help: "Revoke this key id instead of a hash.") var keyID: String?
+    @Option(help: "Why (one line; shown to every client that refuses it).") var reason: String
+    @Option(name: .customLong("key"), parsing: .upToNextOption, help: "A revocation private key file; repeatable.")
+    var keys: [String] = []
+    @Option(help: "The store URL.") var to: String
+    @Option(help: "Days until the revocation list expires.") var expiresDays = 30
+    @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
+
+    func validate() throws {
+      if (hash == nil) == (keyID == nil) { throw ValidationError("give a HASH or --key-id, not both") }
+      if keys.isEmpty { throw ValidationError("--key is required") }
+    }
+
+    func run() throws {
+      let item: Maintainer.Revocation = try hash.map { .hash(try ObjectID.parse($0)) } ?? .key(keyID!)
+      let p = try Maintainer.revoke(
+        [item], reason: reason, keys: try keys.map(KeyFile.readPrivate), in: try StoreURL.open(to),
+        expiresDays: expiresDays, now: Date(), stage: stage)
+      Output.line("\(stage == nil ? "published" : "staged") revocation list version \(p.version); expires \(p.expires)")
+    }
+  }
+
+  struct Resign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Extend the expiry of the current index: a new version with the same content.",
+      discussion: "For the scheduled job that keeps a registry from expiring. With --revocation-key the revocation list is re-signed too.")
+    @Option(name: .customLong("key"), parsing: .upToNextOption, help: "An index private key file; repeatable.")
+    var keys: [String] = []
+    @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation private key file.")
+    var revocationKeys: [String] = []
+    @Option(help: "The store URL.") var to: String
+    @Option(help: "Days until the new index expires.") var expiresDays = 30
+    @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
+
+    func run() throws {
+      if keys.isEmpty { throw TsukuError(.usage, "--key is required") }
+      let p = try Maintainer.resign(
+        keys: try keys.map(KeyFile.readPrivate), revocationKeys: try revocationKeys.map(KeyFile.readPrivate),
+        in: try StoreURL.open(to), expiresDays: expiresDays, now: Date(), stage: stage)
+      Output.line("\(stage == nil ? "published" : "staged") index version \(p.version); expires \(p.expires)")
+    }
+  }
+
+  struct RotateRoot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "rotate-root",
+      abstract: "Make root version N+1 (new keys or thresholds), signed by the old and the new root thresholds.",
+      discussion: """
+        Roles not given keep their keys. Clients walk the chain one version at a time. After an
+        index key rotation, run 'registry resign --key NEW' so index.json names the new root.
+        """)
+    @Option(help: "The store URL.") var to: String
+    @Option(name: .customLong("root-key"), parsing: .upToNextOption, help: "New root public keys.") var rootKeys: [String] = []
+    @Option(name: .customLong("index-key"), parsing: .upToNextOption, help: "New index public keys.") var indexKeys: [String] = []
+    @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "New revocation public keys.")
+    var revocationKeys: [String] = []
+    @Option var rootThreshold: Int?
+    @Option var indexThreshold: Int?
+    @Option var revocationThreshold: Int?
+    @Option(help: "Days until the new root expires.") var expiresDays = 365
+    @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "Old and new root private keys.")
+    var signKeys: [String] = []
+    @Option(help: "Write the new root to FILE for more signatures instead of publishing it.") var stage: String?
+
+    func run() throws {
+      let store = try StoreURL.open(to)
+      let head = try RegistryHead(store)
+      var keys = [Role: [PublicKey]]()
+      if !rootKeys.isEmpty { keys[.root] = try rootKeys.map(KeyFile.readPublic) }
+      if !indexKeys.isEmpty { keys[.index] = try indexKeys.map(KeyFile.readPublic) }
+      if !revocationKeys.isEmpty { keys[.revocation] = try revocationKeys.map(KeyFile.readPublic) }
+      var t = [Role: Int]()
+      t[.root] = rootThreshold
+      t[.index] = indexThreshold
+      t[.revocation] = revocationThreshold
+      let env = try Maintainer.nextRoot(
+        from: head.root, keys: keys, thresholds: t, expiresDays: expiresDays, now: Date(),
+        signers: try signKeys.map(KeyFile.readPrivate))
+      if let stage {
+        try Staged(root: env).write(to: stage)
+        return Output.line("staged root version \(head.root.version + 1) in \(stage)")
+      }
+      let next = try Maintainer.writeRoot(env, to: store)
+      Output.line("wrote root version \(next.version); expires \(next.payload.expires)")
+    }
+  }
+
+  struct Sign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Add signatures to a staged document (threshold signing across machines).",
+      discussion: "Then publish it with 'tsuku registry publish --staged FILE --to URL'. A key that already signed is skipped.")
+    @Option(help: "The staged file.") var staged: String
+    @Option(name: .customLong("key"), parsing: .upToNextOption, help: "A private key file; repeatable.") var keys: [String] = []
+
+    func run() throws {
+      if keys.isEmpty { throw TsukuError(.usage, "--key is required") }
+      var s = try Staged.read(staged)
+      try s.addSignatures(try keys.map(KeyFile.readPrivate))
+      try s.write(to: staged)
+      let count = s.root?.signatures.count ?? s.index.map { $0.index.signatures.count + ($0.revocation?.signatures.count ?? 0) } ?? 0
+      Output.line("\(staged): \(count) signature(s)")
+    }
+  }
+}
+
+extension Tsuku {
+  struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Read the audit log: fetches, cache hits, verification failures, revocations, trust changes.")
+    @Option(help: "Only events since T: an ISO time (2026-11-29T10:00:00Z) or an age (90m, 24h, 7d).") var since: String?
+    @Option(help: "Only events about this recipe.") var name: String?
+    @Flag(help: "Print JSON lines.") var json = false
+
+    func run() throws {
+      let now = Date()
+      var from: Date?
+      if let since {
+        from = Timestamp.parse(since) ?? Age.parse(since).map { now.addingTimeInterval(-$0) }
+        if from == nil { throw TsukuError(.usage, "invalid --since '\(since)': expected an ISO time or an age like 24h") }
+      }
+      let events = AuditLog(home: Home.fromEnvironment()).read(since: from, name: name)
+      if json {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for ev in events { Output.data((try e.encode(ev)) + Data("\n".utf8)) }
+        return
+      }
+      for ev in events {
+        var parts = [ev.time, ev.event]
+        if let n = ev.name { parts.append("'\(n)'") }
+        if let h = ev.sha256 { parts.append(String(h.prefix(16))) }
+        if let a = ev.age_seconds { parts.append("age \(a)s") }
+        if let s = ev.source { parts.append("from \(s)") }
+        if let v = ev.index_version { parts.append("index v\(v)") }
+        if let c = ev.source_commit { parts.append("commit \(c.prefix(12))") }
+        if let d = ev.detail { parts.append("- \(d)") }
+        Output.line(parts.joined(separator: " "))
+      }
+    }
+  }
+}
+
+/// Durations like `90s`, `15m`, `24h`, `7d`.
+enum Age {
+  static func parse(_ s: String) -> TimeInterval? {
+    guard let unit = s.last, let n = Double(s.dropLast()), n >= 0 else { return nil }
+    switch unit {
+    case "s": return n
+    case "m": return n * 60
+    case "h": return n * 3600
+    case "d": return n * 86400
+    default: return nil
+    }
+  }
+}
