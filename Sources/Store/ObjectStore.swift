@@ -66,6 +66,16 @@ public struct StoreChange: Sendable {
   }
 }
 
+/// What a conditional document read found.
+public enum DocumentRead: Sendable, Equatable {
+  /// The document still has the ETag the caller gave.
+  case notModified
+  /// The store has no document by that name.
+  case absent
+  /// The current bytes, and their ETag for the next conditional read (nil if the store gave none).
+  case found(Data, etag: String?)
+}
+
 /// What applying a change did.
 public struct ApplyReport: Sendable, Equatable {
   public var objectsWritten = 0
@@ -103,6 +113,15 @@ public protocol ObjectStore: AnyObject, Sendable {
   /// `maxSize` are refused with `.integrity` before anything is parsed.
   func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data?
 
+  /// A document read conditionally: `.notModified` when `etag` (from an earlier `.found`)
+  /// still names the current content, so a sync with nothing new costs one request (a 304 over
+  /// HTTP). Backends without ETags use `"sha256:<hex of the bytes>"` (quoted) as the tag.
+  func readDocument(_ name: DocumentName, maxSize: Int, ifNoneMatch etag: String?) throws -> DocumentRead
+
+  /// Fetches many blobs, verified as `get` does; missing ones are left out of the result, a
+  /// corrupt one throws. Remote backends overlap the requests.
+  func getMany(_ wanted: [(ObjectID, Int)]) throws -> [ObjectID: Data]
+
   /// Writes the blobs the store lacks, then the documents, `index.json` last.
   @discardableResult
   func apply(_ change: StoreChange) throws -> ApplyReport
@@ -112,8 +131,15 @@ public protocol ObjectStore: AnyObject, Sendable {
 }
 
 extension ObjectStore {
-  /// Fetches many blobs; a backend that can overlap requests overrides this. Missing blobs are
-  /// left out of the result; a corrupt one throws.
+  /// The conditional read for backends without ETags: the tag is the SHA-256 of the bytes.
+  public func readDocument(_ name: DocumentName, maxSize: Int, ifNoneMatch etag: String?) throws -> DocumentRead {
+    guard let data = try readDocument(name, maxSize: maxSize) else { return .absent }
+    let tag = "\"sha256:\(SHA256.hash(data).hex)\""
+    return tag == etag ? .notModified : .found(data, etag: tag)
+  }
+
+  /// Fetches many blobs one after the other; a backend that can overlap requests overrides
+  /// this. Missing blobs are left out of the result; a corrupt one throws.
   public func getMany(_ wanted: [(ObjectID, Int)]) throws -> [ObjectID: Data] {
     var out = [ObjectID: Data]()
     for (id, max) in wanted {

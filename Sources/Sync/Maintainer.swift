@@ -171,7 +171,13 @@ public enum Maintainer {
       return
     }
     let bytes = file.bytes
-    _ = try IndexVerifier.verify(bytes, root: head.root, state: TrustState(), now: now, source: "the new index")
+    if sign == [.revocation], let env = file.revocation {
+      // A responder may revoke the very key that signed the current index: then only the
+      // revocation section can (and must) verify.
+      _ = try env.verify(as: .revocation, role: .revocation, root: head.root.payload, what: "the new revocation list")
+    } else {
+      _ = try IndexVerifier.verify(bytes, root: head.root, state: TrustState(), now: now, source: "the new index")
+    }
     try head.store.apply(
       StoreChange(objects: objects, documents: [(.index, bytes)], precondition: head.precondition, message: message))
   }

@@ -119,24 +119,27 @@ public enum Publisher {
     return (tree, shardBlobs)
   }
 
-  /// The latest root of a store, verified from version 1 along the chain.
-  public static func currentRoot(of store: any ObjectStore) throws -> TrustedRoot {
+  /// The latest root of a store (or the one at version `upTo`), verified from version 1 along
+  /// the chain.
+  public static func currentRoot(of store: any ObjectStore, upTo limit: Int = Int.max) throws -> TrustedRoot {
     guard let first = try store.readDocument(.root(1), maxSize: Limits.root) else {
       throw TsukuError(
         .usage, "'\(store.location)' has no root/1.root.json; run 'tsuku registry init --to \(store.location)' first")
     }
     var root = try TrustedRoot(anchor: first, what: "root/1.root.json in '\(store.location)'")
-    while let next = try store.readDocument(.root(root.version + 1), maxSize: Limits.root) {
+    while root.version < limit, let next = try store.readDocument(.root(root.version + 1), maxSize: Limits.root) {
       root = try root.next(next, what: "root/\(root.version + 1).root.json in '\(store.location)'")
     }
     return root
   }
 
-  /// The index a store holds now, checked for signatures but not for freshness (an expired
-  /// index is exactly what a publish replaces).
+  /// The index a store holds now, checked for signatures (under the root version it names)
+  /// but not for freshness: an expired index is exactly what a publish replaces.
   public static func currentIndex(of store: any ObjectStore, root: TrustedRoot) throws -> VerifiedIndex? {
     guard let bytes = try store.readDocument(.index, maxSize: Limits.indexFile) else { return nil }
-    return try IndexVerifier.verify(bytes, root: root, state: TrustState(), now: .distantPast, source: store.location)
+    let named = try IndexFile.parse(bytes, what: "index.json in '\(store.location)'").root_version
+    let signer = named == root.version ? root : try currentRoot(of: store, upTo: named)
+    return try IndexVerifier.verify(bytes, root: signer, state: TrustState(), now: .distantPast, source: store.location)
   }
 
   /// Validates the input, signs a new index and writes it to every target: blobs the target

@@ -47,17 +47,18 @@ public final class CurlTransport: HTTPTransport {
     if requests.isEmpty { return [] }
     let multi = pool.withLock { $0.popLast() } ?? MultiHandle(maxConnections: options.maxConcurrent)
     defer { pool.withLock { $0.append(multi) } }
-    let batch = Batch(multi: multi.handle, options: options, counter: counter, requests: requests)
-    return batch.run()
+    return Batch(multi: multi.handle, options: options, requests: requests) { [self] in
+      counter.add(1, ordering: .relaxed)
+    }.run()
   }
 }
 
 /// A multi handle: its connection cache outlives the batches that use it.
 private final class MultiHandle: @unchecked Sendable {
   // Safe: the pool hands a handle to one batch at a time.
-  let handle: OpaquePointer
+  let handle: UnsafeMutableRawPointer
   init(maxConnections: Int) {
-    handle = curl_multi_init()
+    handle = curl_multi_init()!
     _ = tsuku_curl_multi_setopt_long(handle, CURLMOPT_PIPELINING, tsuku_curlpipe_multiplex)
     _ = tsuku_curl_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, max(4, maxConnections))
   }
@@ -85,7 +86,7 @@ private final class Transfer {
   let deadline: Double
   var attempt = 0
   var notBefore = 0.0
-  var easy: OpaquePointer?
+  var easy: UnsafeMutableRawPointer?
   var headerList: UnsafeMutablePointer<curl_slist>?
   let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(tsuku_curl_error_size) + 1)
   var status = 0
@@ -172,26 +173,205 @@ private final class Transfer {
 /// One call to `perform`: starts transfers as slots free up, collects them as they finish,
 /// and schedules retries after their backoff.
 private final class Batch {
-  let multi: OpaquePointer
+  let multi: UnsafeMutableRawPointer
   let options: TransportOptions
-  let counter: Atomic<Int>
+  let countAttempt: () -> Void
   var waiting: [Transfer]
-  var active = [OpaquePointer: Transfer]()
+  var active = [UnsafeMutableRawPointer: Transfer]()
   var results: [Result<HTTPResponse, TsukuError>?]
   var remaining: Int
 
-  init(multi: OpaquePointer, options: TransportOptions, counter: borrowing Atomic<Int>, requests: [HTTPRequest]) {
+  init(multi: UnsafeMutableRawPointer, options: TransportOptions, requests: [HTTPRequest], countAttempt: @escaping () -> Void) {
     self.multi = multi
     self.options = options
-    self.counter = Atomic(0)
+    self.countAttempt = countAttempt
     let start = now()
     waiting = requests.enumerated().map {
       Transfer(index: $0.offset, request: $0.element, deadline: start + options.totalTimeout)
     }
     results = Array(repeating: nil, count: requests.count)
     remaining = requests.count
-    counterRef = UnsafeRawPointer(Unmanaged.passUnretained(CounterBox.shared).toOpaque())
-    _ = counterRef
   }
-  private var counterRef: UnsafeRawPointer
+
+  func run() -> [Result<HTTPResponse, TsukuError>] {
+    while remaining > 0 {
+      startReady()
+      if active.isEmpty {
+        // Only retries waiting out their backoff.
+        if let next = waiting.map(\.notBefore).min() {
+          let wait = next - now()
+          if wait > 0 { usleep(UInt32(min(wait, 5) * 1e6)) }
+        }
+        continue
+      }
+      var running: Int32 = 0
+      _ = curl_multi_perform(multi, &running)
+      collectFinished()
+      if remaining == 0 { break }
+      var timeout = 1000.0
+      if active.count < options.maxConcurrent, let next = waiting.map(\.notBefore).min() {
+        timeout = min(timeout, max(0, (next - now()) * 1000))
+      }
+      if !active.isEmpty { _ = curl_multi_poll(multi, nil, 0, Int32(timeout), nil) }
+    }
+    return results.map { $0! }
+  }
+
+  private func startReady() {
+    let t0 = now()
+    while active.count < options.maxConcurrent, let i = waiting.firstIndex(where: { $0.notBefore <= t0 }) {
+      let t = waiting.remove(at: i)
+      do {
+        try start(t)
+      } catch let e as CurlSetupError {
+        t.release()
+        finish(t, .failure(HTTPFailure(.other, e.message)))
+      } catch {
+        t.release()
+        finish(t, .failure(HTTPFailure(.other, "\(error)")))
+      }
+    }
+  }
+
+  private func collectFinished() {
+    var left: Int32 = 0
+    while let msg = curl_multi_info_read(multi, &left) {
+      guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle, let t = active[easy] else { continue }
+      let code = msg.pointee.data.result
+      active[easy] = nil
+      curl_multi_remove_handle(multi, easy)
+      let outcome: Result<HTTPResponse, HTTPFailure>
+      if code == CURLE_OK {
+        var status = 0
+        if tsuku_curl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK, status > 0 {
+          t.status = status
+        }
+        outcome = .success(HTTPResponse(status: t.status, headers: t.headers, body: t.body))
+      } else {
+        outcome = .failure(classify(code, t))
+      }
+      t.release()
+      finish(t, outcome)
+    }
+  }
+
+  /// Records the outcome, or puts the request back in line for another attempt.
+  private func finish(_ t: Transfer, _ outcome: Result<HTTPResponse, HTTPFailure>) {
+    let time = now()
+    if let delay = options.retry.delay(after: outcome, attempt: t.attempt), time + delay + 0.05 < t.deadline {
+      t.notBefore = time + delay
+      waiting.append(t)
+      return
+    }
+    results[t.index] = outcome.mapError { $0.error(for: t.request, attempts: t.attempt) }
+    remaining -= 1
+  }
+
+  private func start(_ t: Transfer) throws {
+    t.reset()
+    t.attempt += 1
+    guard let easy = curl_easy_init() else { throw CurlSetupError(message: "cannot create a curl handle") }
+    t.easy = easy
+    let r = t.request
+    try setString(easy, CURLOPT_URL, r.url, "url")
+    try check(tsuku_curl_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "protocols")
+    try setLong(easy, CURLOPT_NOSIGNAL, 1, "nosignal")
+    try setLong(easy, CURLOPT_TCP_KEEPALIVE, 1, "tcp keepalive")
+    try setLong(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS), "http version")
+    try setLong(easy, CURLOPT_PIPEWAIT, 1, "pipewait")
+    try setLong(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000), "connect timeout")
+    let left = max(0.001, t.deadline - now())
+    try setLong(easy, CURLOPT_TIMEOUT_MS, Int(left * 1000), "timeout")
+    try setLong(easy, CURLOPT_LOW_SPEED_LIMIT, 1, "low speed limit")
+    try setLong(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(options.stallTimeout.rounded(.up))), "low speed time")
+    try check(tsuku_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, t.errorBuffer), "error buffer")
+    if let ca = options.caBundle { try setString(easy, CURLOPT_CAINFO, ca, "cainfo") }
+    switch r.method {
+    case "GET": break
+    case "HEAD": try setLong(easy, CURLOPT_NOBODY, 1, "nobody")
+    case "PUT":
+      try setLong(easy, CURLOPT_UPLOAD, 1, "upload")
+      try check(tsuku_curl_setopt_offset(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(r.body?.count ?? 0)), "infilesize")
+      try check(tsuku_curl_setopt_read(easy) { buf, size, n, me in
+        Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().send(buf!, size * n)
+      }, "read function")
+    default: try setString(easy, CURLOPT_CUSTOMREQUEST, r.method, "custom request")
+    }
+    if let s = r.signing {
+      try setString(easy, CURLOPT_AWS_SIGV4, "aws:amz:\(s.region):s3", "aws sigv4")
+      try setString(easy, CURLOPT_USERPWD, "\(s.accessKeyID):\(s.secretAccessKey)", "credentials")
+    } else {
+      try setLong(easy, CURLOPT_FOLLOWLOCATION, 1, "follow location")
+      try setLong(easy, CURLOPT_MAXREDIRS, 5, "max redirects")
+      try check(tsuku_curl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols")
+    }
+    var lines = r.headers.map { "\($0.name): \($0.value)" }
+    if r.method == "PUT" { lines.append("Expect:") }  // no 100-continue round trip
+    for line in lines {
+      guard let list = curl_slist_append(t.headerList, line) else {
+        throw CurlSetupError(message: "cannot add header '\(line.prefix(40))'")
+      }
+      t.headerList = list
+    }
+    if t.headerList != nil { try check(tsuku_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, t.headerList), "headers") }
+    let me = Unmanaged.passUnretained(t).toOpaque()
+    try check(tsuku_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me), "write data")
+    try check(tsuku_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, me), "header data")
+    try check(tsuku_curl_setopt_pointer(easy, CURLOPT_READDATA, me), "read data")
+    try check(tsuku_curl_setopt_write(easy) { buf, size, n, me in
+      Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().receive(buf!, size * n)
+    }, "write function")
+    try check(tsuku_curl_setopt_header(easy) { buf, size, n, me in
+      Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().header(buf!, size * n)
+    }, "header function")
+    let rc = curl_multi_add_handle(multi, easy)
+    if rc != CURLM_OK {
+      throw CurlSetupError(message: "cannot start transfer: \(String(cString: curl_multi_strerror(rc)))")
+    }
+    countAttempt()
+    active[easy] = t
+  }
+
+  private func setLong(_ h: UnsafeMutableRawPointer, _ o: CURLoption, _ v: Int, _ name: String) throws {
+    try check(tsuku_curl_setopt_long(h, o, v), name)
+  }
+
+  private func setString(_ h: UnsafeMutableRawPointer, _ o: CURLoption, _ v: String, _ name: String) throws {
+    // libcurl copies option strings, so a temporary C string is enough.
+    try check(tsuku_curl_setopt_string(h, o, v), name)
+  }
+
+  /// The failure behind a curl error code, in words a user can act on.
+  private func classify(_ code: CURLcode, _ t: Transfer) -> HTTPFailure {
+    let text = t.errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : t.errorText
+    let lower = text.lowercased()
+    switch code {
+    case CURLE_WRITE_ERROR where t.overflow:
+      return .tooLarge(t.request.maxResponseSize)
+    case CURLE_COULDNT_CONNECT:
+      if lower.contains("refused") { return .refused }
+      if lower.contains("timed out") { return .connectTimeout(options.connectTimeout) }
+      return HTTPFailure(.other, "cannot connect (\(lowerFirst(text)))")
+    case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+      return HTTPFailure(.resolve, lowerFirst(text))
+    case CURLE_OPERATION_TIMEDOUT:
+      if lower.contains("too slow") { return .stall(options.stallTimeout) }
+      if lower.contains("connect") { return .connectTimeout(options.connectTimeout) }
+      return .timeout(options.totalTimeout)
+    case CURLE_PARTIAL_FILE:
+      return .truncated(lowerFirst(text))
+    case CURLE_GOT_NOTHING:
+      return HTTPFailure(.other, "the server closed the connection without answering")
+    case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE,
+      CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_ISSUER_ERROR:
+      return HTTPFailure(.tls, "tls: \(lowerFirst(text))")
+    default:
+      return HTTPFailure(.other, lowerFirst(text))
+    }
+  }
+}
+
+private func lowerFirst(_ s: String) -> String {
+  guard let f = s.first else { return s }
+  return f.lowercased() + s.dropFirst()
 }

@@ -96,6 +96,15 @@ public struct HTTPFailure: Error, Sendable, Equatable {
     self.detail = detail
   }
 
+  public static let refused = HTTPFailure(.refused, "connection refused")
+  public static func connectTimeout(_ s: Double) -> HTTPFailure { HTTPFailure(.connectTimeout, "no connection within \(seconds(s))") }
+  public static func timeout(_ s: Double) -> HTTPFailure { HTTPFailure(.timeout, "no complete answer within \(seconds(s))") }
+  public static func stall(_ s: Double) -> HTTPFailure { HTTPFailure(.stall, "stalled: no data for \(seconds(s))") }
+  public static func truncated(_ why: String) -> HTTPFailure { HTTPFailure(.truncated, "the body was cut short (\(why))") }
+  public static func tooLarge(_ max: Int) -> HTTPFailure {
+    HTTPFailure(.tooLarge, "the body is longer than the \(max) bytes allowed; cut off")
+  }
+
   /// Whether trying again could help: connection-level trouble, not a refusal or a limit.
   public var isRetryable: Bool {
     switch kind {
@@ -213,4 +222,9 @@ public struct TransportOptions: Sendable {
     if let ca = environment["TSUKU_CA_BUNDLE"], !ca.isEmpty { o.caBundle = ca }
     return o
   }
+}
+
+/// `30 s`, `1.5 s`: a duration in messages.
+func seconds(_ s: Double) -> String {
+  s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
 }

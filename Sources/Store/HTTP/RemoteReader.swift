@@ -1,0 +1,111 @@
+import Foundation
+
+/// Reading the store layout over HTTP, shared by `S3Store` (signed) and `HTTPStore`
+/// (anonymous): builds the requests, runs them through the transport, and turns answers into
+/// bytes or one-line errors. Verifying blobs against their names is the store's job.
+struct RemoteReader: Sendable {
+  /// The store's URL, for messages.
+  let location: String
+  let transport: any HTTPTransport
+  /// Credentials, for a bucket; nil for anonymous reads.
+  let signing: AWSSigning?
+  /// The URL of a path of the layout (`index.json`, `objects/sha256/ab/...`).
+  let urlFor: @Sendable (String) -> String
+
+  /// A request for a layout path. Signed requests carry `x-amz-content-sha256`, which
+  /// libcurl 7.88 does not add by itself.
+  func request(
+    _ method: String, _ path: String, headers: [(name: String, value: String)] = [], body: Data? = nil,
+    maxSize: Int = 1 << 20
+  ) -> HTTPRequest {
+    request(method, url: urlFor(path), headers: headers, body: body, maxSize: maxSize)
+  }
+
+  func request(
+    _ method: String, url: String, headers: [(name: String, value: String)] = [], body: Data? = nil,
+    maxSize: Int = 1 << 20
+  ) -> HTTPRequest {
+    var h = headers
+    if signing != nil {
+      h.append(("x-amz-content-sha256", body.map { SHA256.hash($0).hex } ?? S3Protocol.emptyPayloadHash))
+    }
+    return HTTPRequest(method, url, headers: h, body: body, maxResponseSize: maxSize, signing: signing)
+  }
+
+  /// The bytes at `path`, or nil when the server says there are none.
+  func fetch(_ path: String, maxSize: Int) throws -> Data? {
+    try fetchMany([(path, maxSize)])[0]
+  }
+
+  /// Many paths in one batch (in parallel, up to the transport's limit); nil for absent ones.
+  /// The first failure in request order is thrown.
+  func fetchMany(_ wanted: [(String, Int)]) throws -> [Data?] {
+    let requests = wanted.map { request("GET", $0.0, maxSize: $0.1) }
+    return try zip(requests, transport.perform(requests)).map { req, result in
+      let r = try result.get()
+      if r.isSuccess { return r.body }
+      if isAbsent(r) { return nil }
+      throw failure(r, req)
+    }
+  }
+
+  /// Whether a HEAD finds `path`, and its size.
+  func size(of paths: [String]) throws -> [Int?] {
+    let requests = paths.map { request("HEAD", $0) }
+    return try zip(requests, transport.perform(requests)).map { req, result in
+      let r = try result.get()
+      if r.isSuccess { return r.header("content-length").flatMap { Int($0) } ?? 0 }
+      if isAbsent(r) { return nil }
+      throw failure(r, req)
+    }
+  }
+
+  /// A document, fetched with `If-None-Match` when an ETag is given.
+  func readDocument(_ name: DocumentName, maxSize: Int, ifNoneMatch etag: String?) throws -> DocumentRead {
+    let req = request("GET", name.path, headers: etag.map { [("If-None-Match", $0)] } ?? [], maxSize: maxSize)
+    let r = try transport.perform(req)
+    if r.status == 304 && etag != nil { return .notModified }
+    if r.isSuccess { return .found(r.body, etag: r.etag) }
+    if isAbsent(r) { return .absent }
+    throw failure(r, req)
+  }
+
+  /// A 404 or 410 for a key, as opposed to a missing bucket (which is an error).
+  func isAbsent(_ r: HTTPResponse) -> Bool {
+    (r.status == 404 || r.status == 410) && S3Protocol.errorCode(r) != "NoSuchBucket"
+  }
+
+  /// The error for an answer that is neither a success nor an absence.
+  func failure(_ r: HTTPResponse, _ req: HTTPRequest, writing: Bool = false) -> TsukuError {
+    let code = S3Protocol.errorCode(r)
+    let key = signing?.accessKeyID ?? ""
+    switch (r.status, code) {
+    case (_, "NoSuchBucket"?):
+      return TsukuError(.unavailable, "'\(location)': the bucket does not exist")
+    case (404, _), (410, _):
+      return TsukuError(.notFound, "\(req): not found")
+    case (_, "SignatureDoesNotMatch"?):
+      return TsukuError(.other, "'\(location)': the secret key for access key '\(key)' is wrong (SignatureDoesNotMatch)")
+    case (_, "InvalidAccessKeyId"?):
+      return TsukuError(.other, "'\(location)': the server does not know access key '\(key)' (InvalidAccessKeyId)")
+    case (_, "RequestTimeTooSkewed"?):
+      return TsukuError(.other, "'\(location)': this machine's clock is too far off for a signature (RequestTimeTooSkewed)")
+    case (401, _), (403, _):
+      let said = code ?? "\(r.status)"
+      let hint: String
+      if signing == nil {
+        hint = writing ? "no credentials: set TSUKU_S3_ACCESS_KEY_ID and TSUKU_S3_SECRET_ACCESS_KEY" : "the bucket is not public?"
+      } else {
+        hint = writing ? "the credentials are read-only?" : "the credentials cannot read it?"
+      }
+      if writing { return TsukuError(.other, "'\(location)' refused the write: \(said) (\(hint))") }
+      return TsukuError(.other, "'\(location)' said \(said) (\(hint))")
+    case (412, _):
+      return TsukuError(.conflict, "\(req): a precondition failed (\(code ?? "412"))")
+    default:
+      let detail = code.map { " (\($0))" } ?? ""
+      let what: TsukuError.Code = RetryPolicy.isRetryable(status: r.status) ? .unavailable : .other
+      return TsukuError(what, "\(req): the server answered \(r.status)\(detail)")
+    }
+  }
+}
