@@ -87,6 +87,7 @@ public final class Client {
     let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
     let (newRoot, _) = try root.walk(
       to: hint, fetch: { try src.readDocument(.root($0), maxSize: Limits.root) }, source: url)
+    let before = state
     var state = state
     if newRoot.version > root.version {
       // Fast-forward recovery: when a rotation replaced a role's keys, versions signed by the
@@ -142,7 +143,7 @@ public final class Client {
       objects.append(d)
       fetchedBytes += d.count
     }
-    let previous = state.index_version
+    let previous = before.index_version
     let report = SyncReport(
       source: url, previous_version: previous, index_version: verified.index.version, recipes: entries.count,
       golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count, fetched_bytes: fetchedBytes,
@@ -163,8 +164,8 @@ public final class Client {
     if newRoot.version != root.version {
       audit.record(AuditEvent("trust_change", time: now, source: url, detail: "root version \(root.version) -> \(newRoot.version)"))
     }
-    if let r = verified.revocation, r.version != state.revocation_version {
-      audit.record(AuditEvent("trust_change", time: now, source: url, detail: "revocation list version \(state.revocation_version) -> \(r.version)"))
+    if let r = verified.revocation, r.version != before.revocation_version {
+      audit.record(AuditEvent("trust_change", time: now, source: url, detail: "revocation list version \(before.revocation_version) -> \(r.version)"))
     }
     try home.saveTrust(root: newRoot, state: verified.advancing(state))
     try home.writeCacheMeta(.init(synced_at: Timestamp.format(now), source: url, index_version: verified.index.version))

@@ -62,8 +62,10 @@ public enum Maintainer {
         }
         list.hashes.append(.init(sha256: id, reason: trimmed, revokedAt: now, by: by))
       case .key(let keyid):
-        guard head.root.payload.keys[keyid] != nil else {
-          throw TsukuError(.usage, "key '\(keyid)' is not a key of root version \(head.root.version)")
+        // Any key id may be revoked, also one a rotation already removed from the root: a
+        // client that has not walked to the new root yet must stop trusting it too.
+        guard ObjectID(hex: keyid) != nil else {
+          throw TsukuError(.usage, "invalid key id '\(keyid.prefix(80))': expected 64 lowercase hex digits")
         }
         if list.keys.contains(where: { $0.keyid == keyid }) { throw TsukuError(.usage, "key '\(keyid)' is already revoked") }
         list.keys.append(.init(keyid: keyid, reason: trimmed, revokedAt: now, by: by))
@@ -156,7 +158,7 @@ public enum Maintainer {
   static func checkSigners(_ keys: [SigningKey], role: Role, root: TrustedRoot) throws {
     let ids = root.payload.roles[role.rawValue]?.keyids ?? []
     for k in keys where !ids.contains(k.keyID) {
-      throw TsukuError(.usage, "key '\(k.keyID.prefix(16))' is not a \(role.rawValue) key of root version \(root.version)")
+      throw TsukuError(.usage, "key '\(k.keyID.prefix(16))' is not \(role == .index ? "an" : "a") \(role.rawValue) key of root version \(root.version)")
     }
   }
 

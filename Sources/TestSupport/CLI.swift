@@ -24,7 +24,7 @@ public func runTsuku(_ arguments: [String], env: [String: String], binary: Strin
   p.executableURL = URL(fileURLWithPath: binary)
   p.arguments = arguments
   var e = env
-  e["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+  if e["PATH"] == nil { e["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin" }
   p.environment = e
   let out = Pipe()
   let err = Pipe()

@@ -119,7 +119,7 @@ extension Tsuku.Registry {
       }
       let signers = try keys.map(KeyFile.readPrivate)
       let rsigners = try revocationKeys.map(KeyFile.readPrivate)
-      let stores = try targets.map(StoreURL.open)
+      let stores = try targets.map { try StoreURL.open($0) }
       let r = try Publisher.publish(
         PublishInput(recipes: recipes, critical: critical, golden: golden), keys: signers, revocationKeys: rsigners,
         to: stores, expiresDays: expiresDays, now: Date(), stage: stage, log: json ? { _ in } : Output.info)
