@@ -84,17 +84,15 @@ public enum DefaultRegistry {
 
 /// Which sources a command uses.
 public enum SourceList {
-  /// `TSUKU_SOURCES` (comma or pipe separated; `off` means none), else `TSUKU_REGISTRY_URL`
-  /// as a one-source list, else the configured sources, else the default registry.
-  public static func resolve(env: [String: String], config: Config?, offline: Bool) -> [String] {
-    if offline { return [] }
+  /// `TSUKU_SOURCES` (`a,b|c`; `off` means none), else `TSUKU_REGISTRY_URL` as a one-source
+  /// list, else the configured sources, else the default registry. `offline` means none.
+  public static func resolve(env: [String: String], config: Config?, offline: Bool) throws -> SourceChain {
+    if offline { return .off }
     if let s = env["TSUKU_SOURCES"], !s.trimmingCharacters(in: .whitespaces).isEmpty {
-      if s.trimmingCharacters(in: .whitespaces) == "off" { return [] }
-      return s.split(whereSeparator: { $0 == "," || $0 == "|" }).map { $0.trimmingCharacters(in: .whitespaces) }
-        .filter { !$0.isEmpty }
+      return try SourceChain.parse(s)
     }
-    if let u = env["TSUKU_REGISTRY_URL"], !u.isEmpty { return [u] }
-    if let c = config, !c.sources.isEmpty { return c.sources }
-    return [DefaultRegistry.source(env)]
+    if let u = env["TSUKU_REGISTRY_URL"], !u.isEmpty { return SourceChain([u]) }
+    if let c = config, !c.sources.isEmpty { return try SourceChain.parse(c.sources.joined(separator: ",")) }
+    return SourceChain([DefaultRegistry.source(env)])
   }
 }

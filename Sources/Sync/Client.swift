@@ -2,30 +2,53 @@ import Foundation
 import Store
 
 /// The user's side: syncs a verified registry into `$TSUKU_HOME/cache` and reads from it.
+///
 /// Every read re-verifies: the cached `index.json` against the trusted root, each blob against
 /// the hash the index pins. A corrupt cached blob is removed and fetched again from a source.
+/// Sources are tried as the chain says (see `SourceChain`); when every source fails, the
+/// verified cache is served with a warning that says how old it is, up to the policy's bound.
 public final class Client {
   public let home: Home
-  public let sources: [String]
+  public let chain: SourceChain
+  public let policy: CachePolicy
   /// One clock reading for the whole command.
   public let now: Date
+  /// Refresh from the sources whatever the TTL says.
+  public let force: Bool
   /// Where warnings go (stderr in the CLI).
   public let warn: (String) -> Void
-  private var stores: [String: any ObjectStore] = [:]
-  private var loaded: LoadedIndex?
-
   /// The audit trail; written once, when the client goes away.
   public let audit: AuditLog
+  let runner: SourceRunner
+  var stores: [String: any ObjectStore] = [:]
+  var loaded: LoadedIndex?
+  var accessed = [(ObjectID, Bool)]()
+  var warnedStale = false
 
-  public init(home: Home, sources: [String], now: Date, warn: @escaping (String) -> Void = { _ in }) {
+  public var sources: [String] { chain.urls }
+
+  public init(
+    home: Home, chain: SourceChain, policy: CachePolicy = CachePolicy(), now: Date, force: Bool = false,
+    warn: @escaping (String) -> Void = { _ in }
+  ) {
     self.home = home
-    self.sources = sources
+    self.chain = chain
+    self.policy = policy
     self.now = now
+    self.force = force
     self.warn = warn
     audit = AuditLog(home: home)
+    runner = SourceRunner(chain: chain, warn: warn)
   }
 
-  deinit { try? audit.flush() }
+  public convenience init(home: Home, sources: [String], now: Date, warn: @escaping (String) -> Void = { _ in }) {
+    self.init(home: home, chain: SourceChain(sources), now: now, warn: warn)
+  }
+
+  deinit {
+    try? audit.flush()
+    flushAccess()
+  }
 
   /// What the client trusts: the saved root and state, or the root built into the binary.
   public func trust() throws -> (TrustedRoot, TrustState) {
@@ -36,195 +59,130 @@ public final class Client {
   /// Makes `url` in the source list mean `store` (for stores with no URL, such as memory).
   public func register(_ store: any ObjectStore, as url: String) { stores[url] = store }
 
-  private func store(_ url: String) throws -> any ObjectStore {
+  func store(_ url: String) throws -> any ObjectStore {
     if let s = stores[url] { return s }
     let s = try StoreURL.open(url)
     stores[url] = s
     return s
   }
 
-  // MARK: sync
+  // MARK: the index
 
-  /// What a sync did.
-  public struct SyncReport: Sendable, Codable {
-    public var source: String
-    public var previous_version: Int
-    public var index_version: Int
-    public var recipes: Int
-    public var golden: Int
-    public var fetched_blobs: Int
-    public var fetched_bytes: Int
-    public var up_to_date: Bool
-  }
-
-  /// Fetches the newest verified index and every blob it names that the cache lacks, trying
-  /// the sources in order. Writes the cache (blobs, then index.json) and only then the trust
-  /// state. With `dryRun` nothing is written.
-  public func updateRegistry(includeGolden: Bool = true, dryRun: Bool = false) throws -> SyncReport {
-    try home.withLock {
-      let (root, state) = try trust()
-      var failures = [(String, TsukuError)]()
-      for url in sources {
-        do {
-          return try sync(from: url, root: root, state: state, includeGolden: includeGolden, dryRun: dryRun)
-        } catch let e as TsukuError {
-          failures.append((url, e))
-          if e.code == .integrity { audit.record(AuditEvent("verify_failure", time: now, source: url, detail: e.message)) }
-          if sources.count > 1 { warn("source '\(url)' failed: \(e.message)") }
-        }
-      }
-      throw Client.combine(failures, what: "no source could be synced")
-    }
-  }
-
-  private func sync(
-    from url: String, root: TrustedRoot, state: TrustState, includeGolden: Bool, dryRun: Bool
-  ) throws -> SyncReport {
-    let src = try store(url)
-    guard let bytes = try src.readDocument(.index, maxSize: Limits.indexFile) else {
-      throw TsukuError(.notFound, "'\(url)' has no index.json")
-    }
-    let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
-    let (newRoot, _) = try root.walk(
-      to: hint, fetch: { try src.readDocument(.root($0), maxSize: Limits.root) }, source: url)
-    let before = state
-    var state = state
-    if newRoot.version > root.version {
-      // Fast-forward recovery: when a rotation replaced a role's keys, versions signed by the
-      // old keys (perhaps leaked, perhaps inflated) no longer bind the client.
-      for role in [Role.index, .revocation] where newRoot.payload.roles[role.rawValue] != root.payload.roles[role.rawValue] {
-        if role == .index { (state.index_version, state.index_payload_sha256) = (0, nil) }
-        else { (state.revocation_version, state.revocation_payload_sha256) = (0, nil) }
-      }
-    }
-    let verified = try IndexVerifier.verify(bytes, root: newRoot, state: state, now: now, source: url)
-    let cache = home.cache
-    let commit = (src as? GitStore)?.commitID
-
-    var objects = [Data]()
-    var fetchedBytes = 0
-    func obtain(_ ref: BlobRef, _ what: String) throws -> Data {
-      if let d = try? cache.get(ref.sha256, maxSize: ref.size) { return d }
-      let d = try src.get(ref.sha256, maxSize: ref.size)
-      objects.append(d)
-      fetchedBytes += d.count
-      return d
-    }
-    let tree = try IndexTree.parse(obtain(verified.index.tree, "index tree"), what: "index tree from '\(url)'")
-    var entries = [IndexEntry]()
-    for s in tree.shards {
-      let shard = try IndexShard.parse(obtain(BlobRef(sha256: s.sha256, size: s.size), "shard"), what: "index shard '\(s.prefix)' from '\(url)'")
-      entries += shard.entries
-    }
-    var revoked = [ObjectID: String]()
-    if let r = verified.revocation {
-      let list = try RevocationList.parse(obtain(r.list, "revocation list"), what: "revocation list from '\(url)'")
-      for h in list.hashes { revoked[h.sha256] = h.reason }
-    }
-    var names = [ObjectID: String]()
-    for e in entries {
-      names[e.recipe.sha256] = e.name
-      for g in e.golden { names[g.sha256] = "\(e.name) \(g.version) \(g.platform)" }
-    }
-    var wanted = [BlobRef]()
-    var seen = Set<ObjectID>()
-    for e in entries {
-      var refs = [e.recipe]
-      if includeGolden { refs += e.golden.map { BlobRef(sha256: $0.sha256, size: $0.size) } }
-      for r in refs where revoked[r.sha256] == nil && seen.insert(r.sha256).inserted {
-        if !(try cache.contains(r.sha256)) { wanted.append(r) }
-      }
-    }
-    let got = try src.getMany(wanted.map { ($0.sha256, $0.size) })
-    for r in wanted {
-      guard let d = got[r.sha256] else {
-        throw TsukuError(.notFound, "'\(url)' lacks blob '\(r.sha256.hex)' that its index names")
-      }
-      objects.append(d)
-      fetchedBytes += d.count
-    }
-    let previous = before.index_version
-    let report = SyncReport(
-      source: url, previous_version: previous, index_version: verified.index.version, recipes: entries.count,
-      golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count, fetched_bytes: fetchedBytes,
-      up_to_date: previous == verified.index.version && objects.isEmpty)
-    if dryRun { return report }
-    // A revoked blob is refused from every source and purged from the cache, and the user is
-    // told which recipe it was and why.
-    for (id, reason) in revoked.sorted(by: { $0.key < $1.key }) where try cache.contains(id) {
-      try cache.remove([id])
-      warn("'\(names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")
-      audit.record(AuditEvent("revoked", time: now, name: names[id], sha256: id, source: url, detail: reason))
-    }
-    try cache.apply(StoreChange(objects: objects, documents: [(.index, bytes)], message: "sync"))
-    for id in wanted.map(\.sha256) {
-      audit.record(
-        AuditEvent("fetch", time: now, name: names[id], sha256: id, source: url, indexVersion: verified.index.version, sourceCommit: commit))
-    }
-    if newRoot.version != root.version {
-      audit.record(AuditEvent("trust_change", time: now, source: url, detail: "root version \(root.version) -> \(newRoot.version)"))
-    }
-    if let r = verified.revocation, r.version != before.revocation_version {
-      audit.record(AuditEvent("trust_change", time: now, source: url, detail: "revocation list version \(before.revocation_version) -> \(r.version)"))
-    }
-    try home.saveTrust(root: newRoot, state: verified.advancing(state))
-    try home.writeCacheMeta(.init(synced_at: Timestamp.format(now), source: url, index_version: verified.index.version))
-    loaded = nil
-    return report
-  }
-
-  /// One error for a list of per-source failures: integrity if every source lied, not found
-  /// if every source lacked it, otherwise unavailable.
-  static func combine(_ failures: [(String, TsukuError)], what: String) -> TsukuError {
-    if failures.count == 1 { return failures[0].1 }
-    let codes = Set(failures.map { $0.1.code })
-    let code: TsukuError.Code =
-      failures.isEmpty ? .unavailable : codes == [.integrity] ? .integrity : codes == [.notFound] ? .notFound : .unavailable
-    return TsukuError(code, "\(what): \(failures.count) source\(failures.count == 1 ? "" : "s") tried", details: failures.map { "\($0.0): \($0.1.message)" })
-  }
-
-  // MARK: reads
-
-  /// The cached index, verified now against the trusted root.
+  /// The cached index, verified against the trusted root.
   public struct LoadedIndex: Sendable {
     public let verified: VerifiedIndex
     public let tree: IndexTree
     public let revoked: [ObjectID: String]
+    /// When a source last confirmed this index.
+    public let confirmedAt: Date?
+    /// True when it is served because no source could confirm it within the TTL.
+    public let stale: Bool
     public var version: Int { verified.index.version }
   }
 
-  /// Loads and verifies the cached index; syncs first when nothing is cached yet.
-  public func loadIndex() throws -> LoadedIndex {
+  /// Loads the cached index, refreshing it first when it is missing, older than the TTL (or
+  /// `force`), or older than an index this client has trusted. When the refresh fails, the
+  /// verified cache is served — stale — while it is younger than TTL + max-stale, its expiry
+  /// judged at the time a source last confirmed it.
+  public func loadIndex(for name: String? = nil) throws -> LoadedIndex {
     if let l = loaded { return l }
     let cache = home.cache
-    if try cache.readDocument(.index, maxSize: Limits.indexFile) == nil {
-      _ = try updateRegistry()
+    let (_, state) = try trust()
+    var bytes = try cache.readDocument(.index, maxSize: Limits.indexFile)
+    let confirmed = home.readCacheMeta().flatMap { Timestamp.parse($0.confirmed_at ?? $0.synced_at) }
+    let age = confirmed.map { now.timeIntervalSince($0) } ?? .infinity
+    let cachedVersion = bytes.flatMap { try? IndexFile.parse($0, what: "cache") }.flatMap {
+      $0.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "cache").version }
     }
-    guard let bytes = try cache.readDocument(.index, maxSize: Limits.indexFile) else {
-      throw TsukuError(.unavailable, "no registry in the cache; run 'tsuku update-registry'")
+    let behind = (cachedVersion ?? 0) < state.index_version
+    var refreshError: TsukuError?
+    var refreshed = false
+    if bytes == nil || force || age > policy.ttl || behind || cachedIndexExpired(bytes) {
+      if chain.isEmpty {
+        refreshError = TsukuError(.unavailable, "no sources (offline, or TSUKU_SOURCES=off)")
+      } else {
+        do {
+          _ = try updateRegistry()
+          refreshed = true
+          bytes = try cache.readDocument(.index, maxSize: Limits.indexFile)
+        } catch let e as TsukuError {
+          refreshError = e
+        }
+      }
     }
-    let (root, state) = try trust()
-    let verified = try IndexVerifier.verify(bytes, root: root, state: state, now: now, source: home.cacheDir)
+    guard let bytes else {
+      let what = name.map { "no source reachable and no cached copy of '\($0)'" } ?? "no source reachable and no cached registry"
+      let e = refreshError ?? TsukuError(.unavailable, what)
+      let code: TsukuError.Code = e.code == .integrity || e.code == .usage ? e.code : .unavailable
+      throw TsukuError(code, what, details: [e.message] + e.details)
+    }
+    let (root, trusted) = try trust()
+    let verified: VerifiedIndex
+    var stale = false
+    if refreshed || refreshError == nil {
+      verified = try IndexVerifier.verify(bytes, root: root, state: trusted, now: now, source: home.cacheDir)
+    } else {
+      // Every source failed: the verified cache, judged as of its last confirmation.
+      let limit = policy.ttl + policy.maxStale
+      guard let confirmed, age <= limit else {
+        throw TsukuError(
+          .unavailable,
+          "cached registry is \(confirmed.map { Duration.describe(now.timeIntervalSince($0)) } ?? "of unknown age") old, more than the \(Duration.describe(limit)) allowed (TTL \(Duration.describe(policy.ttl)) + max stale \(Duration.describe(policy.maxStale))), and no source is reachable",
+          details: [refreshError!.message] + refreshError!.details)
+      }
+      var lenient = trusted
+      if behind {
+        warnOnce("the cached index (version \(cachedVersion ?? 0)) is older than version \(trusted.index_version) seen before; run 'tsuku update-registry'")
+        lenient = TrustState()
+      }
+      verified = try IndexVerifier.verify(bytes, root: root, state: lenient, now: min(now, confirmed), source: home.cacheDir)
+      stale = age > policy.ttl || behind
+    }
     let tree = try IndexTree.parse(try blob(verified.index.tree, what: "index tree"), what: "index tree")
     var revoked = [ObjectID: String]()
     if let r = verified.revocation {
       let list = try RevocationList.parse(try blob(r.list, what: "revocation list"), what: "revocation list")
       for h in list.hashes { revoked[h.sha256] = h.reason }
     }
-    let l = LoadedIndex(verified: verified, tree: tree, revoked: revoked)
+    let confirmedNow = refreshed ? now : confirmed
+    let l = LoadedIndex(verified: verified, tree: tree, revoked: revoked, confirmedAt: confirmedNow, stale: stale)
     loaded = l
     return l
   }
 
+  private func cachedIndexExpired(_ bytes: Data?) -> Bool {
+    guard let bytes, let f = try? IndexFile.parse(bytes, what: "cache"), let p = f.index.payloadBytes,
+      let i = try? IndexPayload.parse(p, what: "cache"), let exp = i.expiryDate
+    else { return false }
+    return exp <= now
+  }
+
+  func warnOnce(_ text: String) {
+    if warnedStale { return }
+    warnedStale = true
+    warn(text)
+  }
+
+  /// Says, once per command, that a recipe comes from a stale cache.
+  func noteStale(_ what: String) {
+    guard let l = loaded, l.stale else { return }
+    let age = l.confirmedAt.map { Duration.describe(now.timeIntervalSince($0)) + " ago" } ?? "at an unknown time"
+    warnOnce("using cached \(what) (last updated \(age)); run 'tsuku update-registry' when online")
+  }
+
+  // MARK: blobs
+
   /// The verified bytes of a blob the index pins: from the cache, else from the sources (and
-  /// then cached). A corrupt cached copy is removed, reported and fetched again.
+  /// then cached), else from the set built into the binary. A corrupt cached copy is removed,
+  /// reported and fetched again.
   public func blob(_ ref: BlobRef, what: String, name: String? = nil) throws -> Data {
     let cache = home.cache
     var cacheError: TsukuError?
     do {
       let d = try cache.get(ref.sha256, maxSize: ref.size)
+      accessed.append((ref.sha256, true))
       if let name {
-        let age = home.readCacheMeta().flatMap { Timestamp.parse($0.synced_at) }.map { Int(now.timeIntervalSince($0)) }
+        let age = loaded?.confirmedAt.map { Int(now.timeIntervalSince($0)) }
         audit.record(AuditEvent("cache_hit", time: now, name: name, sha256: ref.sha256, indexVersion: loaded?.version, ageSeconds: age))
       }
       return d
@@ -234,33 +192,47 @@ public final class Client {
       audit.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: home.cacheDir, detail: e.message))
       cacheError = e
     } catch let e as TsukuError where e.code == .notFound {}
-    var failures = [(String, TsukuError)]()
-    for url in sources {
-      do {
+    do {
+      let d = try runner.first("\(what) '\(ref.sha256.hex.prefix(16))' is not cached and no source has it") { url in
         let src = try store(url)
-        let d = try src.get(ref.sha256, maxSize: ref.size)
-        try cache.apply(StoreChange(objects: [d]))
-        audit.record(
-          AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
-            sourceCommit: (src as? GitStore)?.commitID))
-        return d
-      } catch let e as TsukuError {
-        if e.code == .integrity {
-          audit.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: url, detail: e.message))
+        do {
+          let d = try src.get(ref.sha256, maxSize: ref.size)
+          audit.record(
+            AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
+              sourceCommit: (src as? GitStore)?.commitID))
+          return d
+        } catch let e as TsukuError {
+          if e.code == .integrity {
+            audit.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: url, detail: e.message))
+          }
+          throw e
         }
-        failures.append((url, e))
       }
+      accessed.append((ref.sha256, false))
+      try? cache.apply(StoreChange(objects: [d]))
+      return d
+    } catch let e as TsukuError {
+      if let d = EmbeddedSet.blob(ref.sha256), d.count <= ref.size { return d }
+      if let cacheError, e.code != .integrity {
+        throw TsukuError(.integrity, cacheError.message, details: [e.message] + e.details)
+      }
+      throw e
     }
-    if let cacheError, failures.allSatisfy({ $0.1.code != .integrity }) {
-      throw TsukuError(.integrity, cacheError.message, details: failures.map { "\($0.0): \($0.1.message)" })
-    }
-    throw Client.combine(failures, what: "\(what) '\(ref.sha256.hex.prefix(16))' is not cached and")
   }
 
-  /// The index entry of a recipe.
+  // MARK: reads
+
+  /// The index entry of a recipe; the built-in entry of a critical recipe when no index is
+  /// available at all.
   public func entry(_ name: String) throws -> IndexEntry {
     try RecipeName.validate(name)
-    let idx = try loadIndex()
+    let idx: LoadedIndex
+    do {
+      idx = try loadIndex(for: name)
+    } catch let e as TsukuError where e.code == .unavailable {
+      if let embedded = EmbeddedSet.entry(name) { return embedded }
+      throw e
+    }
     guard let s = idx.tree.shard(for: name) else { throw notInIndex(name, idx) }
     let shard = try IndexShard.parse(
       try blob(BlobRef(sha256: s.sha256, size: s.size), what: "index shard '\(s.prefix)'"), what: "index shard '\(s.prefix)'")
@@ -272,19 +244,22 @@ public final class Client {
     TsukuError(.notFound, "no recipe named '\(name)' in the registry (index version \(idx.version))")
   }
 
-  private func checkNotRevoked(_ id: ObjectID, _ what: String) throws {
-    if let reason = try loadIndex().revoked[id] {
+  private func checkNotRevoked(_ id: ObjectID, _ what: String, name: String) throws {
+    guard let l = loaded ?? (try? loadIndex()) else { return }
+    if let reason = l.revoked[id] {
       try? home.cache.remove([id])
-      audit.record(AuditEvent("revoked", time: now, name: what, sha256: id, detail: reason))
-      throw TsukuError(.integrity, "\(what) '\(id.hex.prefix(16))' is revoked: \(reason)")
+      audit.record(AuditEvent("revoked", time: now, name: name, sha256: id, detail: reason))
+      throw TsukuError(.integrity, "\(what) (sha256 \(id.hex.prefix(16))) is revoked: \(reason)")
     }
   }
 
   /// The exact bytes of a recipe.
   public func recipe(_ name: String) throws -> Data {
     let e = try entry(name)
-    try checkNotRevoked(e.recipe.sha256, "recipe '\(name)'")
-    return try blob(e.recipe, what: "recipe '\(name)'", name: name)
+    try checkNotRevoked(e.recipe.sha256, "recipe '\(name)'", name: name)
+    let d = try blob(e.recipe, what: "recipe '\(name)'", name: name)
+    noteStale("recipe '\(name)'")
+    return d
   }
 
   /// The exact bytes of a golden file: for `platform`, at `version` or the newest one.
@@ -305,10 +280,12 @@ public final class Client {
     } else {
       chosen = onPlatform.max { VersionOrder.less($0.version, $1.version) }!
     }
-    try checkNotRevoked(chosen.sha256, "golden file of '\(name)' \(chosen.version) \(platform)")
-    return try blob(
+    try checkNotRevoked(chosen.sha256, "golden file of '\(name)' \(chosen.version) \(platform)", name: name)
+    let d = try blob(
       BlobRef(sha256: chosen.sha256, size: chosen.size), what: "golden file of '\(name)'",
       name: "\(name) \(chosen.version) \(platform)")
+    noteStale("golden file of '\(name)'")
+    return d
   }
 
   /// Every entry of the index, by name.

@@ -41,7 +41,7 @@ public struct RootPayload: Codable, Hashable, Sendable {
     guard r.expiryDate != nil else { throw TsukuError(.integrity, "\(what) has an invalid expiry '\(r.expires)'") }
     for role in Role.allCases {
       guard let rk = r.roles[role.rawValue] else { throw TsukuError(.integrity, "\(what) has no '\(role.rawValue)' role") }
-      if rk.threshold < 1 || rk.threshold > rk.keyids.count {
+      if rk.threshold < 1 || rk.threshold > Set(rk.keyids).count {
         throw TsukuError(
           .integrity, "\(what) sets the '\(role.rawValue)' threshold to \(rk.threshold) with \(rk.keyids.count) keys")
       }

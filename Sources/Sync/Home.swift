@@ -46,16 +46,22 @@ public struct Home: Sendable {
       return nil
     }
     var c = Config()
-    if case .array(let list)? = table["sources"] {
+    switch table["sources"] {
+    case .array(let list)?:
       c.sources = list.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+    case .string(let s)?:
+      c.sources = [s]
+    default: break
     }
     return c
   }
 
   public func writeConfig(_ c: Config) throws {
     try makeDirectory(path)
-    var text = "# written by 'tsuku init'; TSUKU_SOURCES overrides sources for one command\n"
-    text += "sources = [\n" + c.sources.map { "  \"\(escape($0))\",\n" }.joined() + "]\n"
+    var text = "# written by 'tsuku init'; TSUKU_SOURCES overrides it for one command.\n"
+    text += "# Like GOPROXY: after ',' the next source is tried only when this one lacks the thing,\n"
+    text += "# after '|' on any failure.\n"
+    text += "sources = \"\(escape(c.sources.joined(separator: ",")))\"\n"
     try writeFileAtomically(Data(text.utf8), to: configPath)
   }
 
@@ -87,7 +93,10 @@ public struct Home: Sendable {
   // MARK: cache metadata
 
   public struct CacheMeta: Codable, Sendable {
+    /// When the cached index was last replaced.
     public var synced_at: String
+    /// When a source last confirmed it (a sync that found nothing new also confirms it).
+    public var confirmed_at: String?
     public var source: String
     public var index_version: Int
   }

@@ -75,6 +75,9 @@ public enum KeyFile {
 
   /// Reads a private key file. A file readable by group or others is refused.
   public static func readPrivate(_ path: String) throws -> SigningKey {
+    if let d = FileManager.default.contents(atPath: path), (try? JSONDecoder().decode(PublicFile.self, from: d)) != nil {
+      throw TsukuError(.usage, "'\(path)' is a public key; give the private key file (without .pub)")
+    }
     var st = stat()
     guard stat(path, &st) == 0 else { throw TsukuError(.usage, "cannot read key file '\(path)': no such file") }
     if st.st_mode & 0o077 != 0 {

@@ -181,13 +181,27 @@ public enum Publisher {
     if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
 
     var objects = [tree] + shards + Array(scan.blobs.values)
-    // The revocation section is carried over byte for byte; a maintainer never needs that key.
-    var revocation = states.compactMap { $0.previous?.file.revocation }.first
-    if revocation == nil && !revocationKeys.isEmpty {
-      let list = JSON.encode(RevocationList.empty)
-      objects.append(list)
-      let rp = RevocationPayload(
-        version: 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), list: BlobRef(of: list), revokedKeys: [])
+    // The revocation section is carried over byte for byte (the newest among the targets, with
+    // its list blob): a maintainer never needs that key. With revocation keys it is re-signed
+    // (same list, next version, new expiry), or an empty list is made if there is none yet.
+    let previousRevocation = states.compactMap { s in s.previous.flatMap { p in p.revocation.map { (p, $0, s.store) } } }
+      .max { $0.1.version < $1.1.version }
+    var revocation = previousRevocation?.0.file.revocation
+    if let (_, r, store) = previousRevocation {
+      objects.append(try store.get(r.list.sha256, maxSize: r.list.size))
+    }
+    if !revocationKeys.isEmpty {
+      let expires = now.addingTimeInterval(Double(expiresDays) * 86400)
+      var rp: RevocationPayload
+      if let (_, r, _) = previousRevocation {
+        rp = r
+        rp.version += 1
+        rp.expires = Timestamp.format(expires)
+      } else {
+        let list = JSON.encode(RevocationList.empty)
+        objects.append(list)
+        rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [])
+      }
       let env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
       revocation = env

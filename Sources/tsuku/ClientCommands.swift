@@ -13,7 +13,12 @@ extension Tsuku {
         Source URLs: file:///path, a path, git+file:///repo[?dir=SUBFOLDER][#REF].
         """)
     @Option(help: "The registry's root of trust (a root.json file).") var root: String?
-    @Option(name: .customLong("source"), parsing: .upToNextOption, help: "A source URL; repeat for a fallback list.") var sources: [String] = []
+    @Option(
+      name: .customLong("source"), parsing: .upToNextOption,
+      help: "A source URL, or a list like 'a,b|c'; repeated sources are tried in order.")
+    var sources: [String] = []
+    @Flag(help: "Replace a different trusted root (this forgets the versions seen and clears the cache).")
+    var force = false
 
     func run() throws {
       let home = Home.fromEnvironment()
@@ -26,14 +31,25 @@ extension Tsuku {
       } else {
         anchor = try DefaultRegistry.root()
       }
-      for s in sources { _ = try StoreURL.open(s) }
+      let chain = try SourceChain.parse(sources.isEmpty ? DefaultRegistry.source() : sources.joined(separator: ","))
+      for s in chain.urls { _ = try StoreURL.open(s) }
       try home.withLock {
-        if let (old, state) = try home.loadTrust(), old.bytes == anchor.bytes {
-          try home.saveTrust(root: old, state: state)
+        if let (old, state) = try home.loadTrust() {
+          if old.bytes == anchor.bytes || (old.version > anchor.version && old.payload.roles == anchor.payload.roles) {
+            // The same registry (or a root this home already rotated past): keep what was seen.
+            try home.saveTrust(root: old, state: state)
+          } else if !force {
+            throw TsukuError(
+              .usage,
+              "'\(home.path)' already trusts another root (version \(old.version)); use --force to replace it (this clears the cache)")
+          } else {
+            try? FileManager.default.removeItem(atPath: home.cacheDir)
+            try home.saveTrust(root: anchor, state: TrustState())
+          }
         } else {
           try home.saveTrust(root: anchor, state: TrustState())
         }
-        try home.writeConfig(Config(sources: sources.isEmpty ? [DefaultRegistry.source()] : sources))
+        try home.writeConfig(Config(sources: [chain.description]))
       }
       Output.info("trusting root version \(anchor.version) (\(anchor.payload.keys.count) keys); wrote \(home.configPath)")
     }
@@ -50,10 +66,14 @@ extension Tsuku {
 
     func run() throws {
       let client = try options.client()
-      if client.sources.isEmpty { throw TsukuError(.unavailable, "no sources: --offline or TSUKU_SOURCES=off") }
       let r = try client.updateRegistry(includeGolden: !noGolden, dryRun: dryRun)
       if json { return Output.json(r) }
       let verb = dryRun ? "would fetch" : "fetched"
+      if dryRun {
+        for (label, names) in [("added", r.added), ("changed", r.changed), ("removed", r.removed)] where !names.isEmpty {
+          Output.line("\(label) (\(names.count)): \(names.joined(separator: " "))")
+        }
+      }
       if r.up_to_date {
         Output.line("registry up to date: index version \(r.index_version), \(r.recipes) recipes (\(r.source))")
       } else {

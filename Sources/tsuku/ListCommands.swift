@@ -88,8 +88,9 @@ extension Tsuku {
 
     func run() throws {
       let found = try options.client().search(term)
-      if json { return Output.json(found.map { EntryJSON($0, full: false) }) }
+      if json { Output.json(found.map { EntryJSON($0, full: false) }) }
       if found.isEmpty { throw TsukuError(.notFound, "no recipe matches '\(term)'") }
+      if json { return }
       Output.line(found.map { "\($0.name)  \($0.description)" }.joined(separator: "\n"))
     }
   }

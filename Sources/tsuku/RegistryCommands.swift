@@ -135,7 +135,7 @@ extension Tsuku.Registry {
             critical: r.scan.criticalCount, golden: r.scan.goldenCount, skipped: r.scan.skipped.count,
             targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
       }
-      Output.line("published index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
+      Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
     }
   }
 }

@@ -15,7 +15,7 @@ extension Tsuku.Registry {
     @Argument(help: "The SHA-256 of the blob to revoke.") var hash: String?
     @Option(name: .customLong("key-id"), help: "Revoke this key id instead of a hash.") var keyID: String?
     @Option(help: "Why (one line; shown to every client that refuses it).") var reason: String
-    @Option(name: .customLong("key"), parsing: .upToNextOption, help: "A revocation private key file; repeatable.")
+    @Option(name: .customLong("key"), help: "A revocation private key file; repeatable.")
     var keys: [String] = []
     @Option(help: "The store URL.") var to: String
     @Option(help: "Days until the revocation list expires.") var expiresDays = 30

@@ -24,14 +24,21 @@ struct Tsuku: ParsableCommand {
       with Ed25519 keys that the root of trust names. Every read is verified.
 
       Environment:
-        TSUKU_HOME          all state (default ~/.tsuku)
-        TSUKU_SOURCES       sources for this command, comma separated ('off' for none)
-        TSUKU_REGISTRY_URL  a single source (when TSUKU_SOURCES is not set)
+        TSUKU_HOME                    all state (default ~/.tsuku)
+        TSUKU_SOURCES                 sources for this command, like GOPROXY: 'a,b|c' ('off': none);
+                                      after ',' the next is tried only when one lacks the thing,
+                                      after '|' on any failure
+        TSUKU_REGISTRY_URL            a single source (when TSUKU_SOURCES is not set)
+        TSUKU_DEFAULT_SOURCE          the source used when nothing is configured
+        TSUKU_RECIPE_CACHE_TTL        ask the sources again after this long (24h; 5m..7d)
+        TSUKU_RECIPE_CACHE_MAX_STALE  serve a verified stale cache this long past the TTL (7d)
+        TSUKU_RECIPE_CACHE_SIZE_LIMIT evict least recently used blobs beyond this (500MB)
 
       \(exitCodesHelp)
       """,
     subcommands: [
-      Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Audit.self,
+      Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Cache.self,
+      Audit.self,
       Registry.self,
     ])
 }
@@ -46,7 +53,17 @@ enum Main {
       Output.error(e)
       exit(e.code.exitCode)
     } catch {
-      Tsuku.exit(withError: error)
+      // Argument errors: one lower-case line (and the usage), exit 64; --help and --version: 0.
+      let code = Tsuku.exitCode(for: error)
+      let text = Tsuku.fullMessage(for: error)
+      if code == .success {
+        Output.line(text)
+      } else {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let first = lines.first, first.hasPrefix("Error: ") { lines[0] = "error: " + first.dropFirst(7) }
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+      }
+      exit(code.rawValue)
     }
   }
 }
@@ -69,13 +86,16 @@ enum Output {
 
 /// Options every reading command shares.
 struct ClientOptions: ParsableArguments {
-  @Flag(help: "Use only the cache: contact no source.")
+  @Flag(help: "Use only the cache and the built-in critical set: contact no source.")
   var offline = false
+  @Flag(help: "Refresh from the sources whatever the cache's TTL says.")
+  var force = false
 
   func client() throws -> Client {
     let env = ProcessInfo.processInfo.environment
     let home = Home.fromEnvironment(env)
-    let sources = SourceList.resolve(env: env, config: try home.readConfig(), offline: offline)
-    return Client(home: home, sources: sources, now: Date(), warn: Output.warn)
+    let chain = try SourceList.resolve(env: env, config: try home.readConfig(), offline: offline)
+    return Client(
+      home: home, chain: chain, policy: try CachePolicy.fromEnvironment(env), now: Date(), force: force, warn: Output.warn)
   }
 }

@@ -132,7 +132,7 @@ let sampleInput = PublishInput(
     try mirror.apply(StoreChange(objects: try store.list().map { try store.get($0, maxSize: 1 << 20) }, documents: [(.root(1), f.root.bytes), (.index, old)]))
     let e = #expect(throws: TsukuError.self) { try f.client([mirror.root]).updateRegistry() }
     #expect(e?.code == .integrity)
-    #expect(e?.message.contains("older than the trusted version 2") == true)
+    #expect(e?.message.contains("rollback refused") == true)
     #expect(try Home(path: f.dir.file("home")).loadTrust()?.1.index_version == 2)
   }
 

@@ -1,0 +1,163 @@
+import Foundation
+import Store
+
+extension Client {
+  /// What a sync did (or, with `dryRun`, would do).
+  public struct SyncReport: Sendable, Codable {
+    public var source: String
+    public var previous_version: Int
+    public var index_version: Int
+    public var recipes: Int
+    public var golden: Int
+    public var fetched_blobs: Int
+    public var fetched_bytes: Int
+    public var up_to_date: Bool
+    /// Recipes added, changed (recipe or golden files) and removed since the cached index.
+    public var added: [String]
+    public var changed: [String]
+    public var removed: [String]
+  }
+
+  /// Fetches the newest verified index and every blob it names that the cache lacks, trying
+  /// the sources as the chain says. Writes the cache (blobs, then index.json) and only then the
+  /// trust state, under the home's lock. With `dryRun` nothing is written.
+  public func updateRegistry(includeGolden: Bool = true, dryRun: Bool = false) throws -> SyncReport {
+    if chain.isEmpty { throw TsukuError(.unavailable, "no sources: --offline or TSUKU_SOURCES=off") }
+    return try home.withLock {
+      let (root, state) = try trust()
+      return try runner.first("no source could be synced") { url in
+        do {
+          return try sync(from: url, root: root, state: state, includeGolden: includeGolden, dryRun: dryRun)
+        } catch let e as TsukuError {
+          if e.code == .integrity { audit.record(AuditEvent("verify_failure", time: now, source: url, detail: e.message)) }
+          throw e
+        }
+      }
+    }
+  }
+
+  private func sync(
+    from url: String, root: TrustedRoot, state before: TrustState, includeGolden: Bool, dryRun: Bool
+  ) throws -> SyncReport {
+    let src = try store(url)
+    guard let bytes = try src.readDocument(.index, maxSize: Limits.indexFile) else {
+      throw TsukuError(.notFound, "'\(url)' has no index.json")
+    }
+    let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
+    let (newRoot, _) = try root.walk(
+      to: hint, fetch: { try src.readDocument(.root($0), maxSize: Limits.root) }, source: url)
+    var state = before
+    if newRoot.version > root.version {
+      // Fast-forward recovery: when a rotation replaced a role's keys, versions signed by the
+      // old keys (perhaps leaked, perhaps inflated) no longer bind the client.
+      for role in [Role.index, .revocation] where newRoot.payload.roles[role.rawValue] != root.payload.roles[role.rawValue] {
+        if role == .index { (state.index_version, state.index_payload_sha256) = (0, nil) }
+        else { (state.revocation_version, state.revocation_payload_sha256) = (0, nil) }
+      }
+    }
+    let verified = try IndexVerifier.verify(bytes, root: newRoot, state: state, now: now, source: url)
+    let cache = home.cache
+    let commit = (src as? GitStore)?.commitID
+
+    var objects = [Data]()
+    var fetchedBytes = 0
+    func obtain(_ ref: BlobRef) throws -> Data {
+      if let d = try? cache.get(ref.sha256, maxSize: ref.size) { return d }
+      let d = try src.get(ref.sha256, maxSize: ref.size)
+      objects.append(d)
+      fetchedBytes += d.count
+      return d
+    }
+    let tree = try IndexTree.parse(obtain(verified.index.tree), what: "index tree from '\(url)'")
+    var entries = [IndexEntry]()
+    for s in tree.shards {
+      entries += try IndexShard.parse(obtain(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'").entries
+    }
+    var revoked = [ObjectID: String]()
+    if let r = verified.revocation {
+      let list = try RevocationList.parse(obtain(r.list), what: "revocation list from '\(url)'")
+      for h in list.hashes { revoked[h.sha256] = h.reason }
+    }
+    var names = [ObjectID: String]()
+    for e in entries {
+      names[e.recipe.sha256] = e.name
+      for g in e.golden { names[g.sha256] = "\(e.name) \(g.version) \(g.platform)" }
+    }
+    var wanted = [BlobRef]()
+    var seen = Set<ObjectID>()
+    for e in entries {
+      var refs = [e.recipe]
+      if includeGolden { refs += e.golden.map { BlobRef(sha256: $0.sha256, size: $0.size) } }
+      for r in refs where revoked[r.sha256] == nil && seen.insert(r.sha256).inserted {
+        if !(try cache.contains(r.sha256)) { wanted.append(r) }
+      }
+    }
+    let got = try src.getMany(wanted.map { ($0.sha256, $0.size) })
+    for r in wanted {
+      guard let d = got[r.sha256] else {
+        throw TsukuError(.notFound, "'\(url)' lacks blob '\(r.sha256.hex)' that its index names")
+      }
+      objects.append(d)
+      fetchedBytes += d.count
+    }
+    let diff = changes(from: cachedEntries(), to: entries)
+    let report = SyncReport(
+      source: url, previous_version: before.index_version, index_version: verified.index.version, recipes: entries.count,
+      golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count, fetched_bytes: fetchedBytes,
+      up_to_date: before.index_version == verified.index.version && objects.isEmpty, added: diff.0, changed: diff.1,
+      removed: diff.2)
+    if dryRun { return report }
+
+    // A revoked blob is refused from every source and purged from the cache, and the user is
+    // told which recipe it was and why.
+    for (id, reason) in revoked.sorted(by: { $0.key < $1.key }) where try cache.contains(id) {
+      try cache.remove([id])
+      warn("'\(names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")
+      audit.record(AuditEvent("revoked", time: now, name: names[id], sha256: id, source: url, detail: reason))
+    }
+    try cache.apply(StoreChange(objects: objects, documents: [(.index, bytes)], message: "sync"))
+    try home.saveTrust(root: newRoot, state: verified.advancing(state))
+    try home.writeCacheMeta(
+      .init(synced_at: Timestamp.format(now), confirmed_at: Timestamp.format(now), source: url, index_version: verified.index.version))
+    for id in wanted.map(\.sha256) {
+      audit.record(
+        AuditEvent("fetch", time: now, name: names[id], sha256: id, source: url, indexVersion: verified.index.version, sourceCommit: commit))
+    }
+    if newRoot.version != root.version {
+      audit.record(AuditEvent("trust_change", time: now, source: url, detail: "root version \(root.version) -> \(newRoot.version)"))
+    }
+    if let r = verified.revocation, r.version != before.revocation_version {
+      audit.record(
+        AuditEvent("trust_change", time: now, source: url, detail: "revocation list version \(before.revocation_version) -> \(r.version)"))
+    }
+    loaded = nil
+    enforceSizeLimit()
+    cache.sweepTemporaries()
+    return report
+  }
+
+  /// The entries of the cached index, if it can be read (for the dry-run diff).
+  func cachedEntries() -> [IndexEntry]? {
+    let cache = home.cache
+    guard let bytes = try? cache.readDocument(.index, maxSize: Limits.indexFile),
+      let f = try? IndexFile.parse(bytes, what: "cache"), let raw = f.index.payloadBytes,
+      let p = try? IndexPayload.parse(raw, what: "cache"),
+      let tree = try? IndexTree.parse(try cache.get(p.tree.sha256, maxSize: p.tree.size), what: "cache")
+    else { return nil }
+    var out = [IndexEntry]()
+    for s in tree.shards {
+      guard let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "cache") else { return nil }
+      out += shard.entries
+    }
+    return out
+  }
+
+  private func changes(from old: [IndexEntry]?, to new: [IndexEntry]) -> ([String], [String], [String]) {
+    let before = Dictionary((old ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    let after = Dictionary(new.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    let added = after.keys.filter { before[$0] == nil }.sorted()
+    let removed = before.keys.filter { after[$0] == nil }.sorted()
+    let changed = after.keys.filter { k in before[k].map { $0.recipe != after[k]!.recipe || $0.golden != after[k]!.golden } ?? false }.sorted()
+    return (added, changed, removed)
+  }
+}
