@@ -157,6 +157,7 @@ public final class DirectoryStore: ObjectStore {
     let tmp = "\(dir)/.tmp-\(name.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     if fd < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
+    CrashPoint.step("created \(tmp)")
     var ok = false
     defer {
       if !ok { unlink(tmp) }
@@ -174,9 +175,12 @@ public final class DirectoryStore: ObjectStore {
           off += n
         }
       }
+      CrashPoint.step("wrote \(tmp)")
       if durable && fsync(fd) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     }
+    CrashPoint.step("before renaming \(tmp)")
     if rename(tmp, path) != 0 { throw TsukuError.io("cannot rename into", path, errno: errno) }
+    CrashPoint.step("renamed \(path)")
     ok = true
     if durable { syncDirectory(dir) }
   }

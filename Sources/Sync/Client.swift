@@ -120,7 +120,18 @@ public final class Client {
     let verified: VerifiedIndex
     var stale = false
     if refreshed || refreshError == nil {
-      verified = try IndexVerifier.verify(bytes, root: root, state: trusted, now: now, source: home.cacheDir)
+      do {
+        verified = try IndexVerifier.verify(bytes, root: root, state: trusted, now: now, source: home.cacheDir)
+      } catch let e as TsukuError where e.code == .integrity && !refreshed && !chain.isEmpty {
+        // The cached index no longer verifies (say a crash left it ahead of the trust state, or
+        // trust moved on): fetch a fresh one rather than fail.
+        warn("the cached index does not verify (\(e.message)); fetching a fresh one")
+        _ = try updateRegistry()
+        let (root2, trusted2) = try trust()
+        guard let fresh = try cache.readDocument(.index, maxSize: Limits.indexFile) else { throw e }
+        verified = try IndexVerifier.verify(fresh, root: root2, state: trusted2, now: now, source: home.cacheDir)
+        refreshed = true
+      }
     } else {
       // Every source failed: the verified cache, judged as of its last confirmation.
       let limit = policy.ttl + policy.maxStale

@@ -147,6 +147,7 @@ public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o
   let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
   let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
   if fd < 0 { throw TsukuError(.other, "cannot write '\(path)': \(String(cString: strerror(errno)))") }
+  CrashPoint.step("created \(tmp)")
   let ok = data.withUnsafeBytes { buf -> Bool in
     var off = 0
     while off < buf.count {
@@ -158,6 +159,7 @@ public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o
   }
   let e = errno
   close(fd)
+  CrashPoint.step("before renaming \(tmp)")
   if !ok || rename(tmp, path) != 0 {
     let e2 = ok ? errno : e
     unlink(tmp)

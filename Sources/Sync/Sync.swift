@@ -116,6 +116,7 @@ extension Client {
       audit.record(AuditEvent("revoked", time: now, name: names[id], sha256: id, source: url, detail: reason))
     }
     try cache.apply(StoreChange(objects: objects, documents: [(.index, bytes)], message: "sync"))
+    CrashPoint.step("cache written, trust not yet")
     try home.saveTrust(root: newRoot, state: verified.advancing(state))
     try home.writeCacheMeta(
       .init(synced_at: Timestamp.format(now), confirmed_at: Timestamp.format(now), source: url, index_version: verified.index.version))

@@ -1,0 +1,24 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A test-only hook for crash testing: with `TSUKU_TEST_CRASH_AT=N` in the environment, the
+/// process kills itself with SIGKILL (as `kill -9` would: no cleanup runs) at the Nth write step
+/// it reaches. Without the variable this costs one branch per step.
+public enum CrashPoint {
+  private static let target: Int? = ProcessInfo.processInfo.environment["TSUKU_TEST_CRASH_AT"].flatMap { Int($0) }
+  nonisolated(unsafe) private static var count = 0
+
+  /// Marks one write step; `label` is printed to stderr when the process dies here.
+  @inline(__always)
+  public static func step(_ label: @autoclosure () -> String) {
+    guard let target else { return }
+    count += 1
+    if count == target {
+      FileHandle.standardError.write(Data("crash point \(target): \(label())\n".utf8))
+      kill(getpid(), SIGKILL)
+    }
+  }
+}
