@@ -50,8 +50,6 @@ extension Client {
       } catch let e as TsukuError {
         report.index_error = e.message
       }
-    } else {
-      report.index_error = "no index.json in the cache"
     }
     return report
   }

@@ -109,7 +109,7 @@ extension Tsuku {
       } else {
         Output.line("checked \(r.blobs_checked) blobs (\(r.bytes_checked) bytes): \(r.corrupt.count) corrupt")
         for c in r.corrupt { Output.line("corrupt: \(c) (removed)") }
-        Output.line(r.index_ok ? "index: version \(r.index_version ?? 0) verified" : "index: \(r.index_error ?? "not verified")")
+        Output.line(r.index_ok ? "index: version \(r.index_version ?? 0) verified" : "index: \(r.index_error ?? "none cached")")
       }
       if !r.corrupt.isEmpty {
         throw TsukuError(.integrity, "\(r.corrupt.count) cached blob\(r.corrupt.count == 1 ? " was" : "s were") corrupt and removed")
