@@ -66,20 +66,30 @@ import TestSupport
     try w.setUp()
     var point = 1
     var crashes = 0
-    while point < 2000 {
+    var stride = 1
+    var lastCrash = 0
+    while point < 5000 {
       try? FileManager.default.removeItem(atPath: w.dir.file("home/cache"))
       let r = try w.run("update-registry", env: ["TSUKU_TEST_CRASH_AT": String(point)])
-      if r.status == 0 { break }  // past the last write step
+      if r.status == 0 {
+        // Past the last write step: go back and take the final steps one by one.
+        if stride == 1 { break }
+        stride = 1
+        point = lastCrash + 1
+        continue
+      }
       #expect(r.stderr.contains("crash point \(point)"), "\(r.stderr)")
       crashes += 1
+      lastCrash = point
       try verifyClean(w)
       let next = try w.run("show", "fzf")
       #expect(next.status == 0, "after crash point \(point): \(next.stderr)")
       #expect(next.stdout == fzf)
       // Every step up to the 40th (each kind of write step occurs there: blob temp file, write,
-      // rename; the batch's syncfs; documents; trust; metadata), then every 60th of the
-      // repeated per-blob steps, and the last ones (index.json, trust, metadata).
-      point += point < 40 ? 1 : 60
+      // rename; documents; trust; metadata), then every 60th of the repeated per-blob steps,
+      // then every one of the last steps (index.json, trust, metadata).
+      if point == 40 { stride = 60 }
+      point += stride
     }
     #expect(crashes > 10)
   }
