@@ -14,8 +14,15 @@ private func check(_ rc: Int32, _ what: String) throws {
   if rc != 1 { throw opensslError(what) }
 }
 
+/// OpenSSL set up once, without reading the system's openssl.cnf (nothing here needs it, and
+/// loading it costs more than the rest of a `tsuku show`).
+private let opensslReady: Bool = {
+  OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil) == 1
+}()
+
 /// The SHA-256 algorithm, fetched once per process (OpenSSL 3 otherwise looks it up per call).
 nonisolated(unsafe) private let sha256MD: OpaquePointer = {
+  _ = opensslReady
   guard let md = EVP_MD_fetch(nil, "SHA256", nil) else { fatalError("openssl has no SHA256") }
   return md
 }()
@@ -102,6 +109,7 @@ public enum Ed25519 {
   /// True when `signature` is a valid Ed25519 signature of `message` by `publicKey`.
   /// Malformed keys or signatures are simply not valid; this never throws.
   public static func verify(_ signature: [UInt8], of message: [UInt8], publicKey: [UInt8]) -> Bool {
+    _ = opensslReady
     guard signature.count == signatureSize, publicKey.count == publicKeySize,
       let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, publicKey, publicKeySize)
     else { return false }
@@ -113,6 +121,7 @@ public enum Ed25519 {
   }
 
   private static func privateKey(_ seed: [UInt8]) throws -> OpaquePointer {
+    _ = opensslReady
     guard seed.count == seedSize else {
       throw TsukuError(.usage, "invalid ed25519 private key: \(seed.count) bytes, expected \(seedSize)")
     }

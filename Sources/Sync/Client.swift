@@ -24,6 +24,7 @@ public final class Client {
   var loaded: LoadedIndex?
   var accessed = [(ObjectID, Bool)]()
   var warnedStale = false
+  var trusted: (TrustedRoot, TrustState)?
 
   public var sources: [String] { chain.urls }
 
@@ -51,9 +52,12 @@ public final class Client {
   }
 
   /// What the client trusts: the saved root and state, or the root built into the binary.
+  /// Read once per command (a sync reloads it).
   public func trust() throws -> (TrustedRoot, TrustState) {
-    if let t = try home.loadTrust() { return t }
-    return (try DefaultRegistry.root(), TrustState())
+    if let t = trusted { return t }
+    let t = try home.loadTrust() ?? (try DefaultRegistry.root(), TrustState())
+    trusted = t
+    return t
   }
 
   /// Makes `url` in the source list mean `store` (for stores with no URL, such as memory).
@@ -62,6 +66,10 @@ public final class Client {
   func store(_ url: String) throws -> any ObjectStore {
     if let s = stores[url] { return s }
     let s = try StoreURL.open(url)
+    if let git = s as? GitStore {
+      // A git source also serves blobs that have left its tip, from a window of its history.
+      git.enableHistory(days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history")
+    }
     stores[url] = s
     return s
   }
@@ -210,7 +218,7 @@ public final class Client {
           let d = try src.get(ref.sha256, maxSize: ref.size)
           audit.record(
             AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
-              sourceCommit: (src as? GitStore)?.commitID))
+              sourceCommit: (src as? GitStore).map { $0.historyCommit(for: ref.sha256) ?? $0.commitID }))
           return d
         } catch let e as TsukuError {
           if e.code == .integrity {

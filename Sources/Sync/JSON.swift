@@ -1,4 +1,8 @@
 import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 import Store
 
 /// JSON helpers shared by every document: sorted keys, so the same document always has the
@@ -37,20 +41,49 @@ enum JSON {
   }
 }
 
-/// UTC timestamps as `2026-11-29T13:28:50Z`, the only form documents use.
+/// UTC timestamps as `2026-11-29T13:28:50Z`, the only form documents use. Parsed and printed
+/// by hand: a Foundation date formatter costs about a millisecond to create on Linux.
 public enum Timestamp {
   public static func format(_ date: Date) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    f.timeZone = TimeZone(identifier: "UTC")
-    return f.string(from: date)
+    var t = time_t(date.timeIntervalSince1970.rounded(.down))
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
   }
 
+  /// Parses exactly `YYYY-MM-DDTHH:MM:SSZ`; nil for anything else.
   public static func parse(_ text: String) -> Date? {
-    guard text.utf8.count == 20, text.hasSuffix("Z") else { return nil }
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    return f.date(from: text)
+    let u = Array(text.utf8)
+    guard u.count == 20, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"), u[10] == UInt8(ascii: "T"),
+      u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":"), u[19] == UInt8(ascii: "Z")
+    else { return nil }
+    func num(_ a: Int, _ n: Int) -> Int32? {
+      var v: Int32 = 0
+      for i in a..<(a + n) {
+        let c = u[i]
+        guard c >= 0x30, c <= 0x39 else { return nil }
+        v = v * 10 + Int32(c - 0x30)
+      }
+      return v
+    }
+    guard let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2),
+      let s = num(17, 2), (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61
+    else { return nil }
+    var tm = tm()
+    tm.tm_year = y - 1900
+    tm.tm_mon = mo - 1
+    tm.tm_mday = d
+    tm.tm_hour = h
+    tm.tm_min = mi
+    tm.tm_sec = s
+    let t = timegm(&tm)
+    // timegm normalises days such as February 30th; refuse them.
+    var back = tm
+    var tt = t
+    gmtime_r(&tt, &back)
+    guard back.tm_mday == d, back.tm_mon == mo - 1 else { return nil }
+    return Date(timeIntervalSince1970: TimeInterval(t))
   }
 }
 

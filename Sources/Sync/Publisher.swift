@@ -144,9 +144,14 @@ public enum Publisher {
 
   /// Validates the input, signs a new index and writes it to every target: blobs the target
   /// lacks first, `index.json` last, each target in one atomic change.
+  ///
+  /// `commitTime` dates the commit a git target makes (nil: now; the index's own dates always
+  /// follow `now`). With `prune`, a git target's committed tree keeps only the blobs this
+  /// index references (`StoreChange.keepOnly`), as a retention job would; history keeps the rest.
   public static func publish(
     _ input: PublishInput, keys: [SigningKey], revocationKeys: [SigningKey] = [], to targets: [any ObjectStore],
-    expiresDays: Int, now: Date, stage: String? = nil, log: (String) -> Void = { _ in }
+    expiresDays: Int, now: Date, stage: String? = nil, commitTime: Date? = nil, prune: Bool = false,
+    log: (String) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
     guard (1...3650).contains(expiresDays) else {
@@ -222,13 +227,16 @@ public enum Publisher {
     _ = try IndexVerifier.verify(file, root: root, state: TrustState(), now: now, source: "the new index")
 
     var results = [(location: String, report: ApplyReport)]()
+    let keep = prune ? Set(objects.map { SHA256.hash($0) }) : nil
     for s in states {
       let change = StoreChange(
         objects: objects, documents: [(.index, file)],
         precondition: s.previous.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent,
-        message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files")
+        message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files",
+        time: commitTime, keepOnly: keep)
       let report = try s.store.apply(change)
-      log("\(s.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
+      let pruned = report.objectsPruned > 0 ? ", pruned \(report.objectsPruned)" : ""
+      log("\(s.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
       results.append((s.store.location, report))
     }
     return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)

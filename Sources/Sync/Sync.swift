@@ -24,6 +24,8 @@ extension Client {
   public func updateRegistry(includeGolden: Bool = true, dryRun: Bool = false) throws -> SyncReport {
     if chain.isEmpty { throw TsukuError(.unavailable, "no sources: --offline or TSUKU_SOURCES=off") }
     return try home.withLock {
+      trusted = nil  // another process may have moved trust on while this one waited
+      defer { trusted = nil }
       let (root, state) = try trust()
       return try runner.first("no source could be synced") { url in
         do {

@@ -41,8 +41,11 @@ extension Tsuku.Registry {
     @Option(help: "Revocation signatures required.") var revocationThreshold = 1
     @Option(help: "Days until this root expires.") var expiresDays = 365
     @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
+    @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
+    var commitTime: String?
 
     func validate() throws {
+      _ = try CommitTime.parse(commitTime)
       if rootKeys.isEmpty || indexKeys.isEmpty || revocationKeys.isEmpty {
         throw ValidationError("--root-key, --index-key and --revocation-key are each required at least once")
       }
@@ -77,7 +80,8 @@ extension Tsuku.Registry {
       if try store.readDocument(.root(1), maxSize: Limits.root) != nil {
         throw TsukuError(.usage, "'\(to)' already has root/1.root.json; use rotate-root to change keys")
       }
-      let report = try store.apply(StoreChange(documents: [(.root(1), bytes)], message: "root version 1"))
+      let report = try store.apply(
+        StoreChange(documents: [(.root(1), bytes)], message: "root version 1", time: try CommitTime.parse(commitTime)))
       Output.line("wrote root version 1 to \(to)\(report.commit.map { " (commit \($0.prefix(12)))" } ?? ""); expires \(payload.expires)")
     }
   }
@@ -103,9 +107,17 @@ extension Tsuku.Registry {
     var stage: String?
     @Option(help: "Publish a staged FILE (see 'registry sign') after checking its thresholds.") var staged: String?
     @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Drop blobs the new index does not reference from the committed tree (git targets only; history keeps them).")
+    var prune = false
+    @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
+    var commitTime: String?
 
     func validate() throws {
       if targets.isEmpty { throw ValidationError("--to is required") }
+      _ = try CommitTime.parse(commitTime)
+      if prune, let t = targets.first(where: { !$0.lowercased().hasPrefix("git+file://") }) {
+        throw ValidationError("--prune needs git targets: '\(t)' is not a git+file:// URL")
+      }
       if staged != nil { return }
       if keys.isEmpty { throw ValidationError("--key is required") }
       if recipes == nil && critical == nil { throw ValidationError("give --recipes and/or --critical") }
@@ -122,7 +134,8 @@ extension Tsuku.Registry {
       let stores = try targets.map { try StoreURL.open($0) }
       let r = try Publisher.publish(
         PublishInput(recipes: recipes, critical: critical, golden: golden), keys: signers, revocationKeys: rsigners,
-        to: stores, expiresDays: expiresDays, now: Date(), stage: stage, log: json ? { _ in } : Output.info)
+        to: stores, expiresDays: expiresDays, now: Date(), stage: stage, commitTime: try CommitTime.parse(commitTime),
+        prune: prune, log: json ? { _ in } : Output.info)
       if json {
         struct Out: Encodable {
           var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int
@@ -137,5 +150,16 @@ extension Tsuku.Registry {
       }
       Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
     }
+  }
+}
+
+/// The hidden `--commit-time` option: a UTC time in the format's one form.
+enum CommitTime {
+  static func parse(_ text: String?) throws -> Date? {
+    guard let text else { return nil }
+    guard let d = Timestamp.parse(text) else {
+      throw ValidationError("invalid --commit-time '\(text)': expected YYYY-MM-DDTHH:MM:SSZ")
+    }
+    return d
   }
 }

@@ -36,6 +36,7 @@ struct Tsuku: ParsableCommand {
 
       \(exitCodesHelp)
       """,
+    version: tsukuVersion,
     subcommands: [
       Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Cache.self,
       Audit.self,
@@ -43,9 +44,27 @@ struct Tsuku: ParsableCommand {
     ])
 }
 
+/// The version `tsuku --version` prints.
+let tsukuVersion = "0.1.0"
+
 @main
 enum Main {
   static func main() {
+    let args = CommandLine.arguments
+    // The hot path, `tsuku show NAME`, skips the argument parser's reflection (about a third
+    // of the command's instructions); anything else, flags included, goes through it.
+    if args.count == 3, args[1] == "show", !args[2].hasPrefix("-") {
+      do {
+        Output.data(try ClientOptions.makeClient(offline: false, force: false).recipe(args[2]))
+        exit(0)
+      } catch let e as TsukuError {
+        Output.error(e)
+        exit(e.code.exitCode)
+      } catch {
+        Output.error(TsukuError(.other, "\(error)"))
+        exit(1)
+      }
+    }
     do {
       var command = try Tsuku.parseAsRoot()
       try command.run()
@@ -91,7 +110,9 @@ struct ClientOptions: ParsableArguments {
   @Flag(help: "Refresh from the sources whatever the cache's TTL says.")
   var force = false
 
-  func client() throws -> Client {
+  func client() throws -> Client { try Self.makeClient(offline: offline, force: force) }
+
+  static func makeClient(offline: Bool, force: Bool) throws -> Client {
     let env = ProcessInfo.processInfo.environment
     let home = Home.fromEnvironment(env)
     let chain = try SourceList.resolve(env: env, config: try home.readConfig(), offline: offline)
