@@ -5,7 +5,7 @@
 import Foundation
 
 enum FuzzTarget: String, CaseIterable {
-  case root, index, shard, tree, revocation, recipe, golden, toml
+  case root, index, shard, tree, revocation, pack, recipe, golden, toml
 }
 
 nonisolated(unsafe) var target = FuzzTarget.index
@@ -54,6 +54,8 @@ func runOne(_ data: Data) {
     if let t = try? IndexTree.parse(data, what: "tree") { _ = t.shard(for: "fzf") }
   case .revocation:
     _ = try? RevocationList.parse(data, what: "revocation list")
+  case .pack:
+    if let p = try? Pack(data) { for e in p.entries.prefix(64) { _ = try? p.blob(e) } }
   case .recipe:
     _ = try? RecipeFile.validate(data, fileName: "fzf.toml")
   case .golden:

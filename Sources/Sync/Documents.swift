@@ -245,10 +245,24 @@ public struct IndexTree: Codable, Hashable, Sendable {
     public var size: Int
     public var entries: Int
   }
+  /// A pack holding many of the blobs below this tree (see `Pack`), for cold syncs.
+  public struct PackRef: Codable, Hashable, Sendable {
+    public var sha256: ObjectID
+    public var size: Int
+    public var count: Int
+    public init(sha256: ObjectID, size: Int, count: Int) {
+      self.sha256 = sha256
+      self.size = size
+      self.count = count
+    }
+  }
   public var format: Int
   public var type: String
   public var prefix_length: Int
   public var shards: [Shard]
+  /// Packs covering the shards, the revocation list and the recipes and golden files;
+  /// absent when the publisher made none.
+  public var packs: [PackRef]?
 
   public static func parse(_ bytes: Data, what: String) throws -> IndexTree {
     let t = try JSON.decode(IndexTree.self, bytes, what: what)

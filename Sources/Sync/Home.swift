@@ -99,6 +99,22 @@ public struct Home: Sendable {
     public var confirmed_at: String?
     public var source: String
     public var index_version: Int
+    /// The ETag `source` gave for this index.json, for the next conditional read.
+    public var etag: String?
+    public var recipes: Int?
+    public var golden: Int?
+    public init(
+      synced_at: String, confirmed_at: String?, source: String, index_version: Int, etag: String? = nil,
+      recipes: Int? = nil, golden: Int? = nil
+    ) {
+      self.synced_at = synced_at
+      self.confirmed_at = confirmed_at
+      self.source = source
+      self.index_version = index_version
+      self.etag = etag
+      self.recipes = recipes
+      self.golden = golden
+    }
   }
 
   public func readCacheMeta() -> CacheMeta? {

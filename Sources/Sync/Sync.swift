@@ -42,8 +42,24 @@ extension Client {
     from url: String, root: TrustedRoot, state before: TrustState, includeGolden: Bool, dryRun: Bool
   ) throws -> SyncReport {
     let src = try store(url)
-    guard let bytes = try src.readDocument(.index, maxSize: Limits.indexFile) else {
-      throw TsukuError(.notFound, "'\(url)' has no index.json")
+    // A conditional read: when index.json is what this source served last time, the sync is
+    // one request (a 304 over HTTP) and only confirms the cache.
+    let meta = home.readCacheMeta()
+    let known = meta.flatMap { $0.source == url && $0.index_version == before.index_version ? $0.etag : nil }
+    let bytes: Data
+    var etag: String?
+    switch try src.readDocument(.index, maxSize: Limits.indexFile, ifNoneMatch: known) {
+    case .absent: throw TsukuError(.notFound, "'\(url)' has no index.json")
+    case .found(let d, let tag): (bytes, etag) = (d, tag)
+    case .notModified:
+      if !dryRun, var m = meta {
+        m.confirmed_at = Timestamp.format(now)
+        try home.writeCacheMeta(m)
+      }
+      return SyncReport(
+        source: url, previous_version: before.index_version, index_version: before.index_version,
+        recipes: meta?.recipes ?? 0, golden: meta?.golden ?? 0, fetched_blobs: 0, fetched_bytes: 0, up_to_date: true,
+        added: [], changed: [], removed: [])
     }
     let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
     let (newRoot, _) = try root.walk(
@@ -71,13 +87,33 @@ extension Client {
       return d
     }
     let tree = try IndexTree.parse(obtain(verified.index.tree), what: "index tree from '\(url)'")
+    // A cold (or nearly cold) cache takes the packs whole: a handful of requests instead of
+    // one per blob. A warm one fetches only what changed.
+    var packed = [ObjectID: Data]()
+    let missingShards = try tree.shards.filter { !(try cache.contains($0.sha256)) }.count
+    if let packs = tree.packs, !packs.isEmpty, missingShards * 2 >= tree.shards.count {
+      let got = try src.getMany(packs.map { ($0.sha256, $0.size) })
+      for ref in packs {
+        guard let data = got[ref.sha256] else { continue }
+        fetchedBytes += data.count
+        let pack = try Pack(data, what: "pack '\(ref.sha256.hex.prefix(16))' from '\(url)'")
+        for e in pack.entries { packed[e.id] = try pack.blob(e) }
+      }
+    }
+    func obtainPacked(_ ref: BlobRef) throws -> Data {
+      if let d = packed[ref.sha256], d.count <= ref.size {
+        objects.append(d)
+        return d
+      }
+      return try obtain(ref)
+    }
     var entries = [IndexEntry]()
     for s in tree.shards {
-      entries += try IndexShard.parse(obtain(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'").entries
+      entries += try IndexShard.parse(obtainPacked(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'").entries
     }
     var revoked = [ObjectID: String]()
     if let r = verified.revocation {
-      let list = try RevocationList.parse(obtain(r.list), what: "revocation list from '\(url)'")
+      let list = try RevocationList.parse(obtainPacked(r.list), what: "revocation list from '\(url)'")
       for h in list.hashes { revoked[h.sha256] = h.reason }
     }
     var names = [ObjectID: String]()
@@ -94,13 +130,18 @@ extension Client {
         if !(try cache.contains(r.sha256)) { wanted.append(r) }
       }
     }
-    let got = try src.getMany(wanted.map { ($0.sha256, $0.size) })
+    var got = [ObjectID: Data]()
+    for r in wanted { if let d = packed[r.sha256], d.count <= r.size { got[r.sha256] = d } }
+    let rest = wanted.filter { got[$0.sha256] == nil }
+    for (id, d) in try src.getMany(rest.map { ($0.sha256, $0.size) }) {
+      got[id] = d
+      fetchedBytes += d.count
+    }
     for r in wanted {
       guard let d = got[r.sha256] else {
         throw TsukuError(.notFound, "'\(url)' lacks blob '\(r.sha256.hex)' that its index names")
       }
       objects.append(d)
-      fetchedBytes += d.count
     }
     let diff = changes(from: cachedEntries(), to: entries)
     let report = SyncReport(
@@ -121,7 +162,9 @@ extension Client {
     CrashPoint.step("cache written, trust not yet")
     try home.saveTrust(root: newRoot, state: verified.advancing(state))
     try home.writeCacheMeta(
-      .init(synced_at: Timestamp.format(now), confirmed_at: Timestamp.format(now), source: url, index_version: verified.index.version))
+      .init(
+        synced_at: Timestamp.format(now), confirmed_at: Timestamp.format(now), source: url,
+        index_version: verified.index.version, etag: etag, recipes: report.recipes, golden: report.golden))
     for id in wanted.map(\.sha256) {
       audit.record(
         AuditEvent("fetch", time: now, name: names[id], sha256: id, source: url, indexVersion: verified.index.version, sourceCommit: commit))
