@@ -18,7 +18,10 @@ import Synchronization
 ///   makes no commit. Afterwards this store reads the new commit. The work tree and the index
 ///   of a non-bare repository are not touched: the commit lands on the branch, and
 ///   `git checkout`/`git reset --hard` brings the files into the work tree.
-/// - `remove` is refused: history keeps every blob.
+/// - `remove` is refused: history keeps every blob. `StoreChange.keepOnly` drops blobs from the
+///   committed tree instead (a retention job), and `StoreChange.time` dates the commit.
+/// - With `enableHistory`, blobs that have left the tip are also served from a window of
+///   history (see `GitHistory.swift`), verified exactly like blobs at the tip.
 public final class GitStore: ObjectStore {
   /// libgit2's global state, set up once per process.
   private static let libraryReady: Int32 = git_libgit2_init()
@@ -37,6 +40,22 @@ public final class GitStore: ObjectStore {
   private struct State {
     let repo: Repository
     var tip: Tip
+    var history: History?
+    /// How often a history map was built by walking commits, and loaded from a cache file.
+    var historyWalks = 0
+    var historyLoads = 0
+  }
+
+  /// The history window and the map of the current tip, once built or loaded.
+  private struct History {
+    let days: Int
+    let cacheDirectory: String?
+    var map: GitHistoryMap?
+    var fromDisk = false
+    /// Set when a cached map led to a bad blob: the next map is walked, not loaded.
+    var distrustDisk = false
+    /// The commit each blob served from history came from.
+    var served = [ObjectID: [UInt8]]()
   }
   private let state: Mutex<State>
 
@@ -86,19 +105,110 @@ public final class GitStore: ObjectStore {
 
   private func layoutPath(_ path: String) -> String { subdirectory.isEmpty ? path : subdirectory + "/" + path }
 
+  /// Also serves blobs that have left the tip, from the commits of the last `days` days of
+  /// history (counted back from the newest commit's date, not from today, so an old clone
+  /// keeps working offline; 0 means all history). `list` stays tip-only.
+  ///
+  /// The first such lookup builds a map from sha256 to git blob over that window, once per
+  /// tip: it walks the commits newest first and reads each commit's `objects/sha256/<fan>/`
+  /// folders, skipping folders whose git tree was already read, so the cost follows the
+  /// changes rather than commits x size. With a `cacheDirectory` the map is kept there (one
+  /// file per repository, subfolder, window and tip, written atomically) and the next process
+  /// only memory-maps it. A blob found there is size-checked before it is loaded and verified
+  /// like one at the tip; a map file that leads to a bad blob is rebuilt once before the blob
+  /// is refused.
+  public func enableHistory(days: Int, cacheDirectory: String?) {
+    precondition(days >= 0, "history days must not be negative")
+    state.withLock { $0.history = History(days: days, cacheDirectory: cacheDirectory) }
+  }
+
+  /// The commit a blob served from history came from (the newest commit of the window that
+  /// held it), as 40 hex digits; nil when this store has not served that blob from history.
+  public func historyCommit(for id: ObjectID) -> String? {
+    state.withLock { $0.history?.served[id].map(hexBytes) }
+  }
+
+  /// How often this store built a history map by walking commits, and loaded one from the
+  /// cache folder (for tests and measurements).
+  var historyStats: (walks: Int, loads: Int) { state.withLock { ($0.historyWalks, $0.historyLoads) } }
+
   public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
     let what = "blob '\(id.hex)'"
-    guard let data = try state.withLock({ try read($0.repo, $0.tip.tree, id.path, what, maxSize) }) else {
-      throw missing(id)
+    let (data, historic) = try state.withLock { s -> (Data?, Bool) in
+      (try read(s.repo, s.tip.tree, id.path, what, maxSize), s.history != nil)
     }
-    return try verified(data, as: id, maxSize: maxSize)
+    if let data { return try verified(data, as: id, maxSize: maxSize) }
+    if historic { return try historyGet(id, maxSize: maxSize) }
+    throw missing(id)
   }
 
   public func contains(_ id: ObjectID) throws -> Bool {
     try state.withLock { s in
-      guard let tree = s.tip.tree else { return false }
-      return try s.repo.entry(tree, layoutPath(id.path))?.isBlob ?? false
+      if let tree = s.tip.tree, try s.repo.entry(tree, layoutPath(id.path))?.isBlob ?? false { return true }
+      guard s.history != nil else { return false }
+      return !(try historyMap(&s)?.candidates(id).isEmpty ?? true)
     }
+  }
+
+  /// A blob that is not at the tip, from history: each git blob the map lists for it, newest
+  /// first, until one verifies.
+  private func historyGet(_ id: ObjectID, maxSize: Int) throws -> Data {
+    let what = "blob '\(id.hex)'"
+    while true {
+      let (candidates, fromDisk, days) = try state.withLock { s in
+        (try historyMap(&s)?.candidates(id) ?? [], s.history?.fromDisk ?? false, s.history?.days ?? 0)
+      }
+      if candidates.isEmpty {
+        let window = days == 0 ? "in its history" : "in the last \(days) days of its history"
+        throw TsukuError(.notFound, "blob '\(id.hex)' not found in '\(location)', at its tip or \(window)")
+      }
+      var failure: TsukuError?
+      for c in candidates {
+        do {
+          let data = try state.withLock { s -> Data in
+            let oid = gitOID(c.blob)
+            let size = try s.repo.size(of: oid)
+            if size > maxSize { throw tooLarge(what, size: size, max: maxSize) }
+            return try s.repo.blob(oid)
+          }
+          let good = try verified(data, as: id, maxSize: maxSize)
+          state.withLock { $0.history?.served[id] = c.commit }
+          return good
+        } catch let e as TsukuError {
+          let detail = "found in commit '\(hexBytes(c.commit))' of the history"
+          failure = failure ?? TsukuError(e.code, e.message, details: e.details + [detail])
+        }
+      }
+      // A cached map may be damaged: rebuild it from the commits once before refusing.
+      guard fromDisk else { throw failure! }
+      state.withLock { s in
+        s.history?.map = nil
+        s.history?.distrustDisk = true
+      }
+    }
+  }
+
+  /// The history map of the current tip: in memory, else from the cache folder, else built by
+  /// walking the window (and then cached). Nil while the branch has no commit.
+  private func historyMap(_ s: inout State) throws -> GitHistoryMap? {
+    guard var h = s.history, let tip = s.tip.commit else { return nil }
+    let tipBytes = oidBytes(tip)
+    if let m = h.map, m.tip == tipBytes { return m }
+    let key = GitHistoryCache.key(repository: repositoryPath, subdirectory: subdirectory, days: h.days)
+    if let dir = h.cacheDirectory, !h.distrustDisk,
+      let m = GitHistoryCache.load(GitHistoryCache.path(dir, key: key, tip: hex(tip)), tip: tipBytes, days: h.days)
+    {
+      (h.map, h.fromDisk) = (m, true)
+      s.historyLoads += 1
+      s.history = h
+      return m
+    }
+    let m = try s.repo.historyMap(tip: tip, objects: layoutPath("objects/sha256"), days: h.days)
+    (h.map, h.fromDisk, h.distrustDisk) = (m, false, false)
+    s.historyWalks += 1
+    if let dir = h.cacheDirectory { GitHistoryCache.save(m, in: dir, key: key, tip: hex(tip)) }
+    s.history = h
+    return m
   }
 
   public func list() throws -> [ObjectID] {
@@ -139,7 +249,7 @@ public final class GitStore: ObjectStore {
       let index = try read(s.repo, base, DocumentName.index.path, "'index.json'", .max)
       try checkPrecondition(change.precondition, current: index, location: location)
       var report = ApplyReport()
-      var files = [(String, git_oid)]()
+      var files = [(String, git_oid?)]()
       var seen = Set<ObjectID>()
       for (id, data) in hashed {
         let path = layoutPath(id.path)
@@ -159,9 +269,28 @@ public final class GitStore: ObjectStore {
         files.append((layoutPath(name.path), try s.repo.createBlob(data)))
         report.documentsWritten += 1
       }
-      report.commit = try commit(&s, files, on: branch, parent: parent, base: base, message: change.message)
+      if let keep = change.keepOnly, let base {
+        let drop = try unreferenced(s.repo, base, keeping: keep.union(seen))
+        files += drop.map { ($0, nil) }
+        report.objectsPruned = drop.count
+      }
+      report.commit = try commit(
+        &s, files, on: branch, parent: parent, base: base, message: change.message, time: change.time)
       return report
     }
+  }
+
+  /// The layout paths of the blobs under `objects/sha256/<fan>/` in `tree` that are not in `keep`.
+  private func unreferenced(_ repo: Repository, _ tree: Tree, keeping keep: Set<ObjectID>) throws -> [String] {
+    guard let base = try repo.entry(tree, layoutPath("objects/sha256")), base.isTree else { return [] }
+    var out = [String]()
+    for fan in try repo.entries(of: base.oid) where fan.isTree && fan.name.utf8.count == 2 {
+      for blob in try repo.entries(of: fan.oid) where blob.isBlob {
+        if let id = ObjectID(hex: blob.name), id.fanout == fan.name, keep.contains(id) { continue }
+        out.append(layoutPath("objects/sha256/\(fan.name)/\(blob.name)"))
+      }
+    }
+    return out
   }
 
   public func remove(_ ids: [ObjectID]) throws {
@@ -176,8 +305,8 @@ public final class GitStore: ObjectStore {
     try state.withLock { s in
       let branch = try publishBranch()
       let (parent, base) = try s.repo.branchTip(branch)
-      let blobs = try files.map { (layoutPath($0.0), try s.repo.createBlob($0.1)) }
-      return try commit(&s, blobs, on: branch, parent: parent, base: base, message: message)
+      let blobs = try files.map { (layoutPath($0.0), Optional(try s.repo.createBlob($0.1))) }
+      return try commit(&s, blobs, on: branch, parent: parent, base: base, message: message, time: nil)
     }
   }
 
@@ -187,19 +316,20 @@ public final class GitStore: ObjectStore {
     throw TsukuError(.usage, "cannot publish to '\(location)': HEAD is detached, name a branch with '#BRANCH'")
   }
 
-  /// Builds the tree, commits it on top of `parent` and moves the branch if it still points
-  /// there. Nil when the tree did not change (no commit is made).
+  /// Builds the tree (a nil blob removes the path), commits it on top of `parent`, dated
+  /// `time` (nil: now), and moves the branch if it still points there. Nil when the tree did
+  /// not change (no commit is made).
   private func commit(
-    _ s: inout State, _ files: [(String, git_oid)], on branch: String, parent: git_oid?, base: Tree?,
-    message: String
+    _ s: inout State, _ files: [(String, git_oid?)], on branch: String, parent: git_oid?, base: Tree?,
+    message: String, time: Date?
   ) throws -> String? {
     let split = files.map { (ArraySlice($0.0.split(separator: "/").map(String.init)), $0.1) }
-    let treeID = split.isEmpty ? nil : try s.repo.writeTree(base: base, files: split)
+    let treeID = split.isEmpty ? nil : try s.repo.writeTree(base: base, files: split).oid
     guard let treeID, base.map({ !same($0.oid, treeID) }) ?? true else {
       s.tip = try s.repo.tip(parent)
       return nil
     }
-    let id = try s.repo.commit(tree: treeID, parent: parent, message: message)
+    let id = try s.repo.commit(tree: treeID, parent: parent, message: message, time: time)
     let rc = s.repo.moveBranch(branch, to: id, from: parent, log: "tsuku: " + message)
     if [GIT_EMODIFIED, GIT_EEXISTS, GIT_ELOCKED, GIT_ENOTFOUND].contains(where: { $0.rawValue == rc }) {
       throw TsukuError(
@@ -228,6 +358,19 @@ private func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
 private func hex(_ oid: git_oid) -> String {
   withUnsafePointer(to: oid) { String(cString: git_oid_tostr_s($0)) }
 }
+
+/// The 20 raw bytes of an id, and back.
+private func oidBytes(_ oid: git_oid) -> [UInt8] {
+  withUnsafePointer(to: oid) { Array(UnsafeBufferPointer(start: tsuku_git_oid_bytes($0), count: Int(GIT_OID_RAWSZ))) }
+}
+
+private func gitOID(_ bytes: [UInt8]) -> git_oid {
+  var oid = git_oid()
+  tsuku_git_oid_set(&oid, bytes)
+  return oid
+}
+
+private func hexBytes(_ bytes: [UInt8]) -> String { hex(gitOID(bytes)) }
 
 private func same(_ a: git_oid, _ b: git_oid) -> Bool {
   withUnsafePointer(to: a) { pa in withUnsafePointer(to: b) { git_oid_equal(pa, $0) != 0 } }
@@ -403,16 +546,25 @@ private final class Repository {
     return oid
   }
 
-  /// Writes `base` with `files` (path components, blob) put in, one tree builder per changed
-  /// folder, so the cost follows the change, not the size of the store.
-  func writeTree(base: Tree?, files: [(ArraySlice<String>, git_oid)]) throws -> git_oid {
+  /// Writes `base` with `files` (path components, blob) put in, or taken out where the blob
+  /// is nil, one tree builder per changed folder, so the cost follows the change, not the size
+  /// of the store. A folder left empty is dropped. Returns the tree and its entry count.
+  func writeTree(base: Tree?, files: [(ArraySlice<String>, git_oid?)]) throws -> (oid: git_oid, count: Int) {
     var bld: OpaquePointer?
     try check(git_treebuilder_new(&bld, repo, base?.pointer), "cannot build a tree in '\(path)'")
     defer { git_treebuilder_free(bld) }
+    func drop(_ name: String) throws {
+      if git_treebuilder_get(bld, name) == nil { return }
+      try check(git_treebuilder_remove(bld, name), "cannot remove '\(name)' from a tree in '\(path)'")
+    }
     let groups = Dictionary(grouping: files, by: { $0.0.first ?? "" })
     for (name, group) in groups {
       let what = "cannot add '\(name)' to a tree in '\(path)'"
-      for (parts, var oid) in group where parts.count == 1 {
+      for (parts, blob) in group where parts.count == 1 {
+        guard var oid = blob else {
+          try drop(name)
+          continue
+        }
         try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_BLOB), what)
       }
       let deeper = group.filter { $0.0.count > 1 }.map { ($0.0.dropFirst(), $0.1) }
@@ -423,18 +575,73 @@ private final class Repository {
         try check(git_tree_lookup(&t, repo, git_tree_entry_id(e)), "cannot read folder '\(name)' in '\(path)'")
         sub = Tree(t!, owner: self)
       }
-      var oid = try writeTree(base: sub, files: deeper)
-      try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
+      if sub == nil && deeper.allSatisfy({ $0.1 == nil }) { continue }
+      var (oid, count) = try writeTree(base: sub, files: deeper)
+      if count == 0 {
+        try drop(name)
+      } else {
+        try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
+      }
     }
+    let count = Int(git_treebuilder_entrycount(bld))
     var out = git_oid()
     try check(git_treebuilder_write(&out, bld), "cannot write a tree to '\(path)'")
-    return out
+    return (out, count)
   }
 
-  /// Writes a commit of `tree` on `parent` by tsuku registry, without moving any ref.
-  func commit(tree: git_oid, parent: git_oid?, message: String) throws -> git_oid {
+  /// The history map of the commits reachable from `tip` whose committer time is within
+  /// `days` of the newest one (0: every commit): walked newest first (time order, stopping at
+  /// the first older commit), reading `objects/<fan>/` folders whose git tree was not read yet.
+  func historyMap(tip: git_oid, objects: String, days: Int) throws -> GitHistoryMap {
+    let what = "cannot walk the history of '\(path)'"
+    var walk: OpaquePointer?
+    try check(git_revwalk_new(&walk, repo), what)
+    defer { git_revwalk_free(walk) }
+    try check(git_revwalk_sorting(walk, GIT_SORT_TIME.rawValue), what)
+    var start = tip
+    try check(git_revwalk_push(walk, &start), what)
+    var builder = GitHistoryMap.Builder(tip: oidBytes(tip), days: days)
+    var seen = Set<[UInt8]>()
+    var cutoff: Int64?
+    var oid = git_oid()
+    while true {
+      let rc = git_revwalk_next(&oid, walk)
+      if rc == GIT_ITEROVER.rawValue { break }
+      try check(rc, what)
+      let commit = try self.tip(oid)
+      if cutoff == nil {
+        builder.newest = commit.time
+        cutoff = days == 0 ? Int64.min : commit.time - Int64(days) * 86400
+      }
+      if commit.time < cutoff! { break }
+      guard let tree = commit.tree, let base = try entry(tree, objects), base.isTree,
+        seen.insert(oidBytes(base.oid)).inserted
+      else { continue }
+      var number: UInt32?
+      for fan in try entries(of: base.oid) where fan.isTree && fan.name.utf8.count == 2 {
+        guard seen.insert(oidBytes(fan.oid)).inserted else { continue }
+        for blob in try entries(of: fan.oid) where blob.isBlob {
+          guard let id = ObjectID(hex: blob.name), id.fanout == fan.name else { continue }
+          let n = number ?? builder.commit(oidBytes(oid))
+          number = n
+          builder.add(id, blob: oidBytes(blob.oid), commit: n)
+        }
+      }
+    }
+    return builder.finish()
+  }
+
+  /// Writes a commit of `tree` on `parent` by tsuku registry, dated `time` (nil: now, UTC),
+  /// without moving any ref.
+  func commit(tree: git_oid, parent: git_oid?, message: String, time: Date?) throws -> git_oid {
     var sig: UnsafeMutablePointer<git_signature>?
-    try check(git_signature_now(&sig, "tsuku registry", "registry@tsuku.invalid"), "cannot make a commit signature")
+    let (name, email) = ("tsuku registry", "registry@tsuku.invalid")
+    if let time {
+      let seconds = git_time_t(time.timeIntervalSince1970.rounded(.down))
+      try check(git_signature_new(&sig, name, email, seconds, 0), "cannot make a commit signature")
+    } else {
+      try check(git_signature_now(&sig, name, email), "cannot make a commit signature")
+    }
     defer { git_signature_free(sig) }
     var treeID = tree
     var t: OpaquePointer?

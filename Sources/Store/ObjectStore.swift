@@ -49,15 +49,24 @@ public struct StoreChange: Sendable {
   public var precondition: Precondition
   /// A one-line description, used as the commit message by the git backend.
   public var message: String
+  /// The author and committer time of the commit the git backend makes (nil: now), so a
+  /// replay of old snapshots keeps their dates. Other backends ignore it.
+  public var time: Date?
+  /// Retention for backends that keep history (git): when set, the committed tree keeps only
+  /// these blobs and the change's own `objects`; every other `objects/` entry is dropped from
+  /// the tree (history still holds it). Other backends ignore it: they delete with `remove`.
+  public var keepOnly: Set<ObjectID>?
 
   public init(
     objects: [Data] = [], documents: [(DocumentName, Data)] = [], precondition: Precondition = .none,
-    message: String = "update registry"
+    message: String = "update registry", time: Date? = nil, keepOnly: Set<ObjectID>? = nil
   ) {
     self.objects = objects
     self.documents = documents
     self.precondition = precondition
     self.message = message
+    self.time = time
+    self.keepOnly = keepOnly
   }
 
   /// Documents in write order: every root before `index.json`.
@@ -82,6 +91,8 @@ public struct ApplyReport: Sendable, Equatable {
   public var objectsPresent = 0
   public var bytesWritten = 0
   public var documentsWritten = 0
+  /// Blobs dropped from the committed tree by `StoreChange.keepOnly` (git).
+  public var objectsPruned = 0
   /// The commit made, for backends that make one (git).
   public var commit: String?
   public init() {}

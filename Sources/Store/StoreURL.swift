@@ -12,33 +12,55 @@ import Foundation
 ///   (a branch, a tag or a commit sha; default: HEAD), for example
 ///   `git+file:///work/repo?dir=registry-index/store#main`.
 ///
-/// Paths, `dir` and `REF` are percent-decoded (`%20` for a space, `%23` for `#`, `%3F` for `?`).
-/// `s3://`, `https://` and `http://` are recognised but not supported yet; anything else is a
-/// usage error.
+/// - `s3://BUCKET[/PREFIX][?endpoint=URL][&region=REGION][&style=path|virtual]`: an S3-compatible
+///   bucket (`S3Store`), with the layout under `PREFIX`. `endpoint` is `http[s]://host[:port]`
+///   (Cloudflare R2: `https://ACCOUNT.r2.cloudflarestorage.com`; SeaweedFS or MinIO:
+///   `http://127.0.0.1:8333`); without it the bucket is on AWS S3 in `region`, which is then
+///   required. `region` defaults to `auto` (what R2 wants). `style` defaults to `path` with an
+///   endpoint and `virtual` without. Credentials come from `TSUKU_S3_ACCESS_KEY_ID`/
+///   `TSUKU_S3_SECRET_ACCESS_KEY`, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; without
+///   any, requests go unsigned. For example
+///   `s3://tsuku-registry/v1?endpoint=https://acct.r2.cloudflarestorage.com&region=auto`.
+/// - `https://HOST[:PORT][/PREFIX]` or `http://...`: anonymous reads (`HTTPStore`) of a public
+///   bucket, a CDN or a mirror; read-only, no listing. User info, a query or a fragment is refused.
+///
+/// Paths, `dir`, `REF`, `PREFIX` and `endpoint` are percent-decoded (`%20` for a space, `%23`
+/// for `#`, `%3F` for `?`). Remote stores use `TSUKU_API_TIMEOUT` and `TSUKU_CA_BUNDLE` (see
+/// `TransportOptions`); anything else is a usage error.
 public enum StoreURL {
   /// What a URL names, before anything is opened.
   enum Target: Equatable {
     case directory(path: String)
     case git(repository: String, subdirectory: String?, ref: String?)
+    case s3(S3Location)
+    case http(baseURL: String)
   }
 
-  /// Opens the store `url` names (a git repository is opened now; a directory is not checked).
-  public static func open(_ url: String) throws -> any ObjectStore {
+  /// Opens the store `url` names (a git repository is opened now; a directory is not checked;
+  /// a remote store sends nothing yet). `environment` supplies credentials and timeouts.
+  public static func open(_ url: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+    throws -> any ObjectStore
+  {
     switch try parse(url) {
     case .directory(let path): return DirectoryStore(path: path)
     case .git(let repository, let sub, let ref):
       return try GitStore(repository: repository, ref: ref, subdirectory: sub)
+    case .s3(let location):
+      let credentials = try S3Credentials.fromEnvironment(environment)
+      return S3Store(location, credentials: credentials, transport: try CurlTransport.fromEnvironment(environment))
+    case .http(let base):
+      return HTTPStore(baseURL: base, transport: try CurlTransport.fromEnvironment(environment))
     }
   }
 
-  private static let expected = "file:///path, a path, or git+file:///repo[?dir=SUB][#REF]"
+  private static let expected =
+    "file:///path, a path, git+file:///repo[?dir=SUB][#REF], s3://BUCKET/PREFIX?endpoint=URL or https://HOST/PREFIX"
 
   static func parse(_ url: String) throws -> Target {
     let lower = url.lowercased()
     if url.isEmpty { throw TsukuError(.usage, "empty store URL: expected \(expected)") }
-    for scheme in ["s3://", "https://", "http://"] where lower.hasPrefix(scheme) {
-      throw TsukuError(.usage, "source '\(url)': s3 and https stores are not supported yet")
-    }
+    if lower.hasPrefix("s3://") { return .s3(try s3Location(url)) }
+    if lower.hasPrefix("https://") || lower.hasPrefix("http://") { return .http(baseURL: try httpBase(url)) }
     if lower.hasPrefix("file://") {
       let path = try localPath(String(url.dropFirst(7)), url: url)
       return .directory(path: path)
@@ -102,6 +124,87 @@ public enum StoreURL {
       sub = value
     }
     return sub
+  }
+
+  /// `s3://BUCKET/PREFIX?endpoint=...&region=...&style=...`.
+  static func s3Location(_ url: String) throws -> S3Location {
+    var rest = Substring(url.dropFirst(5))
+    var query: Substring = ""
+    if let q = rest.firstIndex(of: "?") {
+      query = rest[rest.index(after: q)...]
+      rest = rest[..<q]
+    }
+    if rest.contains("#") { throw TsukuError(.usage, "invalid store URL '\(url)': an s3 URL has no '#' part") }
+    let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+    let bucket = String(parts[0])
+    guard (3...63).contains(bucket.count),
+      bucket.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-" || $0 == ".") }),
+      bucket.first!.isLetter || bucket.first!.isNumber
+    else {
+      throw TsukuError(
+        .usage, "invalid store URL '\(url)': bucket '\(bucket)' must be 3-63 characters of a-z, 0-9, '-' and '.'")
+    }
+    let prefixText = parts.count > 1 ? try decode(parts[1], url: url) : ""
+    let segments = prefixText.split(separator: "/")
+    if segments.contains("..") || segments.contains(".") {
+      throw TsukuError(.usage, "invalid store URL '\(url)': the prefix must not contain '.' or '..'")
+    }
+    var endpoint: String?
+    var region: String?
+    var style: String?
+    for pair in query.split(separator: "&") {
+      let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      let value = kv.count == 2 ? try decode(kv[1], url: url) : ""
+      switch kv[0] {
+      case "endpoint": endpoint = try endpointURL(value, url: url)
+      case "region" where !value.isEmpty: region = value
+      case "style" where value == "path" || value == "virtual": style = value
+      case "style": throw TsukuError(.usage, "invalid store URL '\(url)': style '\(value)' must be 'path' or 'virtual'")
+      default:
+        throw TsukuError(
+          .usage, "invalid store URL '\(url)': unknown parameter '\(kv[0])', expected endpoint, region or style")
+      }
+    }
+    if endpoint == nil && (region == nil || region == "auto") {
+      throw TsukuError(.usage, "invalid store URL '\(url)': give endpoint=URL, or region=REGION for AWS S3")
+    }
+    return S3Location(
+      bucket: bucket, prefix: segments.joined(separator: "/"), endpoint: endpoint, region: region ?? "auto",
+      virtualHost: style.map { $0 == "virtual" })
+  }
+
+  /// `http[s]://host[:port]` with nothing after it but an optional `/`.
+  private static func endpointURL(_ value: String, url: String) throws -> String {
+    let lower = value.lowercased()
+    guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
+      throw TsukuError(.usage, "invalid store URL '\(url)': endpoint '\(value)' must start with http:// or https://")
+    }
+    var v = value
+    while v.hasSuffix("/") { v.removeLast() }
+    let hostPart = v.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+    guard hostPart.count == 3, !hostPart[2].isEmpty, !hostPart[2].contains("@") else {
+      throw TsukuError(
+        .usage, "invalid store URL '\(url)': endpoint '\(value)' must be scheme://host[:port], with no path")
+    }
+    return v
+  }
+
+  /// The base of an `https://` or `http://` store: no user info, query or fragment.
+  private static func httpBase(_ url: String) throws -> String {
+    let scheme = url.lowercased().hasPrefix("https://") ? "https://" : "http://"
+    let rest = url.dropFirst(scheme.count)
+    let host = rest.prefix { $0 != "/" }
+    if host.contains("@") {
+      let shown = "\(scheme)…@\(host.split(separator: "@").last ?? "")"
+      throw TsukuError(.usage, "invalid store URL '\(shown)': credentials in the URL are not supported")
+    }
+    if host.isEmpty { throw TsukuError(.usage, "invalid store URL '\(url)': no host") }
+    if rest.contains("?") || rest.contains("#") {
+      throw TsukuError(.usage, "invalid store URL '\(url)': an https store URL has no '?' or '#' part")
+    }
+    var base = scheme + rest
+    while base.hasSuffix("/") { base.removeLast() }
+    return base
   }
 
   private static func decode(_ s: Substring, url: String) throws -> String {

@@ -228,7 +228,7 @@ public final class Client {
         }
       }
       accessed.append((ref.sha256, false))
-      try? cache.apply(StoreChange(objects: [d]))
+      _ = try? cache.apply(StoreChange(objects: [d]))
       return d
     } catch let e as TsukuError {
       if let d = EmbeddedSet.blob(ref.sha256), d.count <= ref.size { return d }

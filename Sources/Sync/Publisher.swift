@@ -101,7 +101,14 @@ public enum Publisher {
   }
 
   /// Shards the entries and returns the tree blob plus every shard blob.
-  public static func buildTree(_ entries: [IndexEntry]) -> (tree: Data, shards: [Data]) {
+  public static func buildTree(_ entries: [IndexEntry], packs: [IndexTree.PackRef]? = nil) -> (tree: Data, shards: [Data]) {
+    let (length, refs, blobs) = buildShards(entries)
+    return (encodeTree(prefixLength: length, shards: refs, packs: packs), blobs)
+  }
+
+  /// The shards of `entries`: the prefix length (the smallest that keeps shards at 1,024
+  /// entries on average or fewer), their tree references and their blobs.
+  static func buildShards(_ entries: [IndexEntry]) -> (Int, [IndexTree.Shard], [Data]) {
     var length = 1
     while length < 4 && entries.count > 1024 * (1 << (4 * length)) { length += 1 }
     var groups = [String: [IndexEntry]]()
@@ -114,9 +121,12 @@ public enum Publisher {
       shardBlobs.append(blob)
       shardRefs.append(.init(prefix: prefix, sha256: SHA256.hash(blob), size: blob.count, entries: list.count))
     }
-    let tree = JSON.encode(
-      IndexTree(format: Format.current, type: "index-tree", prefix_length: length, shards: shardRefs))
-    return (tree, shardBlobs)
+    return (length, shardRefs, shardBlobs)
+  }
+
+  static func encodeTree(prefixLength: Int, shards: [IndexTree.Shard], packs: [IndexTree.PackRef]?) -> Data {
+    JSON.encode(
+      IndexTree(format: Format.current, type: "index-tree", prefix_length: prefixLength, shards: shards, packs: packs))
   }
 
   /// The latest root of a store (or the one at version `upTo`), verified from version 1 along
@@ -150,7 +160,7 @@ public enum Publisher {
   /// index references (`StoreChange.keepOnly`), as a retention job would; history keeps the rest.
   public static func publish(
     _ input: PublishInput, keys: [SigningKey], revocationKeys: [SigningKey] = [], to targets: [any ObjectStore],
-    expiresDays: Int, now: Date, stage: String? = nil, commitTime: Date? = nil, prune: Bool = false,
+    expiresDays: Int, now: Date, stage: String? = nil, commitTime: Date? = nil, prune: Bool = false, packs: Bool = false,
     log: (String) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
@@ -176,24 +186,15 @@ public enum Publisher {
       throw TsukuError(.usage, "key '\(k.keyID.prefix(16))' is not an index key of root version \(root.version)")
     }
     let version = (states.compactMap { $0.previous?.index.version }.max() ?? 0) + 1
-    let (tree, shards) = buildTree(scan.entries)
-    let payload = IndexPayload(
-      format: Format.current, type: DocumentType.index.rawValue, version: version,
-      expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)),
-      published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
-      golden: scan.goldenCount)
-    let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
-    if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
-
-    var objects = [tree] + shards + Array(scan.blobs.values)
     // The revocation section is carried over byte for byte (the newest among the targets, with
     // its list blob): a maintainer never needs that key. With revocation keys it is re-signed
     // (same list, next version, new expiry), or an empty list is made if there is none yet.
     let previousRevocation = states.compactMap { s in s.previous.flatMap { p in p.revocation.map { (p, $0, s.store) } } }
       .max { $0.1.version < $1.1.version }
     var revocation = previousRevocation?.0.file.revocation
+    var revocationBlob: Data?
     if let (_, r, store) = previousRevocation {
-      objects.append(try store.get(r.list.sha256, maxSize: r.list.size))
+      revocationBlob = try store.get(r.list.sha256, maxSize: r.list.size)
     }
     if !revocationKeys.isEmpty {
       let expires = now.addingTimeInterval(Double(expiresDays) * 86400)
@@ -204,13 +205,36 @@ public enum Publisher {
         rp.expires = Timestamp.format(expires)
       } else {
         let list = JSON.encode(RevocationList.empty)
-        objects.append(list)
+        revocationBlob = list
         rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [])
       }
       let env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
       revocation = env
     }
+
+    let (prefixLength, shardRefs, shards) = buildShards(scan.entries)
+    var live = shards + Array(scan.blobs.values)
+    if let revocationBlob { live.append(revocationBlob) }
+    var packRefs: [IndexTree.PackRef]?
+    var packBlobs = [Data]()
+    if packs {
+      let previousTree = try states.first.flatMap { s in
+        try s.previous.map { p in try IndexTree.parse(try s.store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree") }
+      }
+      (packRefs, packBlobs) = try PackPlanner.plan(live: live, previous: previousTree?.packs ?? [], store: states[0].store)
+      log("packs: \(packRefs!.count) (\(packBlobs.count) new)")
+    }
+    let tree = encodeTree(prefixLength: prefixLength, shards: shardRefs, packs: packRefs)
+    let payload = IndexPayload(
+      format: Format.current, type: DocumentType.index.rawValue, version: version,
+      expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)),
+      published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
+      golden: scan.goldenCount)
+    let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
+    if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
+    // Packs first (they are only named once the tree is), then every blob, the tree last.
+    let objects = packBlobs + live + [tree]
     let indexFile = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation)
     let file = indexFile.bytes
     if let stage {

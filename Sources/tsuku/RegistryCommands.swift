@@ -8,7 +8,7 @@ extension Tsuku {
     static let configuration = CommandConfiguration(
       abstract: "Maintainer commands: keys, the root of trust, publishing.",
       subcommands: [
-        Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self,
+        Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self, Health.self,
       ])
   }
 }
@@ -43,6 +43,9 @@ extension Tsuku.Registry {
     @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
     var commitTime: String?
+    @Option(
+      help: "Packs for cold syncs: auto (for s3:// and http(s):// targets), always, never.")
+    var packs = "auto"
 
     func validate() throws {
       _ = try CommitTime.parse(commitTime)
@@ -111,12 +114,18 @@ extension Tsuku.Registry {
     var prune = false
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
     var commitTime: String?
+    @Option(
+      help: "Packs for cold syncs: auto (for s3:// and http(s):// targets), always, never.")
+    var packs = "auto"
 
     func validate() throws {
       if targets.isEmpty { throw ValidationError("--to is required") }
       _ = try CommitTime.parse(commitTime)
       if prune, let t = targets.first(where: { !$0.lowercased().hasPrefix("git+file://") }) {
         throw ValidationError("--prune needs git targets: '\(t)' is not a git+file:// URL")
+      }
+      if !["auto", "always", "never"].contains(packs) {
+        throw ValidationError("invalid --packs '\(packs)': expected auto, always or never")
       }
       if staged != nil { return }
       if keys.isEmpty { throw ValidationError("--key is required") }
@@ -135,18 +144,21 @@ extension Tsuku.Registry {
       let r = try Publisher.publish(
         PublishInput(recipes: recipes, critical: critical, golden: golden), keys: signers, revocationKeys: rsigners,
         to: stores, expiresDays: expiresDays, now: Date(), stage: stage, commitTime: try CommitTime.parse(commitTime),
-        prune: prune, log: json ? { _ in } : Output.info)
+        prune: prune,
+        packs: packs == "always"
+          || (packs == "auto" && targets.contains { ["s3://", "http://", "https://"].contains(where: $0.lowercased().hasPrefix) }),
+        log: json ? { _ in } : Output.info)
       if json {
         struct Out: Encodable {
           var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int
           var targets: [T]
-          struct T: Encodable { var url: String, written: Int, present: Int, bytes: Int, commit: String? }
+          struct T: Encodable { var url: String, written: Int, present: Int, pruned: Int, bytes: Int, commit: String? }
         }
         return Output.json(
           Out(
             index_version: r.indexVersion, root_version: r.rootVersion, recipes: r.scan.entries.count,
             critical: r.scan.criticalCount, golden: r.scan.goldenCount, skipped: r.scan.skipped.count,
-            targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
+            targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, pruned: $0.report.objectsPruned, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
       }
       Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
     }

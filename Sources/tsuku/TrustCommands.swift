@@ -168,3 +168,39 @@ enum Age {
     }
   }
 }
+
+extension Tsuku.Registry {
+  struct Health: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Check a source: reachable, how fast, and whether its index.json verifies.",
+      discussion: "Exit 0 healthy, 2 degraded (slower than --slow, or an index that does not verify), 5 unreachable.")
+    @Option(help: "The source URL.") var source: String
+    @Option(help: "Give up after this many seconds.") var timeout: Double = 5
+    @Option(help: "Slower than this many seconds is degraded.") var slow: Double = 2
+    @Option(help: "The trusted root to verify with (default: this home's, or the built-in one).") var root: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+      let anchor: TrustedRoot
+      if let root {
+        guard let bytes = FileManager.default.contents(atPath: root) else {
+          throw TsukuError(.usage, "cannot read root file '\(root)'")
+        }
+        anchor = try TrustedRoot(anchor: bytes, what: "root file '\(root)'")
+      } else {
+        anchor = try Home.fromEnvironment().loadTrust()?.0 ?? DefaultRegistry.root()
+      }
+      let r = Sync.Health.check(source: source, root: anchor, timeout: timeout, slowAfter: slow, now: Date())
+      if json {
+        Output.json(r)
+      } else {
+        var line = "\(r.status): \(r.source)"
+        if let l = r.latency_ms { line += " (\(l) ms)" }
+        if let v = r.index_version { line += ", index version \(v) verified, expires \(r.index_expires ?? "?")" }
+        if let e = r.error { line += "; \(e)" }
+        Output.line(line)
+      }
+      if r.exitCode != 0 { throw ExitCode(r.exitCode) }
+    }
+  }
+}

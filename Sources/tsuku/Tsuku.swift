@@ -33,6 +33,8 @@ struct Tsuku: ParsableCommand {
         TSUKU_RECIPE_CACHE_TTL        ask the sources again after this long (24h; 5m..7d)
         TSUKU_RECIPE_CACHE_MAX_STALE  serve a verified stale cache this long past the TTL (7d)
         TSUKU_RECIPE_CACHE_SIZE_LIMIT evict least recently used blobs beyond this (500MB)
+        TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that left its tip,
+                                      counted from its newest commit (90; 0: all history)
 
       \(exitCodesHelp)
       """,
@@ -116,6 +118,7 @@ struct ClientOptions: ParsableArguments {
     let env = ProcessInfo.processInfo.environment
     let home = Home.fromEnvironment(env)
     let chain = try SourceList.resolve(env: env, config: try home.readConfig(), offline: offline)
+    _ = try GitHistoryDays.fromEnvironment(env)  // a bad value is exit 64 up front, not a failed source
     return Client(
       home: home, chain: chain, policy: try CachePolicy.fromEnvironment(env), now: Date(), force: force, warn: Output.warn)
   }

@@ -33,16 +33,75 @@ import Testing
     #expect(try StoreURL.parse("git+file:///r?dir=#v1") == .git(repository: "/r", subdirectory: "", ref: "v1"))
   }
 
-  @Test(arguments: [
-    "s3://bucket/prefix", "https://registry.tsuku.dev/store", "http://localhost:9000/store", "HTTPS://X",
-  ])
-  func remoteSchemesAreNotSupportedYet(_ url: String) {
+  @Test func remoteForms() throws {
+    #expect(
+      try StoreURL.parse("s3://tsuku-registry/v1?endpoint=https://acct.r2.cloudflarestorage.com&region=auto")
+        == .s3(S3Location(bucket: "tsuku-registry", prefix: "v1", endpoint: "https://acct.r2.cloudflarestorage.com")))
+    #expect(
+      try StoreURL.parse("s3://bkt?endpoint=http%3A%2F%2F127.0.0.1%3A8333/&style=virtual")
+        == .s3(S3Location(bucket: "bkt", endpoint: "http://127.0.0.1:8333", region: "auto", virtualHost: true)))
+    #expect(
+      try StoreURL.parse("s3://bkt/a//b/?region=eu-west-1")
+        == .s3(S3Location(bucket: "bkt", prefix: "a/b", region: "eu-west-1", virtualHost: true)))
+    #expect(
+      try StoreURL.parse("https://registry.tsuku.dev/store/") == .http(baseURL: "https://registry.tsuku.dev/store"))
+    #expect(try StoreURL.parse("http://localhost:9000/store") == .http(baseURL: "http://localhost:9000/store"))
+    #expect(try StoreURL.parse("HTTPS://X") == .http(baseURL: "https://X"))
+  }
+
+  @Test func s3Addressing() {
+    let path = S3Location(bucket: "bkt", prefix: "reg/v1", endpoint: "http://127.0.0.1:8333")
+    #expect(path.url("index.json") == "http://127.0.0.1:8333/bkt/reg/v1/index.json")
+    #expect(path.url == "s3://bkt/reg/v1")
+    let virtual = S3Location(bucket: "bkt", endpoint: "https://acct.r2.cloudflarestorage.com", virtualHost: true)
+    #expect(virtual.url("root/1.root.json") == "https://bkt.acct.r2.cloudflarestorage.com/root/1.root.json")
+    let aws = S3Location(bucket: "bkt", prefix: "a b", region: "eu-west-1")
+    #expect(aws.url("index.json") == "https://bkt.s3.eu-west-1.amazonaws.com/a%20b/index.json")
+  }
+
+  @Test func remoteStoresOpenWithoutNetwork() throws {
+    let s3 = try StoreURL.open("s3://bkt/reg?endpoint=http://127.0.0.1:9", environment: [:])
+    #expect((s3 as? S3Store)?.location == "s3://bkt/reg")
+    let https = try StoreURL.open("https://cdn.invalid/reg", environment: [:])
+    #expect((https as? HTTPStore)?.baseURL == "https://cdn.invalid/reg")
+    for env in [["TSUKU_API_TIMEOUT": "x"], ["AWS_ACCESS_KEY_ID": "k"]] {
+      #expect(errorCode { _ = try StoreURL.open("s3://bkt?endpoint=http://h", environment: env) } == .usage)
+    }
+  }
+
+  @Test func credentialsFromEnvironment() throws {
+    #expect(try S3Credentials.fromEnvironment([:]) == nil)
+    let tsuku = try S3Credentials.fromEnvironment([
+      "TSUKU_S3_ACCESS_KEY_ID": "t", "TSUKU_S3_SECRET_ACCESS_KEY": "ts", "AWS_ACCESS_KEY_ID": "a",
+      "AWS_SECRET_ACCESS_KEY": "as",
+    ])
+    #expect(tsuku?.accessKeyID == "t" && tsuku?.secretAccessKey == "ts")
+    let aws = try S3Credentials.fromEnvironment(["AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "as"])
+    #expect(aws?.accessKeyID == "a")
     do {
-      _ = try StoreURL.open(url)
-      Issue.record("'\(url)' was accepted")
+      _ = try S3Credentials.fromEnvironment(["TSUKU_S3_SECRET_ACCESS_KEY": "hidden"])
+      Issue.record("half a pair was accepted")
     } catch let e as TsukuError {
-      #expect(e.code == .usage)
-      #expect(e.message == "source '\(url)': s3 and https stores are not supported yet")
+      #expect(e.message == "TSUKU_S3_SECRET_ACCESS_KEY is set but TSUKU_S3_ACCESS_KEY_ID is not")
+    }
+  }
+
+  @Test(arguments: [
+    "s3://ab/x?endpoint=http://h", "s3://Bucket/x?endpoint=http://h", "s3://bkt/../x?endpoint=http://h",
+    "s3://bkt/x", "s3://bkt/x?region=auto", "s3://bkt?endpoint=ftp://h", "s3://bkt?endpoint=http://h/path",
+    "s3://bkt?endpoint=http://u:p@h", "s3://bkt?endpoint=http://h&style=dns", "s3://bkt?endpoint=http://h&key=v",
+    "s3://bkt#x", "https://", "https://h/x?y=1", "https://h/x#f",
+  ])
+  func malformedRemoteURLsAreUsageErrors(_ url: String) {
+    #expect(errorCode { _ = try StoreURL.open(url, environment: [:]) } == .usage, "'\(url)'")
+  }
+
+  @Test func credentialsInAnHTTPSURLAreRefusedWithoutEchoingThem() {
+    do {
+      _ = try StoreURL.open("https://user:hunter2@cdn.invalid/reg", environment: [:])
+      Issue.record("accepted")
+    } catch let e as TsukuError {
+      #expect(e.code == .usage && !e.message.contains("hunter2"))
     } catch {
       Issue.record("unexpected \(error)")
     }
@@ -55,7 +114,7 @@ import Testing
       Issue.record("'\(url)' was accepted")
     } catch let e as TsukuError {
       #expect(e.code == .usage)
-      #expect(e.message.hasPrefix("unsupported store URL '\(url)': expected file:///path, a path, or git+file:///repo"))
+      #expect(e.message.hasPrefix("unsupported store URL '\(url)': expected file:///path, a path, git+file:///repo"))
     } catch {
       Issue.record("unexpected \(error)")
     }

@@ -83,14 +83,19 @@ struct World {
   @Test func anEntryCannotVanishWithoutASignedChange() throws {
     let w = try World()
     _ = try w.client().updateRegistry()
-    // The attacker rewrites the tree to drop a shard and keeps the signed index: refused.
+    // The attacker rewrites the tree to drop a shard and keeps the signed index.
     let idx = try #require(try Publisher.currentIndex(of: w.store, root: w.f.root))
     var tree = try IndexTree.parse(try w.store.get(idx.index.tree.sha256, maxSize: 1 << 20), what: "t")
     tree.shards.removeFirst()
     try JSON.encode(tree).write(to: URL(fileURLWithPath: w.store.root + "/" + idx.index.tree.sha256.path))
-    try w.cache.remove([idx.index.tree.sha256])
-    let e = #expect(throws: TsukuError.self) { try w.client().updateRegistry() }
+    // A synced client is unaffected: its index.json is unchanged, its verified tree cached.
+    #expect(try w.client().updateRegistry().up_to_date)
+    #expect(try w.client([]).entries().count == 2)
+    // A new client is refused: the tree no longer hashes to what the signed index pins.
+    let fresh = try w.f.client([w.url], home: "home2")
+    let e = #expect(throws: TsukuError.self) { try fresh.updateRegistry() }
     #expect(e?.code == .integrity)
+    #expect(try Home(path: w.f.dir.file("home2")).cache.readDocument(.index, maxSize: 1 << 16) == nil)
   }
 
   // MARK: key rotation

@@ -173,6 +173,8 @@ import TestSupport
     let cache = home.cache
     let total = try cache.list().reduce(0) { $0 + (try cache.get($1, maxSize: 1 << 20)).count }
     policy.sizeLimit = total - 900  // room for all but about two recipes
+    // A new index version (same recipes): the sync writes, then measures the cache.
+    try f.publish(try f.writeInput("v2", recipes: recipes, critical: ["zz": RegistryFixture.recipe("zz") + pad]), to: store, at: f.now.addingTimeInterval(1800))
     let sink = WarningSink()
     let c = Client(home: home, chain: SourceChain([store.root]), policy: policy, now: f.now.addingTimeInterval(3600), force: true,
       warn: { sink.add($0) })

@@ -83,7 +83,10 @@ private func check(_ rc: CURLcode, _ option: String) throws {
 private final class Transfer {
   let index: Int
   let request: HTTPRequest
-  let deadline: Double
+  /// The end of this request's time budget, set when its first attempt starts (a request
+  /// waiting for a free slot does not spend its budget).
+  var deadline = 0.0
+  let budget: Double
   var attempt = 0
   var notBefore = 0.0
   var easy: UnsafeMutableRawPointer?
@@ -94,13 +97,18 @@ private final class Transfer {
   var body = Data()
   var overflow = false
   var uploadOffset = 0
+  /// When bytes last moved, and how many had moved then: for stall detection.
+  var lastProgress = 0.0
+  var moved: Int64 = -1
+  var stalled = false
+  var stallTimeout = 15.0
 
   static let errorBodyLimit = 64 << 10
 
-  init(index: Int, request: HTTPRequest, deadline: Double) {
+  init(index: Int, request: HTTPRequest, budget: Double) {
     self.index = index
     self.request = request
-    self.deadline = deadline
+    self.budget = budget
   }
 
   deinit {
@@ -115,6 +123,25 @@ private final class Transfer {
     overflow = false
     uploadOffset = 0
     errorBuffer[0] = 0
+    lastProgress = now()
+    moved = -1
+    stalled = false
+  }
+
+  /// Called by libcurl about once a second: aborts a transfer whose bytes stopped moving.
+  /// (libcurl's own low-speed check averages over several seconds, so it fires late.)
+  func progress(_ bytes: Int64) -> Int32 {
+    let t = now()
+    if bytes != moved {
+      moved = bytes
+      lastProgress = t
+      return 0
+    }
+    if t - lastProgress >= stallTimeout {
+      stalled = true
+      return 1
+    }
+    return 0
   }
 
   func release() {
@@ -142,12 +169,14 @@ private final class Transfer {
 
   /// One header line; a status line starts a new block (redirects, `100 Continue`).
   func header(_ bytes: UnsafeMutablePointer<CChar>, _ count: Int) -> Int {
+    lastProgress = now()
     let line = String(decoding: UnsafeRawBufferPointer(start: bytes, count: count), as: UTF8.self)
       .trimmingCharacters(in: .whitespacesAndNewlines)
     if line.hasPrefix("HTTP/") {
       let parts = line.split(separator: " ", maxSplits: 2)
       status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
       headers = [:]
+      body = Data()  // the body of a redirect before this answer
     } else if let colon = line.firstIndex(of: ":") {
       let name = line[..<colon].lowercased()
       headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -181,13 +210,15 @@ private final class Batch {
   var results: [Result<HTTPResponse, TsukuError>?]
   var remaining: Int
 
-  init(multi: UnsafeMutableRawPointer, options: TransportOptions, requests: [HTTPRequest], countAttempt: @escaping () -> Void) {
+  init(
+    multi: UnsafeMutableRawPointer, options: TransportOptions, requests: [HTTPRequest],
+    countAttempt: @escaping () -> Void
+  ) {
     self.multi = multi
     self.options = options
     self.countAttempt = countAttempt
-    let start = now()
     waiting = requests.enumerated().map {
-      Transfer(index: $0.offset, request: $0.element, deadline: start + options.totalTimeout)
+      Transfer(index: $0.offset, request: $0.element, budget: options.totalTimeout)
     }
     results = Array(repeating: nil, count: requests.count)
     remaining = requests.count
@@ -225,10 +256,10 @@ private final class Batch {
         try start(t)
       } catch let e as CurlSetupError {
         t.release()
-        finish(t, .failure(HTTPFailure(.other, e.message)))
+        finish(t, .failure(HTTPFailure(.setup, e.message)))
       } catch {
         t.release()
-        finish(t, .failure(HTTPFailure(.other, "\(error)")))
+        finish(t, .failure(HTTPFailure(.setup, "\(error)")))
       }
     }
   }
@@ -269,6 +300,7 @@ private final class Batch {
 
   private func start(_ t: Transfer) throws {
     t.reset()
+    if t.attempt == 0 { t.deadline = now() + t.budget }
     t.attempt += 1
     guard let easy = curl_easy_init() else { throw CurlSetupError(message: "cannot create a curl handle") }
     t.easy = easy
@@ -282,8 +314,18 @@ private final class Batch {
     try setLong(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000), "connect timeout")
     let left = max(0.001, t.deadline - now())
     try setLong(easy, CURLOPT_TIMEOUT_MS, Int(left * 1000), "timeout")
+    // Stalls: our progress callback, exact to about a second; libcurl's low-speed check as a
+    // backstop (it averages over a few seconds, so it fires later).
+    t.stallTimeout = options.stallTimeout
     try setLong(easy, CURLOPT_LOW_SPEED_LIMIT, 1, "low speed limit")
     try setLong(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(options.stallTimeout.rounded(.up))), "low speed time")
+    try setLong(easy, CURLOPT_NOPROGRESS, 0, "progress")
+    try check(
+      tsuku_curl_setopt_pointer(easy, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(t).toOpaque()), "progress data")
+    try check(
+      tsuku_curl_setopt_xferinfo(easy) { me, _, down, _, up in
+        Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().progress(Int64(down) + Int64(up))
+      }, "progress function")
     try check(tsuku_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, t.errorBuffer), "error buffer")
     if let ca = options.caBundle { try setString(easy, CURLOPT_CAINFO, ca, "cainfo") }
     switch r.method {
@@ -292,9 +334,10 @@ private final class Batch {
     case "PUT":
       try setLong(easy, CURLOPT_UPLOAD, 1, "upload")
       try check(tsuku_curl_setopt_offset(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(r.body?.count ?? 0)), "infilesize")
-      try check(tsuku_curl_setopt_read(easy) { buf, size, n, me in
-        Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().send(buf!, size * n)
-      }, "read function")
+      try check(
+        tsuku_curl_setopt_read(easy) { buf, size, n, me in
+          Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().send(buf!, size * n)
+        }, "read function")
     default: try setString(easy, CURLOPT_CUSTOMREQUEST, r.method, "custom request")
     }
     if let s = r.signing {
@@ -306,7 +349,9 @@ private final class Batch {
       try check(tsuku_curl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols")
     }
     var lines = r.headers.map { "\($0.name): \($0.value)" }
-    if r.method == "PUT" { lines.append("Expect:") }  // no 100-continue round trip
+    // No `Expect: 100-continue` round trip; but libcurl 7.88 would sign the blank `Expect:`
+    // header that removes it, so signed uploads keep it (libcurl sends it above 1 MiB only).
+    if r.method == "PUT" && r.signing == nil { lines.append("Expect:") }
     for line in lines {
       guard let list = curl_slist_append(t.headerList, line) else {
         throw CurlSetupError(message: "cannot add header '\(line.prefix(40))'")
@@ -318,12 +363,14 @@ private final class Batch {
     try check(tsuku_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me), "write data")
     try check(tsuku_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, me), "header data")
     try check(tsuku_curl_setopt_pointer(easy, CURLOPT_READDATA, me), "read data")
-    try check(tsuku_curl_setopt_write(easy) { buf, size, n, me in
-      Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().receive(buf!, size * n)
-    }, "write function")
-    try check(tsuku_curl_setopt_header(easy) { buf, size, n, me in
-      Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().header(buf!, size * n)
-    }, "header function")
+    try check(
+      tsuku_curl_setopt_write(easy) { buf, size, n, me in
+        Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().receive(buf!, size * n)
+      }, "write function")
+    try check(
+      tsuku_curl_setopt_header(easy) { buf, size, n, me in
+        Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().header(buf!, size * n)
+      }, "header function")
     let rc = curl_multi_add_handle(multi, easy)
     if rc != CURLM_OK {
       throw CurlSetupError(message: "cannot start transfer: \(String(cString: curl_multi_strerror(rc)))")
@@ -346,10 +393,14 @@ private final class Batch {
     let text = t.errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : t.errorText
     let lower = text.lowercased()
     switch code {
+    case CURLE_ABORTED_BY_CALLBACK where t.stalled:
+      return .stall(options.stallTimeout)
     case CURLE_WRITE_ERROR where t.overflow:
       return .tooLarge(t.request.maxResponseSize)
     case CURLE_COULDNT_CONNECT:
-      if lower.contains("refused") { return .refused }
+      var os = 0
+      if let easy = t.easy { _ = tsuku_curl_getinfo_long(easy, CURLINFO_OS_ERRNO, &os) }
+      if os == Int(ECONNREFUSED) || lower.contains("refused") { return .refused }
       if lower.contains("timed out") { return .connectTimeout(options.connectTimeout) }
       return HTTPFailure(.other, "cannot connect (\(lowerFirst(text)))")
     case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
@@ -365,6 +416,8 @@ private final class Batch {
     case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE,
       CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_ISSUER_ERROR:
       return HTTPFailure(.tls, "tls: \(lowerFirst(text))")
+    case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
+      return HTTPFailure(.setup, lowerFirst(text))
     default:
       return HTTPFailure(.other, lowerFirst(text))
     }

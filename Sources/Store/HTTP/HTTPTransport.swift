@@ -1,7 +1,7 @@
 import Foundation
 
-/// SigV4 credentials for one request. `description` never shows the secret.
-public struct AWSSigning: Sendable, CustomStringConvertible {
+/// SigV4 credentials for one request. Neither `description` nor a mirror (`dump`) shows the secret.
+public struct AWSSigning: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
   /// The region signed for (`auto` for R2, `us-east-1`, ...).
   public var region: String
   public var accessKeyID: String
@@ -12,6 +12,8 @@ public struct AWSSigning: Sendable, CustomStringConvertible {
     self.secretAccessKey = secretAccessKey
   }
   public var description: String { "aws:amz:\(region):s3 as '\(accessKeyID)'" }
+  public var debugDescription: String { description }
+  public var customMirror: Mirror { Mirror(self, children: ["region": region, "accessKeyID": accessKeyID]) }
 }
 
 /// One HTTP request as a store makes it.
@@ -85,6 +87,8 @@ public struct HTTPFailure: Error, Sendable, Equatable {
     case tooLarge
     /// TLS or certificate failure.
     case tls
+    /// The request could not be set up (a bad URL, an option libcurl lacks).
+    case setup
     /// Anything else the transport reports (reset, send failure, bad response).
     case other
   }
@@ -97,10 +101,16 @@ public struct HTTPFailure: Error, Sendable, Equatable {
   }
 
   public static let refused = HTTPFailure(.refused, "connection refused")
-  public static func connectTimeout(_ s: Double) -> HTTPFailure { HTTPFailure(.connectTimeout, "no connection within \(seconds(s))") }
-  public static func timeout(_ s: Double) -> HTTPFailure { HTTPFailure(.timeout, "no complete answer within \(seconds(s))") }
+  public static func connectTimeout(_ s: Double) -> HTTPFailure {
+    HTTPFailure(.connectTimeout, "no connection within \(seconds(s))")
+  }
+  public static func timeout(_ s: Double) -> HTTPFailure {
+    HTTPFailure(.timeout, "no complete answer within \(seconds(s))")
+  }
   public static func stall(_ s: Double) -> HTTPFailure { HTTPFailure(.stall, "stalled: no data for \(seconds(s))") }
-  public static func truncated(_ why: String) -> HTTPFailure { HTTPFailure(.truncated, "the body was cut short (\(why))") }
+  public static func truncated(_ why: String) -> HTTPFailure {
+    HTTPFailure(.truncated, "the body was cut short (\(why))")
+  }
   public static func tooLarge(_ max: Int) -> HTTPFailure {
     HTTPFailure(.tooLarge, "the body is longer than the \(max) bytes allowed; cut off")
   }
@@ -109,7 +119,7 @@ public struct HTTPFailure: Error, Sendable, Equatable {
   public var isRetryable: Bool {
     switch kind {
     case .refused, .resolve, .connectTimeout, .stall, .truncated, .other: true
-    case .timeout, .tooLarge, .tls: false
+    case .timeout, .tooLarge, .tls, .setup: false
     }
   }
 

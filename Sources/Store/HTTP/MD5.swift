@@ -10,7 +10,9 @@ enum MD5 {
     4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
     6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
   ]
-  private static let table: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4_294_967_296)) }
+  private static let table: [UInt32] = (0..<64).map {
+    UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4_294_967_296))
+  }
 
   /// The 16-byte digest.
   static func digest(_ data: Data) -> [UInt8] {
@@ -24,7 +26,8 @@ enum MD5 {
     for chunk in stride(from: 0, to: message.count, by: 64) {
       for i in 0..<16 {
         let o = chunk + i * 4
-        m[i] = UInt32(message[o]) | UInt32(message[o + 1]) << 8 | UInt32(message[o + 2]) << 16 | UInt32(message[o + 3]) << 24
+        m[i] =
+          UInt32(message[o]) | UInt32(message[o + 1]) << 8 | UInt32(message[o + 2]) << 16 | UInt32(message[o + 3]) << 24
       }
       var (a, b, c, d) = (a0, b0, c0, d0)
       for i in 0..<64 {

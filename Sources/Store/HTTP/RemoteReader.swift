@@ -56,8 +56,18 @@ struct RemoteReader: Sendable {
       let r = try result.get()
       if r.isSuccess { return r.header("content-length").flatMap { Int($0) } ?? 0 }
       if isAbsent(r) { return nil }
-      throw failure(r, req)
+      throw diagnosed(r, req)
     }
+  }
+
+  /// A HEAD answer has no body, so no S3 error code: a GET of the same path tells why
+  /// (a wrong secret, a read-only key) before the error is reported.
+  private func diagnosed(_ r: HTTPResponse, _ head: HTTPRequest) -> TsukuError {
+    let get = request("GET", url: head.url, maxSize: 1 << 16)
+    if let answer = try? transport.perform(get), S3Protocol.errorCode(answer) != nil {
+      return failure(answer, get)
+    }
+    return failure(r, head)
   }
 
   /// A document, fetched with `If-None-Match` when an ETag is given.
@@ -85,16 +95,22 @@ struct RemoteReader: Sendable {
     case (404, _), (410, _):
       return TsukuError(.notFound, "\(req): not found")
     case (_, "SignatureDoesNotMatch"?):
-      return TsukuError(.other, "'\(location)': the secret key for access key '\(key)' is wrong (SignatureDoesNotMatch)")
+      return TsukuError(
+        .other, "'\(location)': the secret key for access key '\(key)' is wrong (SignatureDoesNotMatch)")
     case (_, "InvalidAccessKeyId"?):
       return TsukuError(.other, "'\(location)': the server does not know access key '\(key)' (InvalidAccessKeyId)")
     case (_, "RequestTimeTooSkewed"?):
-      return TsukuError(.other, "'\(location)': this machine's clock is too far off for a signature (RequestTimeTooSkewed)")
+      return TsukuError(
+        .other, "'\(location)': this machine's clock is too far off for a signature (RequestTimeTooSkewed)")
+    case (_, "BadDigest"?), (_, "XAmzContentSHA256Mismatch"?), (_, "IncompleteBody"?):
+      return TsukuError(.integrity, "\(req): the bucket received other bytes than were sent (\(code!))")
     case (401, _), (403, _):
       let said = code ?? "\(r.status)"
       let hint: String
       if signing == nil {
-        hint = writing ? "no credentials: set TSUKU_S3_ACCESS_KEY_ID and TSUKU_S3_SECRET_ACCESS_KEY" : "the bucket is not public?"
+        hint =
+          writing
+          ? "no credentials: set TSUKU_S3_ACCESS_KEY_ID and TSUKU_S3_SECRET_ACCESS_KEY" : "the bucket is not public?"
       } else {
         hint = writing ? "the credentials are read-only?" : "the credentials cannot read it?"
       }

@@ -26,8 +26,9 @@ enum S3Protocol {
   /// A query string in SigV4 canonical order: sorted by name, names and values encoded.
   /// libcurl 7.88 signs the query as it is sent, so it must be sent canonical.
   static func canonicalQuery(_ items: [(String, String)]) -> String {
-    items.map { (encode($0.0), encode($0.1)) }.sorted { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }
-      .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+    let encoded: [(String, String)] = items.map { (encode($0.0), encode($0.1)) }
+    let sorted = encoded.sorted { a, b in a.0 == b.0 ? a.1 < b.1 : a.0 < b.0 }
+    return sorted.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
   }
 
   /// The text of every `<tag>...</tag>` in `xml`, entities decoded.

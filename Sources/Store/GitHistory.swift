@@ -1,0 +1,211 @@
+// The history map of the git backend: which git blob (and which commit) holds each sha256
+// blob in a window of a repository's history. No libgit2 here: GitStore.swift walks the
+// commits and fills a `GitHistoryMap.Builder`; this file sorts, encodes, caches and searches.
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A sorted, immutable map from a blob's SHA-256 to the git blobs that held it at
+/// `objects/sha256/<fan>/<hex>` in the commits of a history window, each with the newest
+/// commit that had it. One name can have several git blobs (a careless or malicious commit
+/// put other bytes at that path): every one is a candidate, tried newest first, and only one
+/// whose bytes hash to the name is ever served.
+///
+/// Encoded form (also the cache file), all integers big-endian:
+/// ```
+///  0   8  magic "TSKHIST1"
+///  8  20  the tip commit the map was built from
+/// 28   8  the newest commit time in the window (seconds since 1970)
+/// 36   4  the window in days (0: all history)
+/// 40   4  C, the number of commits
+/// 44   4  E, the number of entries
+/// 48      C x 20 bytes: commit ids
+///         E x 56 bytes: sha256 (32) | git blob id (20) | commit number (4),
+///         sorted by sha256, then by commit number (newest first)
+/// ```
+/// Lookups binary-search the encoded bytes directly, so a map loaded from a cache file (it is
+/// memory-mapped) costs no parsing at all.
+struct GitHistoryMap: Sendable {
+  static let magic = Array("TSKHIST1".utf8)
+  static let headerSize = 48
+  static let oidSize = 20
+  static let entrySize = 32 + 20 + 4
+
+  /// The encoded bytes.
+  let data: Data
+  let tip: [UInt8]
+  let newest: Int64
+  let days: Int
+  let commitCount: Int
+  let entryCount: Int
+
+  /// One place a blob was found.
+  struct Candidate: Equatable, Sendable {
+    /// The git blob id (20 bytes).
+    var blob: [UInt8]
+    /// The newest commit of the window that held it (20 bytes).
+    var commit: [UInt8]
+  }
+
+  /// Reads encoded bytes; nil when they are not a complete map (a truncated or foreign file).
+  init?(data: Data) {
+    guard data.count >= Self.headerSize, Array(data.prefix(8)) == Self.magic else { return nil }
+    let (tip, newest, days, c, e) = data.withUnsafeBytes { raw in
+      (
+        Array(raw[8..<28]), Int64(bitPattern: Self.read(raw, 28, 8)), Int(Self.read(raw, 36, 4)),
+        Int(Self.read(raw, 40, 4)), Int(Self.read(raw, 44, 4))
+      )
+    }
+    guard data.count == Self.headerSize + c * Self.oidSize + e * Self.entrySize else { return nil }
+    (self.data, self.tip, self.newest, self.days, commitCount, entryCount) = (data, tip, newest, days, c, e)
+  }
+
+  private var entriesOffset: Int { Self.headerSize + commitCount * Self.oidSize }
+
+  /// Every place `id` was found in the window, newest commit first; empty when it was not.
+  func candidates(_ id: ObjectID) -> [Candidate] {
+    let key = id.bytes
+    return data.withUnsafeBytes { raw -> [Candidate] in
+      let base = raw.baseAddress!
+      let start = entriesOffset
+      func compare(_ i: Int) -> Int32 {
+        key.withUnsafeBytes { memcmp(base + start + i * Self.entrySize, $0.baseAddress!, 32) }
+      }
+      // The first entry whose name is >= key.
+      var (lo, hi) = (0, entryCount)
+      while lo < hi {
+        let mid = (lo + hi) / 2
+        if compare(mid) < 0 { lo = mid + 1 } else { hi = mid }
+      }
+      var out = [Candidate]()
+      var i = lo
+      while i < entryCount && compare(i) == 0 {
+        let at = start + i * Self.entrySize
+        let n = Int(Self.read(raw, at + 52, 4))
+        if n < commitCount {
+          let c = Self.headerSize + n * Self.oidSize
+          out.append(Candidate(blob: Array(raw[(at + 32)..<(at + 52)]), commit: Array(raw[c..<(c + Self.oidSize)])))
+        }
+        i += 1
+      }
+      return out
+    }
+  }
+
+  private static func read(_ raw: UnsafeRawBufferPointer, _ at: Int, _ count: Int) -> UInt64 {
+    var v: UInt64 = 0
+    for i in at..<(at + count) { v = v << 8 | UInt64(raw[i]) }
+    return v
+  }
+
+  /// Collects what a walk of history finds; `finish` sorts it into a map.
+  struct Builder {
+    let tip: [UInt8]
+    let days: Int
+    var newest: Int64 = 0
+    private var commits = [[UInt8]]()
+    private var rows = [(id: ObjectID, blob: [UInt8], commit: UInt32)]()
+
+    init(tip: [UInt8], days: Int) {
+      precondition(tip.count == GitHistoryMap.oidSize, "a git commit id is 20 bytes")
+      (self.tip, self.days) = (tip, days)
+    }
+
+    /// Adds a commit (walked newest first) and returns its number.
+    mutating func commit(_ id: [UInt8]) -> UInt32 {
+      commits.append(id)
+      return UInt32(commits.count - 1)
+    }
+
+    /// Records that commit number `commit` holds `id` as the git blob `blob`.
+    mutating func add(_ id: ObjectID, blob: [UInt8], commit: UInt32) { rows.append((id, blob, commit)) }
+
+    /// The map: sorted by name, then newest commit first, one row per (name, git blob).
+    func finish() -> GitHistoryMap {
+      let sorted = rows.sorted { ($0.id, $0.commit) < ($1.id, $1.commit) }
+      var kept = [(id: ObjectID, blob: [UInt8], commit: UInt32)]()
+      var seen = Set<[UInt8]>()
+      for (i, r) in sorted.enumerated() {
+        if i > 0 && sorted[i - 1].id != r.id { seen.removeAll(keepingCapacity: true) }
+        if seen.insert(r.blob).inserted { kept.append(r) }
+      }
+      var out = Data(capacity: GitHistoryMap.headerSize + commits.count * 20 + kept.count * GitHistoryMap.entrySize)
+      func put(_ v: UInt64, _ count: Int) {
+        for s in stride(from: (count - 1) * 8, through: 0, by: -8) {
+          out.append(UInt8(truncatingIfNeeded: v >> UInt64(s)))
+        }
+      }
+      out.append(contentsOf: GitHistoryMap.magic)
+      out.append(contentsOf: tip)
+      put(UInt64(bitPattern: newest), 8)
+      put(UInt64(days), 4)
+      put(UInt64(commits.count), 4)
+      put(UInt64(kept.count), 4)
+      for c in commits { out.append(contentsOf: c) }
+      for r in kept {
+        out.append(contentsOf: r.id.bytes)
+        out.append(contentsOf: r.blob)
+        put(UInt64(r.commit), 4)
+      }
+      return GitHistoryMap(data: out)!
+    }
+  }
+}
+
+/// History maps cached on disk, one file per repository, layout folder, window and tip:
+/// `<key>-<tip commit>.map`, where `key` is the first 32 hex digits of the SHA-256 of the
+/// repository path, the subfolder and the window. Writing a map for a new tip removes the
+/// maps of older tips with the same key, so the folder holds one map per store.
+enum GitHistoryCache {
+  /// The file-name prefix shared by every tip of one repository, subfolder and window.
+  static func key(repository: String, subdirectory: String, days: Int) -> String {
+    String(SHA256.hash(Data("\(repository)\u{0}\(subdirectory)\u{0}\(days)".utf8)).hex.prefix(32))
+  }
+
+  static func path(_ directory: String, key: String, tip: String) -> String { "\(directory)/\(key)-\(tip).map" }
+
+  /// The cached map at `path`, memory-mapped; nil when there is none or it is damaged (it is
+  /// then rebuilt and rewritten).
+  static func load(_ path: String, tip: [UInt8], days: Int) -> GitHistoryMap? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0, st.st_size >= GitHistoryMap.headerSize else { return nil }
+    let size = Int(st.st_size)
+    guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else { return nil }
+    let data = Data(bytesNoCopy: p, count: size, deallocator: .custom { p, n in munmap(p, n) })
+    guard let map = GitHistoryMap(data: data), map.tip == tip, map.days == days else { return nil }
+    return map
+  }
+
+  /// Writes a map atomically (a temporary file in the folder, then `rename`) and removes the
+  /// maps of older tips of the same store. Best effort: returns false when the folder cannot
+  /// be written (the map is then simply rebuilt by the next process).
+  @discardableResult
+  static func save(_ map: GitHistoryMap, in directory: String, key: String, tip: String) -> Bool {
+    let target = path(directory, key: key, tip: tip)
+    let tmp = "\(directory)/.tmp-\(key.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    do {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      try map.data.write(to: URL(fileURLWithPath: tmp))
+      guard rename(tmp, target) == 0 else {
+        unlink(tmp)
+        return false
+      }
+    } catch {
+      unlink(tmp)
+      return false
+    }
+    let mine = (target as NSString).lastPathComponent
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    where name.hasPrefix(key + "-") && name.hasSuffix(".map") && name != mine {
+      unlink(directory + "/" + name)
+    }
+    return true
+  }
+}

@@ -1,0 +1,320 @@
+import Foundation
+
+/// Credentials for a bucket. `description` and a mirror (`dump`) show the access key ID, never
+/// the secret.
+public struct S3Credentials: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+  public var accessKeyID: String
+  public var secretAccessKey: String
+  public init(accessKeyID: String, secretAccessKey: String) {
+    self.accessKeyID = accessKeyID
+    self.secretAccessKey = secretAccessKey
+  }
+  public var description: String { "access key '\(accessKeyID)'" }
+  public var debugDescription: String { description }
+  public var customMirror: Mirror { Mirror(self, children: ["accessKeyID": accessKeyID]) }
+
+  /// `TSUKU_S3_ACCESS_KEY_ID`/`TSUKU_S3_SECRET_ACCESS_KEY`, else `AWS_ACCESS_KEY_ID`/
+  /// `AWS_SECRET_ACCESS_KEY`; nil when neither pair is set (anonymous reads). Half a pair is a
+  /// usage error.
+  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws
+    -> S3Credentials?
+  {
+    for (id, secret) in [
+      ("TSUKU_S3_ACCESS_KEY_ID", "TSUKU_S3_SECRET_ACCESS_KEY"), ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ] {
+      let k = env[id] ?? ""
+      let s = env[secret] ?? ""
+      if !k.isEmpty && !s.isEmpty { return S3Credentials(accessKeyID: k, secretAccessKey: s) }
+      if !k.isEmpty || !s.isEmpty {
+        throw TsukuError(.usage, "\(k.isEmpty ? secret : id) is set but \(k.isEmpty ? id : secret) is not")
+      }
+    }
+    return nil
+  }
+}
+
+/// Where a bucket is and how to address it, as `s3://BUCKET/PREFIX?endpoint=URL&region=R&style=S`
+/// says (see `StoreURL`).
+public struct S3Location: Sendable, Equatable {
+  public var bucket: String
+  /// The folder in the bucket that holds the layout; empty for the bucket's root.
+  public var prefix: String
+  /// `scheme://host[:port]`; nil for AWS S3 in `region`.
+  public var endpoint: String?
+  public var region: String
+  /// Virtual-host addressing (`BUCKET.host`) instead of path style (`host/BUCKET`).
+  public var virtualHost: Bool
+
+  public init(
+    bucket: String, prefix: String = "", endpoint: String? = nil, region: String = "auto", virtualHost: Bool? = nil
+  ) {
+    self.bucket = bucket
+    self.prefix = prefix
+    self.endpoint = endpoint
+    self.region = region
+    self.virtualHost = virtualHost ?? (endpoint == nil)
+  }
+
+  /// `s3://bucket/prefix`, for messages.
+  public var url: String { "s3://\(bucket)" + (prefix.isEmpty ? "" : "/" + prefix) }
+
+  /// The URL of the bucket's root, without a trailing `/`.
+  var bucketURL: String {
+    let ep = endpoint ?? "https://s3.\(region).amazonaws.com"
+    if !virtualHost { return ep + "/" + bucket }
+    let scheme = ep.hasPrefix("http://") ? "http://" : "https://"
+    return scheme + bucket + "." + ep.dropFirst(scheme.count)
+  }
+
+  /// The key of a layout path.
+  func key(_ path: String) -> String { prefix.isEmpty ? path : prefix + "/" + path }
+
+  func url(_ path: String) -> String { bucketURL + "/" + S3Protocol.encode(key(path), keepSlash: true) }
+}
+
+/// The store layout under a prefix of an S3-compatible bucket (Cloudflare R2, AWS S3,
+/// SeaweedFS, MinIO), over `HTTPTransport` with SigV4 signing by libcurl.
+///
+/// - Reads: `get` verifies bytes against the name and the declared size (a longer body is cut
+///   off as it arrives); `getMany` runs in parallel; `readDocument(_:maxSize:ifNoneMatch:)` is a
+///   conditional GET, so an unchanged `index.json` costs one 304. Without credentials requests
+///   go unsigned (a public bucket).
+/// - `apply` checks the precondition before writing anything, uploads only the blobs the bucket
+///   lacks (HEAD for a few, a listing for many; a present object of the wrong size is written
+///   again) with `Cache-Control: public, max-age=31536000, immutable`, then roots, then
+///   `index.json` with `public, max-age=60`. Every upload carries `x-amz-content-sha256` and
+///   `Content-MD5`, and is checked: by its ETag (the MD5 of what was stored), else by a HEAD of its
+///   size, so a bucket that stored 0 bytes is caught. `index.json` is re-checked right before it
+///   is written, written with `If-Match`/`If-None-Match: *` for a precondition, and read back;
+///   a publisher that lost a race gets `.conflict`.
+/// - `remove` deletes; `list` pages through ListObjectsV2.
+public final class S3Store: ObjectStore {
+  public let s3: S3Location
+  public let transport: any HTTPTransport
+  public var location: String { s3.url }
+  let reader: RemoteReader
+
+  /// Cache-Control of blobs: never changes, cache forever.
+  public static let immutableCacheControl = "public, max-age=31536000, immutable"
+  /// Cache-Control of documents: a CDN serves a stale `index.json` for a minute at most.
+  public static let documentCacheControl = "public, max-age=60"
+  /// Above this many blobs to check, `apply` lists the bucket instead of a HEAD per blob.
+  public let listThreshold: Int
+  /// Keys per ListObjectsV2 page (S3's maximum is 1000).
+  public let listPageSize: Int
+
+  public init(
+    _ s3: S3Location, credentials: S3Credentials?, transport: any HTTPTransport, listThreshold: Int = 256,
+    listPageSize: Int = 1000
+  ) {
+    self.s3 = s3
+    self.transport = transport
+    self.listThreshold = listThreshold
+    self.listPageSize = listPageSize
+    let signing = credentials.map {
+      AWSSigning(region: s3.region, accessKeyID: $0.accessKeyID, secretAccessKey: $0.secretAccessKey)
+    }
+    reader = RemoteReader(location: s3.url, transport: transport, signing: signing, urlFor: { s3.url($0) })
+  }
+
+  /// Requests made so far, retries included.
+  public var requestCount: Int { transport.requestCount }
+
+  public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
+    guard let data = try reader.fetch(id.path, maxSize: maxSize) else { throw missing(id) }
+    return try verified(data, as: id, maxSize: maxSize)
+  }
+
+  public func getMany(_ wanted: [(ObjectID, Int)]) throws -> [ObjectID: Data] {
+    try fetchVerified(wanted, reader: reader)
+  }
+
+  public func contains(_ id: ObjectID) throws -> Bool { try reader.size(of: [id.path])[0] != nil }
+
+  public func list() throws -> [ObjectID] { try listSizes().keys.sorted() }
+
+  public func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data? {
+    try reader.fetch(name.path, maxSize: maxSize)
+  }
+
+  public func readDocument(_ name: DocumentName, maxSize: Int, ifNoneMatch etag: String?) throws -> DocumentRead {
+    try reader.readDocument(name, maxSize: maxSize, ifNoneMatch: etag)
+  }
+
+  /// Creates the bucket; one that exists and is ours already is fine.
+  public func createBucket() throws {
+    let req = reader.request("PUT", url: s3.bucketURL, body: Data())
+    let r = try transport.perform(req)
+    if r.isSuccess || S3Protocol.errorCode(r) == "BucketAlreadyOwnedByYou" { return }
+    throw reader.failure(r, req, writing: true)
+  }
+
+  @discardableResult
+  public func apply(_ change: StoreChange) throws -> ApplyReport {
+    var report = ApplyReport()
+    // A publisher that lost a race writes nothing: check before the blobs.
+    var indexTag: String?
+    if change.precondition != .none {
+      let read = try reader.readDocument(.index, maxSize: Int.max, ifNoneMatch: nil)
+      try checkPrecondition(change.precondition, current: read.data, location: location)
+      indexTag = read.etag
+    }
+    var seen = Set<ObjectID>()
+    var fresh = [(ObjectID, Data)]()
+    for data in change.objects {
+      let id = SHA256.hash(data)
+      if seen.insert(id).inserted { fresh.append((id, data)) } else { report.objectsPresent += 1 }
+    }
+    let sizes = try existingSizes(fresh.map(\.0))
+    let lacking = fresh.filter { sizes[$0.0] != $0.1.count }
+    report.objectsPresent += fresh.count - lacking.count
+    try upload(lacking.map { ($0.0.path, $0.1, [("Cache-Control", Self.immutableCacheControl)]) })
+    report.objectsWritten = lacking.count
+    report.bytesWritten = lacking.reduce(0) { $0 + $1.1.count }
+
+    let docs = change.orderedDocuments
+    if docs.isEmpty { return report }
+    if change.precondition != .none {
+      // Someone may have published while the blobs went up: one conditional GET tells.
+      switch try reader.readDocument(.index, maxSize: Int.max, ifNoneMatch: indexTag) {
+      case .notModified: break
+      case let read:
+        try checkPrecondition(change.precondition, current: read.data, location: location)
+        indexTag = read.etag
+      }
+    }
+    let short = [("Cache-Control", Self.documentCacheControl)]
+    try upload(docs.filter { $0.0 != .index }.map { ($0.0.path, $0.1, short) })
+    if let index = docs.last(where: { $0.0 == .index })?.1 {
+      try writeIndex(index, precondition: change.precondition, etag: indexTag)
+    }
+    report.documentsWritten = docs.count
+    return report
+  }
+
+  public func remove(_ ids: [ObjectID]) throws {
+    let requests = ids.map { reader.request("DELETE", $0.path) }
+    for (req, result) in zip(requests, transport.perform(requests)) {
+      let r = try result.get()
+      if !r.isSuccess && !reader.isAbsent(r) { throw reader.failure(r, req, writing: true) }
+    }
+  }
+
+  /// Test and repair hook: writes raw bytes at a layout path, unverified.
+  func putRaw(_ path: String, _ data: Data) throws {
+    let req = reader.request("PUT", path, headers: [("Content-Type", "application/octet-stream")], body: data)
+    let r = try transport.perform(req)
+    if !r.isSuccess { throw reader.failure(r, req, writing: true) }
+  }
+
+  // MARK: - writing
+
+  private func writeIndex(_ data: Data, precondition: StoreChange.Precondition, etag: String?) throws {
+    var headers = [("Cache-Control", Self.documentCacheControl)]
+    switch precondition {
+    case .none: break
+    case .indexAbsent: headers.append(("If-None-Match", "*"))
+    case .indexHash: if let etag { headers.append(("If-Match", etag)) }
+    }
+    do {
+      try upload([(DocumentName.index.path, data, headers)])
+    } catch let e as TsukuError where e.code == .conflict {
+      // A retried PUT whose first try went through is refused too: then the bytes are ours.
+      if (try? reader.fetch(DocumentName.index.path, maxSize: max(data.count, 1 << 20))) == data { return }
+      throw TsukuError(
+        .conflict,
+        "index.json in '\(location)' changed while publishing (the bucket refused the conditional write); the index was not written, run it again"
+      )
+    }
+    // A bucket that ignores conditional writes: the read-back tells who won.
+    let back = try reader.fetch(DocumentName.index.path, maxSize: max(data.count, 1 << 20))
+    if back != data {
+      throw TsukuError(
+        .conflict,
+        "index.json in '\(location)' was overwritten by another publisher while publishing; this publish lost, run it again"
+      )
+    }
+  }
+
+  /// PUTs each item and checks what the bucket stored.
+  private func upload(_ items: [(String, Data, [(String, String)])]) throws {
+    if items.isEmpty { return }
+    let requests = items.map { path, data, extra in
+      reader.request(
+        "PUT", path,
+        headers: [("Content-Type", "application/octet-stream"), ("Content-MD5", MD5.base64(data))]
+          + extra.map { (name: $0.0, value: $0.1) },
+        body: data, maxSize: 64 << 10)
+    }
+    var unconfirmed = [Int]()
+    for (i, result) in transport.perform(requests).enumerated() {
+      let r = try result.get()
+      if !r.isSuccess { throw reader.failure(r, requests[i], writing: true) }
+      let tag = r.etag?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+      if tag != MD5.hex(items[i].1) { unconfirmed.append(i) }
+    }
+    // No MD5 ETag (or another one): the stored size must at least be right.
+    if unconfirmed.isEmpty { return }
+    let sizes = try reader.size(of: unconfirmed.map { items[$0].0 })
+    for (i, size) in zip(unconfirmed, sizes) where size != items[i].1.count {
+      throw TsukuError(
+        .integrity,
+        "'\(location)' stored \(size ?? 0) of the \(items[i].1.count) bytes written to '\(items[i].0)'; the upload was lost"
+      )
+    }
+  }
+
+  /// The stored size of each of `ids` that the bucket has.
+  private func existingSizes(_ ids: [ObjectID]) throws -> [ObjectID: Int] {
+    if ids.isEmpty { return [:] }
+    if ids.count > listThreshold { return try listSizes() }
+    var out = [ObjectID: Int]()
+    for (id, size) in zip(ids, try reader.size(of: ids.map(\.path))) { out[id] = size }
+    return out
+  }
+
+  /// Every blob under the prefix and its size, through ListObjectsV2 pages.
+  private func listSizes() throws -> [ObjectID: Int] {
+    let base = s3.key("objects/sha256/")
+    var out = [ObjectID: Int]()
+    var token: String?
+    repeat {
+      var query = [("list-type", "2"), ("max-keys", String(listPageSize)), ("prefix", base)]
+      if let token { query.append(("continuation-token", token)) }
+      let req = reader.request("GET", url: s3.bucketURL + "/?" + S3Protocol.canonicalQuery(query), maxSize: 64 << 20)
+      let r = try transport.perform(req)
+      if !r.isSuccess { throw reader.failure(r, req) }
+      let xml = String(decoding: r.body, as: UTF8.self)
+      for entry in S3Protocol.values("Contents", in: xml) {
+        guard let key = S3Protocol.value("Key", in: entry), key.hasPrefix(base) else { continue }
+        let rest = key.dropFirst(base.count).split(separator: "/")
+        guard rest.count == 2, let id = ObjectID(hex: rest[1]), id.fanout == rest[0] else { continue }
+        out[id] = S3Protocol.value("Size", in: entry).flatMap { Int($0) } ?? 0
+      }
+      let truncated = S3Protocol.value("IsTruncated", in: xml) == "true"
+      token = truncated ? S3Protocol.value("NextContinuationToken", in: xml) : nil
+      if truncated && token == nil {
+        throw TsukuError(.other, "\(req): the listing is truncated but has no continuation token")
+      }
+    } while token != nil
+    return out
+  }
+}
+
+extension DocumentRead {
+  /// The bytes found, nil otherwise.
+  var data: Data? { if case .found(let d, _) = self { d } else { nil } }
+  var etag: String? { if case .found(_, let t) = self { t } else { nil } }
+}
+
+extension ObjectStore {
+  /// `getMany` over HTTP: one parallel batch, each blob verified.
+  func fetchVerified(_ wanted: [(ObjectID, Int)], reader: RemoteReader) throws -> [ObjectID: Data] {
+    let got = try reader.fetchMany(wanted.map { ($0.0.path, $0.1) })
+    var out = [ObjectID: Data]()
+    for ((id, max), data) in zip(wanted, got) {
+      if let data { out[id] = try verified(data, as: id, maxSize: max) }
+    }
+    return out
+  }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Store
+
+/// What `tsuku registry health` found about one source.
+public struct HealthReport: Codable, Sendable {
+  /// `healthy`, `degraded` (slow, or an index that does not verify), `unreachable`.
+  public var status: String
+  public var source: String
+  public var reachable: Bool
+  public var latency_ms: Int?
+  public var index_version: Int?
+  public var index_expires: String?
+  public var verified: Bool
+  public var error: String?
+
+  /// 0 healthy, 2 degraded, 5 unreachable.
+  public var exitCode: Int32 {
+    switch status {
+    case "healthy": 0
+    case "unreachable": 5
+    default: 2
+    }
+  }
+}
+
+/// A health check of one source: can it be reached, how fast, and does its index.json verify
+/// against a trusted root.
+public enum Health {
+  public static func check(
+    source url: String, root: TrustedRoot, timeout: TimeInterval, slowAfter: TimeInterval = 2, now: Date,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) -> HealthReport {
+    var env = environment
+    env["TSUKU_API_TIMEOUT"] = String(Int(max(1, timeout.rounded(.up))))
+    var r = HealthReport(
+      status: "unreachable", source: url, reachable: false, latency_ms: nil, index_version: nil, index_expires: nil,
+      verified: false, error: nil)
+    let start = Date()
+    let bytes: Data?
+    let store: any ObjectStore
+    do {
+      store = try StoreURL.open(url, environment: env)
+      bytes = try store.readDocument(.index, maxSize: Limits.indexFile)
+    } catch let e as TsukuError {
+      r.error = e.message
+      r.status = e.code == .unavailable || e.code == .other || e.code == .notFound ? "unreachable" : "degraded"
+      r.reachable = r.status != "unreachable"
+      return r
+    } catch {
+      r.error = "\(error)"
+      return r
+    }
+    let elapsed = Date().timeIntervalSince(start)
+    r.latency_ms = Int(elapsed * 1000)
+    r.reachable = true
+    guard let bytes else {
+      r.status = "degraded"
+      r.error = "'\(url)' has no index.json"
+      return r
+    }
+    do {
+      let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
+      let (latest, _) = try root.walk(
+        to: hint, fetch: { try store.readDocument(.root($0), maxSize: Limits.root) }, source: url)
+      let v = try IndexVerifier.verify(bytes, root: latest, state: TrustState(), now: now, source: url)
+      r.verified = true
+      r.index_version = v.index.version
+      r.index_expires = v.index.expires
+    } catch let e as TsukuError {
+      r.error = e.message
+      r.status = "degraded"
+      return r
+    } catch {
+      r.error = "\(error)"
+      r.status = "degraded"
+      return r
+    }
+    if elapsed > slowAfter {
+      r.status = "degraded"
+      r.error = "slow: \(r.latency_ms!) ms for index.json (more than \(Int(slowAfter * 1000)) ms)"
+    } else {
+      r.status = "healthy"
+    }
+    return r
+  }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import Store
+import Sync
+import TestSupport
+import Testing
+
+/// The real registry history (`../shared/corpus`, beside the checkout), or `TSUKU_CORPUS_BUNDLE`.
+let corpusBundle: String = {
+  if let p = ProcessInfo.processInfo.environment["TSUKU_CORPUS_BUNDLE"], !p.isEmpty { return p }
+  let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+  return checkout.deletingLastPathComponent().appendingPathComponent("shared/corpus/tsuku-registry-history.bundle").path
+}()
+let corpusAvailable = gitCommandAvailable && FileManager.default.fileExists(atPath: corpusBundle)
+
+/// The git history fallback on the real registry history: its snapshots replayed into a git
+/// store (one publish per snapshot, commit dates kept, unreferenced blobs pruned), then the
+/// community golden files that left the real tree on 2026-01-26 served from history while the
+/// bucket that still indexes them is down.
+@Suite struct GitHistoryCorpusTests {
+  @Test(
+    .enabled(if: corpusAvailable, "needs git and the real corpus ../shared/corpus/tsuku-registry-history.bundle"),
+    .timeLimit(.minutes(2)))
+  func goldenFilesThatLeftGitAreServedFromHistoryWhenTheBucketIsDown() throws {
+    let fx = try RegistryFixture()
+    let tmp = fx.dir.path
+    let history = tmp + "/history"
+    try runGit(["clone", "-q", "-b", "snapshots", corpusBundle, history], in: tmp)
+    let snapshots = try runGit(["log", "--reverse", "--format=%H %ct"], in: history).split(separator: "\n").map {
+      let f = $0.split(separator: " ")
+      return (commit: String(f[0]), time: Date(timeIntervalSince1970: TimeInterval(f[1])!))
+    }
+    #expect(snapshots.count == 334)
+    // Snapshot 64 (2026-01-26) is the last with the community golden files; 65 has none.
+    func communityGolden(_ n: Int) throws -> [String] {
+      try runGit(["ls-tree", "-r", "--name-only", snapshots[n - 1].commit, "registry/golden/plans"], in: history)
+        .split(separator: "\n").map(String.init).filter { !$0.hasPrefix("registry/golden/plans/embedded/") }
+    }
+    let leaving = try communityGolden(64)
+    #expect(leaving.count == 378)
+    #expect(try communityGolden(65).isEmpty)
+
+    // Replay snapshots 55..70 (2026-01-17 to 2026-02-01): the full 334 are tools/replay-corpus's job.
+    let repo = try makeGitRepository(at: tmp + "/repo", bare: true)
+    let gitURL = "git+file://\(repo)?dir=store"
+    let git = try GitStore(repository: repo, subdirectory: "store")
+    try git.apply(
+      StoreChange(documents: [(.root(1), fx.root.bytes)], message: "root version 1", time: snapshots[54].time - 1))
+    var input64: PublishInput?
+    var refused64 = [(String, String)]()
+    var commit64 = ""
+    for n in 55...70 {
+      try runGit(["checkout", "-q", "-f", snapshots[n - 1].commit], in: history)
+      try runGit(["clean", "-q", "-f", "-d", "-x"], in: history)
+      let (input, refused) = try filteredInput(history, into: tmp + "/input-\(n)")
+      let r = try Publisher.publish(
+        input, keys: [fx.indexKey], revocationKeys: n == 55 ? [fx.revocationKey] : [], to: [git], expiresDays: 30,
+        now: fx.now, commitTime: snapshots[n - 1].time, prune: true)
+      #expect(git.commitDate == snapshots[n - 1].time)
+      if n == 64 { (input64, refused64, commit64) = (input, refused, r.targets[0].report.commit ?? "") }
+    }
+    #expect(try runGit(["rev-list", "--count", "main"], in: repo) == "17")
+    // Publish refuses 20 of the 378 ("version": "dev" in files named for a real version); the
+    // replay leaves them out rather than loosening validation, so they are in no index at all.
+    let refusedGolden = refused64.filter { $0.0.hasPrefix("registry/golden/plans/") }
+    #expect(refusedGolden.count == 20)
+    #expect(refusedGolden.allSatisfy { $0.1.contains("should be 'vdev-") })
+    #expect(refused64.count == refusedGolden.count)
+
+    // The bucket still indexes them (as the real registry's bucket does).
+    let bucket = tmp + "/bucket"
+    let store = DirectoryStore(path: bucket)
+    try fx.initialize(store)
+    try fx.publish(try #require(input64), to: store)
+    let chain = try SourceChain.parse("file://\(bucket)|\(gitURL)")
+    let home = try fx.home()
+    do {
+      let sync = try Client(home: home, chain: chain, now: fx.now).updateRegistry(includeGolden: false)
+      #expect(sync.source == "file://\(bucket)")
+    }
+    // The bucket goes down.
+    try FileManager.default.removeItem(atPath: bucket)
+
+    let tip = try GitStore(repository: repo, subdirectory: "store")
+    var served = 0
+    var sample: GoldenRef?
+    do {
+      let client = Client(home: home, chain: chain, now: fx.now)
+      let refs = try client.entries().filter { $0.category == .community }.flatMap { e in e.golden.map { (e.name, $0) }
+      }
+      #expect(refs.count == leaving.count - refusedGolden.count)
+      for (name, g) in refs {
+        #expect(try !tip.contains(g.sha256), "\(name) \(g.version) \(g.platform) is at the tip")
+        #expect(try !home.cache.contains(g.sha256))
+        let bytes = try client.plan(name, platform: g.platform, version: g.version)
+        #expect(SHA256.hash(bytes) == g.sha256 && bytes.count == g.size)
+        served += 1
+        sample = g
+      }
+    }
+    #expect(served == 358)
+    // The map was built once and cached in the home; the audit log names the commit each came from.
+    let maps = try FileManager.default.contentsOfDirectory(atPath: home.cacheDir + "/git-history")
+    #expect(maps.count == 1 && maps[0].hasSuffix("-\(tip.commitID).map"))
+    let audit = try String(contentsOfFile: home.path + "/audit.log", encoding: .utf8).split(separator: "\n")
+      .map { try JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
+    let fetched = audit.filter { $0.event == "fetch" && $0.source == gitURL }
+    #expect(fetched.count == 358)
+    #expect(fetched.allSatisfy { $0.source_commit == commit64 })
+
+    // Outside the window (1 day back from the newest commit, 2026-02-01) they are not found.
+    let narrow = try GitStore(repository: repo, subdirectory: "store")
+    narrow.enableHistory(days: 1, cacheDirectory: nil)
+    let g = try #require(sample)
+    #expect(throws: TsukuError.self) { _ = try narrow.get(g.sha256, maxSize: g.size) }
+    #expect(try !narrow.contains(g.sha256))
+  }
+}
+
+/// Copies from a snapshot's work tree what publish accepts into `out/{critical,recipes,golden}`
+/// and returns the files left out with publish's own reason (the rules tools/replay-corpus
+/// applies): recipes that fail validation or repeat a name, golden files that fail validation,
+/// name no kept recipe or repeat a (tool, version, platform).
+func filteredInput(_ tree: String, into out: String) throws -> (PublishInput, [(String, String)]) {
+  let fm = FileManager.default
+  var refused = [(String, String)]()
+  var names = [String: String]()
+  for sub in ["critical", "recipes", "golden"] {
+    try fm.createDirectory(atPath: out + "/" + sub, withIntermediateDirectories: true)
+  }
+  func read(_ path: String) throws -> Data {
+    let size = (try fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    if size > 4 << 20 { throw TsukuError(.usage, "\(path): \(size) bytes, more than the \(4 << 20) allowed") }
+    return try Data(contentsOf: URL(fileURLWithPath: path))
+  }
+  func copy(_ data: Data, _ rel: String, _ sub: String) throws {
+    let dst = out + "/" + sub + "/" + rel
+    try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try data.write(to: URL(fileURLWithPath: dst))
+  }
+  func files(_ dir: String) -> [String] {
+    (fm.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter {
+      var d: ObjCBool = false
+      return !($0 as NSString).lastPathComponent.hasPrefix(".")
+        && fm.fileExists(atPath: dir + "/" + $0, isDirectory: &d) && !d.boolValue
+    }.sorted()
+  }
+  for (src, sub) in [("registry/embedded", "critical"), ("registry/recipes", "recipes")] {
+    for rel in files(tree + "/" + src) {
+      let parts = rel.split(separator: "/")
+      guard rel.hasSuffix(".toml"), parts.count == 1 || (parts.count == 2 && parts[0].count == 1) else { continue }
+      do {
+        let data = try read(tree + "/" + src + "/" + rel)
+        let info = try RecipeFile.validate(data, fileName: String(parts.last!))
+        try RecipeName.validate(info.name)
+        if let other = names[info.name] {
+          refused.append((src + "/" + rel, "recipe '\(info.name)' is also in the \(other) set"))
+          continue
+        }
+        names[info.name] = sub
+        try copy(data, rel, sub)
+      } catch let e as TsukuError {
+        refused.append((src + "/" + rel, e.message))
+      }
+    }
+  }
+  var seen = Set<String>()
+  let plans = tree + "/registry/golden/plans"
+  for rel in files(plans) {
+    let parts = rel.split(separator: "/")
+    guard rel.hasSuffix(".json"), parts.count >= 2, parts.last!.hasPrefix("v") else { continue }
+    let path = "registry/golden/plans/" + rel
+    do {
+      let data = try read(plans + "/" + rel)
+      let info = try GoldenFile.validate(data, path: rel)
+      if names[info.tool] == nil {
+        refused.append((path, "golden file for '\(info.tool)', which has no valid recipe"))
+      } else if !seen.insert("\(info.tool) \(info.version) \(info.platform)").inserted {
+        refused.append((path, "a second golden file for '\(info.tool)' \(info.version) on \(info.platform)"))
+      } else {
+        try copy(data, rel, "golden")
+      }
+    } catch let e as TsukuError {
+      refused.append((path, e.message))
+    }
+  }
+  return (PublishInput(recipes: out + "/recipes", critical: out + "/critical", golden: out + "/golden"), refused)
+}
