@@ -24,6 +24,14 @@ public struct TrustedRoot: Sendable, Equatable {
     self.payload = payload
   }
 
+  /// Reads a root file chosen by the user (`--root FILE`).
+  public static func read(_ path: String) throws -> TrustedRoot {
+    guard let bytes = FileManager.default.contents(atPath: path) else {
+      throw TsukuError(.usage, "cannot read root file '\(path)'")
+    }
+    return try TrustedRoot(anchor: bytes, what: "root file '\(path)'")
+  }
+
   private init(bytes: Data, payload: RootPayload) {
     self.bytes = bytes
     self.payload = payload

@@ -22,15 +22,7 @@ extension Tsuku {
 
     func run() throws {
       let home = Home.fromEnvironment()
-      let anchor: TrustedRoot
-      if let root {
-        guard let bytes = FileManager.default.contents(atPath: root) else {
-          throw TsukuError(.usage, "cannot read root file '\(root)'")
-        }
-        anchor = try TrustedRoot(anchor: bytes, what: "root file '\(root)'")
-      } else {
-        anchor = try DefaultRegistry.root()
-      }
+      let anchor = try root.map(TrustedRoot.read) ?? DefaultRegistry.root()
       let chain = try SourceChain.parse(sources.isEmpty ? DefaultRegistry.source() : sources.joined(separator: ","))
       for s in chain.urls { _ = try StoreURL.open(s) }
       try home.withLock {

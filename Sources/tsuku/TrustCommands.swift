@@ -130,7 +130,7 @@ extension Tsuku {
       let now = Date()
       var from: Date?
       if let since {
-        from = Timestamp.parse(since) ?? Age.parse(since).map { now.addingTimeInterval(-$0) }
+        from = Timestamp.parse(since) ?? Duration.parse(since).map { now.addingTimeInterval(-$0) }
         if from == nil { throw TsukuError(.usage, "invalid --since '\(since)': expected an ISO time or an age like 24h") }
       }
       let events = AuditLog(home: Home.fromEnvironment()).read(since: from, name: name)
@@ -155,19 +155,6 @@ extension Tsuku {
   }
 }
 
-/// Durations like `90s`, `15m`, `24h`, `7d`.
-enum Age {
-  static func parse(_ s: String) -> TimeInterval? {
-    guard let unit = s.last, let n = Double(s.dropLast()), n >= 0 else { return nil }
-    switch unit {
-    case "s": return n
-    case "m": return n * 60
-    case "h": return n * 3600
-    case "d": return n * 86400
-    default: return nil
-    }
-  }
-}
 
 extension Tsuku.Registry {
   struct Health: ParsableCommand {
@@ -181,15 +168,7 @@ extension Tsuku.Registry {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-      let anchor: TrustedRoot
-      if let root {
-        guard let bytes = FileManager.default.contents(atPath: root) else {
-          throw TsukuError(.usage, "cannot read root file '\(root)'")
-        }
-        anchor = try TrustedRoot(anchor: bytes, what: "root file '\(root)'")
-      } else {
-        anchor = try Home.fromEnvironment().loadTrust()?.0 ?? DefaultRegistry.root()
-      }
+      let anchor = try root.map(TrustedRoot.read) ?? Home.fromEnvironment().loadTrust()?.0 ?? DefaultRegistry.root()
       let r = Sync.Health.check(source: source, root: anchor, timeout: timeout, slowAfter: slow, now: Date())
       if json {
         Output.json(r)
