@@ -23,6 +23,8 @@ public struct PublishScan: Sendable {
   /// Files that are neither recipes nor golden files (a README, discovery JSON), skipped.
   public var skipped: [String] = []
   public var goldenCount = 0
+  /// Golden files whose plan disagrees with their name (indexed by the name).
+  public var notes: [String] = []
   public var criticalCount: Int { entries.filter { $0.category == .critical }.count }
 }
 
@@ -78,6 +80,7 @@ public enum Publisher {
         let path = dir + "/" + rel
         let data = try read(path)
         let info = try GoldenFile.validate(data, path: path)
+        if let note = info.note { scan.notes.append(note) }
         guard var entry = byName[info.tool] else {
           throw TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no recipe")
         }
@@ -169,6 +172,8 @@ public enum Publisher {
     }
     let scan = try scan(input)
     if scan.entries.isEmpty { throw TsukuError(.usage, "nothing to publish: no recipes found") }
+    for n in scan.notes.prefix(5) { log("note: " + n) }
+    if scan.notes.count > 5 { log("note: \(scan.notes.count - 5) more golden files whose plan disagrees with their name") }
     log("validated \(scan.entries.count) recipes (\(scan.criticalCount) critical), \(scan.goldenCount) golden files, skipped \(scan.skipped.count) other files")
 
     var states = [(store: any ObjectStore, root: TrustedRoot, previous: VerifiedIndex?)]()

@@ -105,9 +105,12 @@ public struct GoldenInfo: Equatable, Sendable {
   public var version: String
   /// "os-arch" or "os-family-arch", for example "linux-amd64" or "linux-debian-amd64".
   public var platform: String
+  /// Set when the plan's own version or platform disagrees with its name (the name wins).
+  public var note: String?
 
-  public init(tool: String, version: String, platform: String) {
+  public init(tool: String, version: String, platform: String, note: String? = nil) {
     self.tool = tool
+    self.note = note
     self.version = version
     self.platform = platform
   }
@@ -147,33 +150,40 @@ public enum GoldenFile {
       throw problem("missing string 'version'")
     }
 
-    guard let platformValue = plan["platform"], !(platformValue is NSNull) else {
-      guard let (nameVersion, platform) = splitName(fileName) else {
-        throw problem("cannot read a platform from the file name \(displayQuoted(fileName))")
+    // The plan's own platform object, when it has one.
+    var fromPlan: String?
+    if let platformValue = plan["platform"], !(platformValue is NSNull) {
+      guard let platformObject = platformValue as? [String: Any] else {
+        throw problem("'platform' is not an object")
       }
-      guard nameVersion == version else {
-        throw problem(
-          "version \(displayQuoted(version)) does not match the file name \(displayQuoted(fileName))")
+      func field(_ key: String, required: Bool) throws -> String? {
+        guard let value = platformObject[key], !(value is NSNull) else {
+          if required { throw problem("missing string 'platform.\(key)'") }
+          return nil
+        }
+        guard let s = value as? String, isWord(s) else {
+          throw problem("platform.\(key) is not a lower-case word")
+        }
+        return s
       }
-      return GoldenInfo(tool: tool, version: version, platform: platform)
+      let os = try field("os", required: true) ?? ""
+      let arch = try field("arch", required: true) ?? ""
+      let family = try field("linux_family", required: false)
+      fromPlan = [os, family, arch].compactMap { $0 }.joined(separator: "-")
     }
-    guard let platformObject = platformValue as? [String: Any] else {
-      throw problem("'platform' is not an object")
+    // The name is what the registry's readers look up, so it decides when it parses; a plan
+    // that disagrees (older generators wrote "version": "dev", or left out linux_family) is
+    // accepted with a note, which publish reports.
+    if let (nameVersion, namePlatform) = splitName(fileName) {
+      var notes = [String]()
+      if nameVersion != version { notes.append("version \(displayQuoted(version))") }
+      if let p = fromPlan, p != namePlatform { notes.append("platform \(displayQuoted(p))") }
+      let note = notes.isEmpty ? nil : "\(oneLine(path)): the name says \(displayQuoted(nameVersion)) on \(displayQuoted(namePlatform)) but the plan has \(notes.joined(separator: " and ")); indexed by its name"
+      return GoldenInfo(tool: tool, version: nameVersion, platform: namePlatform, note: note)
     }
-    func field(_ key: String, required: Bool) throws -> String? {
-      guard let value = platformObject[key], !(value is NSNull) else {
-        if required { throw problem("missing string 'platform.\(key)'") }
-        return nil
-      }
-      guard let s = value as? String, isWord(s) else {
-        throw problem("platform.\(key) is not a lower-case word")
-      }
-      return s
+    guard let platform = fromPlan else {
+      throw problem("cannot read a platform from the file name \(displayQuoted(fileName))")
     }
-    let os = try field("os", required: true) ?? ""
-    let arch = try field("arch", required: true) ?? ""
-    let family = try field("linux_family", required: false)
-    let platform = [os, family, arch].compactMap { $0 }.joined(separator: "-")
     let expected = "v\(version)-\(platform).json"
     guard fileName == expected else {
       throw problem("file name \(displayQuoted(fileName)) should be \(displayQuoted(expected))")
