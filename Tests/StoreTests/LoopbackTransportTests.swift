@@ -7,7 +7,7 @@ import Testing
 
 /// The libcurl transport against real sockets on 127.0.0.1: the same faults as the scripted
 /// transport, as a server really produces them.
-@Suite struct LoopbackTransportTests {
+@Suite(.serialized) struct LoopbackTransportTests {
   @Test func closedPortIsConnectionRefused() {
     let port = LoopbackServer.closedPort()
     let t = CurlTransport(options: quickOptions())
@@ -34,7 +34,7 @@ import Testing
   @Test func stalledBodyIsDetectedAndRetried() throws {
     let server = try LoopbackServer { _ in .stall(sent: Data(count: 10), declared: 1000) }
     defer { server.stop() }
-    var o = quickOptions(total: 10, stall: 1)
+    var o = quickOptions(total: 30, stall: 1)
     o.retry.maxAttempts = 2
     let t = CurlTransport(options: o)
     let e = failure(t.perform([HTTPRequest("GET", server.url + "/stall")])[0])
@@ -53,8 +53,9 @@ import Testing
     let t = CurlTransport(options: quickOptions())
     let r = try t.perform(HTTPRequest("GET", server.url + "/flaky"))
     #expect(r.status == 200 && r.body == Data("ok".utf8))
-    #expect(server.requests.count == 2)
-    #expect(t.requestCount == 2)
+    // The 503 was retried; on a loaded machine an attempt may also time out and be retried.
+    #expect(server.requests.count >= 2)
+    #expect(t.requestCount == server.requests.count)
   }
 
   @Test func notFoundIsOneRequest() throws {
