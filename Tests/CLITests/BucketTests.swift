@@ -117,6 +117,26 @@ import TestSupport
     #expect(r.status == 0, "\(r.out) \(r.stderr)")
   }
 
+  @Test func proxyFromTheEnvironmentIsHonouredAndNoProxyBypassesIt() throws {
+    let b = try bucket()
+    try initClient(b)
+    // Talk to the server directly, through a forward proxy named by http_proxy.
+    let direct = b.url.replacingOccurrences(of: b.proxy.endpoint, with: b.server.endpoint)
+    let forward = try CountingProxy(upstream: b.server.endpoint)
+    var env = b.reader
+    env["TSUKU_SOURCES"] = direct
+    env["http_proxy"] = forward.endpoint
+    env["NO_PROXY"] = ""
+    var r = try b.w.run("update-registry", "--force", env: env)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(try forward.count() >= 1)
+    try forward.reset()
+    env["NO_PROXY"] = "127.0.0.1"
+    r = try b.w.run("update-registry", "--force", env: env)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(try forward.count() == 0)
+  }
+
   @Test func healthSaysHealthyDegradedOrUnreachable() throws {
     let b = try bucket()
     try initClient(b)
