@@ -94,6 +94,36 @@ import TestSupport
     #expect(crashes > 10)
   }
 
+  @Test func readersNeverSeeAHalfPublishedRegistry() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    #expect(try w.run("update-registry").status == 0)
+    let changed = w.dir.file("changed")
+    try FileManager.default.copyItem(atPath: checkout + "/registry-index/source/recipes", toPath: changed)
+    let fzfPath = changed + "/f/fzf.toml"
+    let newFzf = try String(contentsOfFile: fzfPath, encoding: .utf8) + "\n# new release\n"
+    try newFzf.write(toFile: fzfPath, atomically: true, encoding: .utf8)
+    // Kill the publisher at write steps across the whole publish; after each, a reader syncs:
+    // it sees either the old registry or the new one, complete, never a mix or an error.
+    var point = 1
+    var sawNew = false
+    while point < 400 {
+      let r = try w.run(
+        "registry", "publish", "--recipes", changed, "--key", w.k("index"), "--to", w.store,
+        env: ["TSUKU_TEST_CRASH_AT": String(point)])
+      let sync = try w.run("update-registry", "--force")
+      #expect(sync.status == 0, "after a publish killed at step \(point): \(sync.stderr)")
+      let show = try w.run("show", "fzf")
+      #expect(show.status == 0)
+      #expect(show.stdout == fzf || show.stdout == Data(newFzf.utf8))
+      if show.stdout == Data(newFzf.utf8) { sawNew = true }
+      if r.status == 0 { break }
+      point += point < 20 ? 1 : 7
+    }
+    #expect(sawNew)
+    try verifyClean(w)
+  }
+
   @Test func fullDiskFailsClearlyAndLosesNothing() throws {
     let w = try CLIWorld()
     try w.setUp()
