@@ -25,6 +25,7 @@ public final class Client {
   var accessed = [(ObjectID, Bool)]()
   var warnedStale = false
   var trusted: (TrustedRoot, TrustState)?
+  var usingEmbedded = false
 
   public var sources: [String] { chain.urls }
 
@@ -249,7 +250,10 @@ public final class Client {
     do {
       idx = try loadIndex(for: name)
     } catch let e as TsukuError where e.code == .unavailable {
-      if let embedded = EmbeddedSet.entry(name) { return embedded }
+      if let embedded = EmbeddedSet.entry(name), embeddedSetApplies() {
+        usingEmbedded = true
+        return embedded
+      }
       throw e
     }
     guard let s = idx.tree.shard(for: name) else { throw notInIndex(name, idx) }
@@ -263,9 +267,38 @@ public final class Client {
     TsukuError(.notFound, "no recipe named '\(name)' in the registry (index version \(idx.version))")
   }
 
+  /// The built-in set belongs to the default registry: it is served to a home that trusts
+  /// nothing yet, or trusts a root sharing a root key with the one built in.
+  func embeddedSetApplies() -> Bool {
+    guard let (root, _) = try? home.loadTrust() else { return true }
+    guard let builtIn = try? DefaultRegistry.root() else { return false }
+    let mine = Set(root.payload.roles[Role.root.rawValue]?.keyids ?? [])
+    return root.bytes == builtIn.bytes || !mine.isDisjoint(with: builtIn.payload.roles[Role.root.rawValue]?.keyids ?? [])
+  }
+
+  /// The revoked hashes of the cached index when no index can be loaded now (its signatures
+  /// checked, not its freshness): a revocation never goes stale.
+  func cachedRevocations() -> [ObjectID: String] {
+    guard let bytes = try? home.cache.readDocument(.index, maxSize: Limits.indexFile), let (root, _) = try? trust(),
+      let v = try? IndexVerifier.verify(bytes, root: root, state: TrustState(), now: .distantPast, source: "cache"),
+      let r = v.revocation, let data = try? home.cache.get(r.list.sha256, maxSize: r.list.size),
+      let list = try? RevocationList.parse(data, what: "revocation list")
+    else { return [:] }
+    return Dictionary(list.hashes.map { ($0.sha256, $0.reason) }, uniquingKeysWith: { a, _ in a })
+  }
+
   private func checkNotRevoked(_ id: ObjectID, _ what: String, name: String) throws {
-    guard let l = loaded ?? (try? loadIndex()) else { return }
-    if let reason = l.revoked[id] {
+    let revoked: [ObjectID: String]
+    if let l = loaded {
+      revoked = l.revoked
+    } else if usingEmbedded {
+      revoked = cachedRevocations()
+    } else if let l = try? loadIndex() {
+      revoked = l.revoked
+    } else {
+      revoked = cachedRevocations()
+    }
+    if let reason = revoked[id] {
       try? home.cache.remove([id])
       audit.record(AuditEvent("revoked", time: now, name: name, sha256: id, detail: reason))
       throw TsukuError(.integrity, "\(what) (sha256 \(id.hex.prefix(16))) is revoked: \(reason)")

@@ -2,7 +2,7 @@ import Foundation
 import Store
 
 /// The critical recipes and their golden files, built into the binary (generated into
-/// `EmbeddedCritical.swift` by tools/resign-sample from the sample registry's signed index).
+/// `EmbeddedCritical.swift` by tools/gen-embedded, run by tools/resign-sample, from the sample registry's signed index).
 /// They are served with an empty `TSUKU_HOME` and no source at all; they are trusted as part of
 /// the binary and do not expire, but a synced revocation list still applies to them.
 public enum EmbeddedSet {

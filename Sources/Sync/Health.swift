@@ -43,7 +43,9 @@ public enum Health {
       bytes = try store.readDocument(.index, maxSize: Limits.indexFile)
     } catch let e as TsukuError {
       r.error = e.message
-      r.status = e.code == .unavailable || e.code == .other || e.code == .notFound ? "unreachable" : "degraded"
+      // Only a source that did not answer is unreachable; one that answered with an error
+      // (403, a wrong secret, a missing index) is reachable but degraded.
+      r.status = e.code == .unavailable ? "unreachable" : "degraded"
       r.reachable = r.status != "unreachable"
       return r
     } catch {

@@ -256,7 +256,9 @@ public enum Publisher {
     _ = try IndexVerifier.verify(file, root: root, state: TrustState(), now: now, source: "the new index")
 
     var results = [(location: String, report: ApplyReport)]()
-    let keep = prune ? Set(objects.map { SHA256.hash($0) }) : nil
+    // Pruning keeps what the new index needs: every blob written now and the packs kept from
+    // the previous index.
+    let keep = prune ? Set(objects.map { SHA256.hash($0) } + (packRefs ?? []).map(\.sha256)) : nil
     for s in states {
       let change = StoreChange(
         objects: objects, documents: [(.index, file)],

@@ -42,9 +42,9 @@ extension Tsuku {
     func run() throws {
       let client = try options.client()
       let e = try client.entry(name)
-      let idx = try client.loadIndex()
+      let idx = try? client.loadIndex()
       let cached = (try? client.home.cache.contains(e.recipe.sha256)) ?? false
-      if json { return Output.json(EntryJSON(e, full: true, indexVersion: idx.version, cached: cached)) }
+      if json { return Output.json(EntryJSON(e, full: true, indexVersion: idx?.version, cached: cached)) }
       var lines = [
         "name:          \(e.name)",
         "category:      \(e.category.rawValue)",
@@ -57,7 +57,7 @@ extension Tsuku {
         lines.append("runtime deps:  \(e.runtime_dependencies.joined(separator: ", "))")
       }
       lines.append("recipe:        sha256 \(e.recipe.sha256.hex), \(e.recipe.size) bytes\(cached ? ", cached" : "")")
-      lines.append("index version: \(idx.version)")
+      lines.append("index version: \(idx.map { String($0.version) } ?? "none (built-in entry)")")
       if let m = client.home.readCacheMeta() { lines.append("synced:        \(m.synced_at) from \(m.source)") }
       lines.append("golden files:  \(e.golden.count)")
       for g in e.golden { lines.append("  \(g.platform)  \(g.version)  \(g.sha256.hex.prefix(16))  \(g.size) bytes") }

@@ -43,9 +43,6 @@ extension Tsuku.Registry {
     @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
     var commitTime: String?
-    @Option(
-      help: "Packs for cold syncs: auto (for s3:// and http(s):// targets), always, never.")
-    var packs = "auto"
 
     func validate() throws {
       _ = try CommitTime.parse(commitTime)
@@ -102,7 +99,7 @@ extension Tsuku.Registry {
     @Option(help: "Critical recipes folder.") var critical: String?
     @Option(help: "Golden files folder.") var golden: String?
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "An index private key file; repeatable.") var keys: [String] = []
-    @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "Sign an empty revocation list if the store has none yet.")
+    @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation private key: re-sign the revocation list (or make an empty one).")
     var revocationKeys: [String] = []
     @Option(name: .customLong("to"), parsing: .upToNextOption, help: "A store URL; repeatable.") var targets: [String] = []
     @Option(help: "Days until this index expires.") var expiresDays = 30

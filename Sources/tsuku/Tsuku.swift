@@ -33,6 +33,10 @@ struct Tsuku: ParsableCommand {
         TSUKU_RECIPE_CACHE_TTL        ask the sources again after this long (24h; 5m..7d)
         TSUKU_RECIPE_CACHE_MAX_STALE  serve a verified stale cache this long past the TTL (7d)
         TSUKU_RECIPE_CACHE_SIZE_LIMIT evict least recently used blobs beyond this (500MB)
+        TSUKU_API_TIMEOUT             seconds one HTTP request may take, retries included (30)
+        TSUKU_CA_BUNDLE               a CA bundle for https sources
+        TSUKU_S3_ACCESS_KEY_ID, TSUKU_S3_SECRET_ACCESS_KEY   bucket credentials (else AWS_*)
+        TSUKU_GIT_HISTORY_DAYS        how far back git sources look for blobs (90; 0 = all)
         TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that left its tip,
                                       counted from its newest commit (90; 0: all history)
 
@@ -77,7 +81,9 @@ enum Main {
       // Argument errors: one lower-case line (and the usage), exit 64; --help and --version: 0.
       let code = Tsuku.exitCode(for: error)
       let text = Tsuku.fullMessage(for: error)
-      if code == .success {
+      if text.isEmpty {
+        // A bare ExitCode: the command already said what it had to.
+      } else if code == .success {
         Output.line(text)
       } else {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

@@ -214,6 +214,35 @@ import TestSupport
     #expect(EmbeddedSet.entries.count == 19)
   }
 
+  @Test func aRevokedCriticalRecipeIsRefusedEvenFromTheBinary() throws {
+    // A copy of the sample registry (whose root is the one built in), with cmake revoked.
+    let tmp = try TemporaryDirectory()
+    try FileManager.default.copyItem(atPath: checkout + "/registry-index/store", toPath: tmp.file("store"))
+    let keyPath = tmp.file("revocation.key")
+    try FileManager.default.copyItem(atPath: checkout + "/registry-index/keys/TEST-ONLY-revocation.key", toPath: keyPath)
+    chmod(keyPath, 0o600)
+    let store = DirectoryStore(path: tmp.file("store"))
+    let cmake = try #require(EmbeddedSet.entry("cmake"))
+    try Maintainer.revoke(
+      [.hash(cmake.recipe.sha256)], reason: "test revocation", keys: [try KeyFile.readPrivate(keyPath)], in: store,
+      expiresDays: 30, now: Date())
+    let home = Home(path: tmp.file("home"))
+    _ = try Client(home: home, chain: SourceChain([store.root]), now: Date()).updateRegistry()
+    // Months later, offline: no index is usable any more, and the binary holds cmake...
+    let later = Date().addingTimeInterval(90 * day)
+    let e = #expect(throws: TsukuError.self) { try Client(home: home, chain: .off, now: later).recipe("cmake") }
+    #expect(e?.code == .integrity)
+    #expect(e?.message.contains("revoked: test revocation") == true)
+    // ...while an unrevoked critical recipe is still served from it.
+    #expect(try Client(home: home, chain: .off, now: later).recipe("zlib").count > 0)
+  }
+
+  @Test func theBuiltInSetIsNotServedToAHomeThatTrustsAnotherRegistry() throws {
+    let w = try World()
+    let e = #expect(throws: TsukuError.self) { try Client(home: try w.f.home(), chain: .off, now: w.f.now).recipe("cmake") }
+    #expect(e?.code == .unavailable)
+  }
+
   @Test func policyEnvironmentIsValidated() throws {
     #expect(try CachePolicy.fromEnvironment(["TSUKU_RECIPE_CACHE_TTL": "30m"]).ttl == 1800)
     #expect(try CachePolicy.fromEnvironment(["TSUKU_RECIPE_CACHE_SIZE_LIMIT": "64MB"]).sizeLimit == 64 << 20)
