@@ -24,24 +24,61 @@ public final class DirectoryStore: ObjectStore {
     var p = path
     while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
     self.root = p
+    packs = PackedObjects(root: p)
   }
+
+  /// Packs kept whole (see `addPacks`).
+  let packs: PackedObjects
 
   private func objectPath(_ id: ObjectID) -> String { root + "/" + id.path }
 
   public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
     let path = objectPath(id)
-    guard let data = try readFile(path, maxSize: maxSize, what: "blob '\(id.hex)'") else {
+    guard let data = try readFile(path, maxSize: maxSize, what: "blob '\(id.hex)'") ?? packed(id, maxSize) else {
       throw missing(id)
     }
     return try verified(data, as: id, maxSize: maxSize)
   }
 
+  private func packed(_ id: ObjectID, _ maxSize: Int) throws -> Data? {
+    guard let size = packs.size(of: id) else { return nil }
+    if size > maxSize { throw tooLarge("blob '\(id.hex)'", size: size, max: maxSize) }
+    return packs.get(id)
+  }
+
   public func contains(_ id: ObjectID) throws -> Bool {
     var st = stat()
-    return stat(objectPath(id), &st) == 0
+    return stat(objectPath(id), &st) == 0 || packs.contains(id)
+  }
+
+  /// Keeps whole packs (already verified by the caller against their pinned hashes) in
+  /// `<root>/packs/`: one file per pack rather than one per blob. They share the durability
+  /// point of the next `apply`, which must follow (it writes the index that names them).
+  public func addPacks(_ list: [Data]) throws {
+    guard !list.isEmpty else { return }
+    try makeDirectory(packs.dir)
+    for data in list {
+      try writeAtomically(data, to: packs.dir + "/" + SHA256.hash(data).hex + ".pack", durable: false)
+    }
+    packs.invalidate()
+    packs.pending.withLock { $0 = true }
+  }
+
+  /// Every stored blob with its size and modification time (loose files and packed blobs).
+  public func sizes() -> [(ObjectID, Int, Int)] {
+    var out = [(ObjectID, Int, Int)]()
+    for id in (try? looseList()) ?? [] {
+      var st = stat()
+      if stat(objectPath(id), &st) == 0 { out.append((id, Int(st.st_size), Int(st.st_mtim.tv_sec))) }
+    }
+    return out + packs.list()
   }
 
   public func list() throws -> [ObjectID] {
+    Array(Set(try looseList() + packs.list().map(\.0))).sorted()
+  }
+
+  private func looseList() throws -> [ObjectID] {
     let base = root + "/objects/sha256"
     let fm = FileManager.default
     guard let fans = try? fm.contentsOfDirectory(atPath: base) else { return [] }
@@ -82,7 +119,8 @@ public final class DirectoryStore: ObjectStore {
       report.objectsWritten += 1
       report.bytesWritten += data.count
     }
-    if report.objectsWritten > 0 { try syncFileSystem() }
+    let packsPending = packs.pending.withLock { p in defer { p = false }; return p }
+    if report.objectsWritten > 0 || packsPending { try syncFileSystem() }
     let docs = change.orderedDocuments
     if docs.isEmpty && change.precondition == .none { return report }
     try withLock {
@@ -103,6 +141,9 @@ public final class DirectoryStore: ObjectStore {
       if unlink(objectPath(id)) != 0 && errno != ENOENT {
         throw TsukuError.io("cannot remove", objectPath(id), errno: errno)
       }
+    }
+    if !ids.isEmpty, FileManager.default.fileExists(atPath: packs.dir) {
+      _ = try packs.remove(Set(ids)) { data, path in try writeAtomically(data, to: path, durable: true) }
     }
   }
 

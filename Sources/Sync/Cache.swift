@@ -81,15 +81,7 @@ extension Client {
     return pinned
   }
 
-  private func blobSizes() -> [(ObjectID, Int, Int)] {
-    let cache = home.cache
-    var out = [(ObjectID, Int, Int)]()
-    for id in (try? cache.list()) ?? [] {
-      var st = stat()
-      if stat(cache.root + "/" + id.path, &st) == 0 { out.append((id, Int(st.st_size), Int(st.st_mtim.tv_sec))) }
-    }
-    return out
-  }
+  private func blobSizes() -> [(ObjectID, Int, Int)] { home.cache.sizes() }
 
   /// Evicts least recently used blobs when the cache is over its limit (down to 90% of it),
   /// and warns from 80% full.

@@ -109,11 +109,11 @@ public enum Publisher {
     return (encodeTree(prefixLength: length, shards: refs, packs: packs), blobs)
   }
 
-  /// The shards of `entries`: the prefix length (the smallest that keeps shards at 1,024
+  /// The shards of `entries`: the prefix length (the smallest that keeps shards at 64
   /// entries on average or fewer), their tree references and their blobs.
   static func buildShards(_ entries: [IndexEntry]) -> (Int, [IndexTree.Shard], [Data]) {
     var length = 1
-    while length < 4 && entries.count > 1024 * (1 << (4 * length)) { length += 1 }
+    while length < 4 && entries.count > 64 * (1 << (4 * length)) { length += 1 }
     var groups = [String: [IndexEntry]]()
     for e in entries { groups[IndexTree.prefix(of: e.name, length: length), default: []].append(e) }
     var shardRefs = [IndexTree.Shard]()

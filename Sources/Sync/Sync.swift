@@ -90,6 +90,7 @@ extension Client {
     // A cold (or nearly cold) cache takes the packs whole: a handful of requests instead of
     // one per blob. A warm one fetches only what changed.
     var packed = [ObjectID: Data]()
+    var packFiles = [Data]()
     let missingShards = try tree.shards.filter { !(try cache.contains($0.sha256)) }.count
     if let packs = tree.packs, !packs.isEmpty, missingShards * 2 >= tree.shards.count {
       let got = try src.getMany(packs.map { ($0.sha256, $0.size) })
@@ -98,13 +99,12 @@ extension Client {
         fetchedBytes += data.count
         let pack = try Pack(data, what: "pack '\(ref.sha256.hex.prefix(16))' from '\(url)'")
         for e in pack.entries { packed[e.id] = try pack.blob(e) }
+        // Kept whole in the cache: one file instead of one per blob.
+        packFiles.append(data)
       }
     }
     func obtainPacked(_ ref: BlobRef) throws -> Data {
-      if let d = packed[ref.sha256], d.count <= ref.size {
-        objects.append(d)
-        return d
-      }
+      if let d = packed[ref.sha256], d.count <= ref.size { return d }
       return try obtain(ref)
     }
     var entries = [IndexEntry]()
@@ -127,13 +127,11 @@ extension Client {
       var refs = [e.recipe]
       if includeGolden { refs += e.golden.map { BlobRef(sha256: $0.sha256, size: $0.size) } }
       for r in refs where revoked[r.sha256] == nil && seen.insert(r.sha256).inserted {
-        if !(try cache.contains(r.sha256)) { wanted.append(r) }
+        if packed[r.sha256] == nil, !(try cache.contains(r.sha256)) { wanted.append(r) }
       }
     }
     var got = [ObjectID: Data]()
-    for r in wanted { if let d = packed[r.sha256], d.count <= r.size { got[r.sha256] = d } }
-    let rest = wanted.filter { got[$0.sha256] == nil }
-    for (id, d) in try src.getMany(rest.map { ($0.sha256, $0.size) }) {
+    for (id, d) in try src.getMany(wanted.map { ($0.sha256, $0.size) }) {
       got[id] = d
       fetchedBytes += d.count
     }
@@ -146,8 +144,8 @@ extension Client {
     let diff = changes(from: cachedEntries(), to: entries)
     let report = SyncReport(
       source: url, previous_version: before.index_version, index_version: verified.index.version, recipes: entries.count,
-      golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count, fetched_bytes: fetchedBytes,
-      up_to_date: before.index_version == verified.index.version && objects.isEmpty, added: diff.0, changed: diff.1,
+      golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count + packed.count, fetched_bytes: fetchedBytes,
+      up_to_date: before.index_version == verified.index.version && objects.isEmpty && packFiles.isEmpty, added: diff.0, changed: diff.1,
       removed: diff.2)
     if dryRun { return report }
 
@@ -158,6 +156,7 @@ extension Client {
       warn("'\(names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")
       audit.record(AuditEvent("revoked", time: now, name: names[id], sha256: id, source: url, detail: reason))
     }
+    try cache.addPacks(packFiles)
     try cache.apply(StoreChange(objects: objects, documents: [(.index, bytes)], message: "sync"))
     CrashPoint.step("cache written, trust not yet")
     try home.saveTrust(root: newRoot, state: verified.advancing(state))
