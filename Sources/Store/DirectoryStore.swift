@@ -152,6 +152,10 @@ public final class DirectoryStore: ObjectStore {
     let fm = FileManager.default
     let base = root + "/objects/sha256"
     let limit = Date().addingTimeInterval(-age)
+    for name in (try? fm.contentsOfDirectory(atPath: packs.dir)) ?? [] where name.hasPrefix(".tmp-") {
+      let p = packs.dir + "/" + name
+      if let d = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date, d < limit { unlink(p) }
+    }
     for fan in (try? fm.contentsOfDirectory(atPath: base)) ?? [] {
       for name in (try? fm.contentsOfDirectory(atPath: base + "/" + fan)) ?? [] where name.hasPrefix(".tmp-") {
         let p = base + "/" + fan + "/" + name

@@ -61,9 +61,11 @@ final class PackedObjects: Sendable {
           if order == 0 {
             let offset = (0..<8).reduce(0) { $0 << 8 | Int(b[at + 32 + $1]) }
             let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
-            let start = 12 + p.count * 44 + offset
-            guard offset >= 0, size >= 0, start + size <= b.count else { return nil }
-            return start..<(start + size)
+            let dataStart = 12 + p.count * 44
+            guard offset >= 0, size >= 0, offset <= b.count - dataStart, size <= b.count - dataStart - offset else {
+              return nil
+            }
+            return (dataStart + offset)..<(dataStart + offset + size)
           }
           if order < 0 { lo = mid + 1 } else { hi = mid }
         }

@@ -93,12 +93,14 @@ extension Client {
       let pinned = pinnedBlobs()
       let last = accessTimes().last
       let candidates = sizes.filter { !pinned.contains($0.0) }.sorted { (last[$0.0] ?? $0.2) < (last[$1.0] ?? $1.2) }
-      var evicted = 0
+      var victims = [ObjectID]()
       for (id, size, _) in candidates where total > limit * 9 / 10 {
-        try? home.cache.remove([id])
+        victims.append(id)
         total -= size
-        evicted += 1
       }
+      // One removal for all of them: packs are rewritten once, not once per blob.
+      try? home.cache.remove(victims)
+      let evicted = victims.count
       warn("cache over its \(ByteSize.describe(limit)) limit: evicted \(evicted) least recently used blobs (critical set and index kept)")
     }
     if total * 5 > limit * 4 {

@@ -71,6 +71,9 @@ public struct IndexPayload: Codable, Hashable, Sendable {
   public var tree: BlobRef
   public var recipes: Int
   public var golden: Int
+  /// The lowest revocation list version a client may accept with this index: a source can
+  /// then neither strip the revocation section nor serve an older one than the publisher saw.
+  public var revocation_version: Int?
 
   public var expiryDate: Date? { Timestamp.parse(expires) }
 

@@ -80,12 +80,18 @@ public struct Home: Sendable {
     if let s = FileManager.default.contents(atPath: trustDir + "/state.json") {
       state = try JSON.decode(TrustState.self, s, what: "'\(trustDir)/state.json'")
     }
+    if let v = state.root_version, v < root.version {
+      state = TrustState()
+      state.root_version = root.version
+    }
     return (root, state)
   }
 
   /// Saves trust; fails closed (throws) when the state directory cannot be written.
   public func saveTrust(root: TrustedRoot, state: TrustState) throws {
     try makeDirectory(trustDir)
+    var state = state
+    state.root_version = root.version
     try writeFileAtomically(root.bytes, to: trustDir + "/root.json")
     try writeFileAtomically(JSON.encode(state, pretty: true), to: trustDir + "/state.json")
   }
@@ -103,10 +109,13 @@ public struct Home: Sendable {
     public var etag: String?
     public var recipes: Int?
     public var golden: Int?
+    /// The SHA-256 of the cached index.json the ETag describes.
+    public var index_sha256: String?
     public init(
       synced_at: String, confirmed_at: String?, source: String, index_version: Int, etag: String? = nil,
-      recipes: Int? = nil, golden: Int? = nil
+      recipes: Int? = nil, golden: Int? = nil, index_sha256: String? = nil
     ) {
+      self.index_sha256 = index_sha256
       self.synced_at = synced_at
       self.confirmed_at = confirmed_at
       self.source = source

@@ -97,14 +97,15 @@ public enum Maintainer {
     p.version += 1
     p.expires = Timestamp.format(try expiry(expiresDays, now))
     p.published = Timestamp.format(now)
-    let env = try Envelope.sign(type: .index, payload: JSON.encode(p), keys: keys)
     var rev = current.file.revocation
     if !revocationKeys.isEmpty, var r = current.revocation {
       try checkSigners(revocationKeys, role: .revocation, root: head.root)
       r.version += 1
       r.expires = Timestamp.format(try expiry(expiresDays, now))
       rev = try Envelope.sign(type: .revocation, payload: JSON.encode(r), keys: revocationKeys)
+      p.revocation_version = r.version
     }
+    let env = try Envelope.sign(type: .index, payload: JSON.encode(p), keys: keys)
     let file = IndexFile(rootVersion: head.root.version, index: env, revocation: rev)
     try write(file, objects: [], head: head, now: now, message: "re-sign index version \(p.version)", stage: stage)
     return p

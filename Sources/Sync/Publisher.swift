@@ -152,7 +152,8 @@ public enum Publisher {
     guard let bytes = try store.readDocument(.index, maxSize: Limits.indexFile) else { return nil }
     let named = try IndexFile.parse(bytes, what: "index.json in '\(store.location)'").root_version
     let signer = named == root.version ? root : try currentRoot(of: store, upTo: named)
-    return try IndexVerifier.verify(bytes, root: signer, state: TrustState(), now: .distantPast, source: store.location)
+    return try IndexVerifier.verify(
+      bytes, root: signer, state: TrustState(), now: .distantPast, source: store.location, ignoringRevokedKeys: true)
   }
 
   /// Validates the input, signs a new index and writes it to every target: blobs the target
@@ -235,7 +236,8 @@ public enum Publisher {
       format: Format.current, type: DocumentType.index.rawValue, version: version,
       expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)),
       published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
-      golden: scan.goldenCount)
+      golden: scan.goldenCount,
+      revocation_version: revocation.flatMap { $0.payloadBytes }.flatMap { try? RevocationPayload.parse($0, what: "r") }?.version)
     let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
     if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
     // Packs first (they are only named once the tree is), then every blob, the tree last.

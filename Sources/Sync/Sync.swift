@@ -45,7 +45,11 @@ extension Client {
     // A conditional read: when index.json is what this source served last time, the sync is
     // one request (a 304 over HTTP) and only confirms the cache.
     let meta = home.readCacheMeta()
-    let known = meta.flatMap { $0.source == url && $0.index_version == before.index_version ? $0.etag : nil }
+    let cachedHash = (try? home.cache.readDocument(.index, maxSize: Limits.indexFile))?.map { SHA256.hash($0).hex }
+    let known = meta.flatMap {
+      $0.source == url && $0.index_version == before.index_version && $0.index_sha256 != nil
+        && $0.index_sha256 == cachedHash ? $0.etag : nil
+    }
     let bytes: Data
     var etag: String?
     switch try src.readDocument(.index, maxSize: Limits.indexFile, ifNoneMatch: known) {
@@ -149,21 +153,22 @@ extension Client {
       removed: diff.2)
     if dryRun { return report }
 
-    // A revoked blob is refused from every source and purged from the cache, and the user is
-    // told which recipe it was and why.
+    // Packs are kept whole; then a revoked blob is purged from the cache (loose or packed),
+    // and the user is told which recipe it was and why.
+    try cache.addPacks(packFiles)
     for (id, reason) in revoked.sorted(by: { $0.key < $1.key }) where try cache.contains(id) {
       try cache.remove([id])
       warn("'\(names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")
       audit.record(AuditEvent("revoked", time: now, name: names[id], sha256: id, source: url, detail: reason))
     }
-    try cache.addPacks(packFiles)
     try cache.apply(StoreChange(objects: objects, documents: [(.index, bytes)], message: "sync"))
     CrashPoint.step("cache written, trust not yet")
     try home.saveTrust(root: newRoot, state: verified.advancing(state))
     try home.writeCacheMeta(
       .init(
         synced_at: Timestamp.format(now), confirmed_at: Timestamp.format(now), source: url,
-        index_version: verified.index.version, etag: etag, recipes: report.recipes, golden: report.golden))
+        index_version: verified.index.version, etag: etag, recipes: report.recipes, golden: report.golden,
+        index_sha256: SHA256.hash(bytes).hex))
     for id in wanted.map(\.sha256) {
       audit.record(
         AuditEvent("fetch", time: now, name: names[id], sha256: id, source: url, indexVersion: verified.index.version, sourceCommit: commit))

@@ -98,6 +98,9 @@ public struct TrustState: Codable, Equatable, Sendable {
   public var index_payload_sha256: ObjectID?
   public var revocation_version = 0
   public var revocation_payload_sha256: ObjectID?
+  /// The root version these versions were reached under; when the saved root is newer (a
+  /// crash between the two writes of a rotation), the versions are reset as the walk would.
+  public var root_version: Int?
   public init() {}
 }
 
@@ -128,8 +131,10 @@ public enum IndexVerifier {
   /// Verifies `bytes` (an `index.json`) against `root` and the trusted `state` at `now`:
   /// format, each section's type and signatures, expiry, and that no version went down
   /// (nor came back with other bytes).
+  /// `ignoringRevokedKeys` is for maintainers reading their own store: after a responder
+  /// revokes the key that signed the current index, they must still be able to replace it.
   public static func verify(
-    _ bytes: Data, root: TrustedRoot, state: TrustState, now: Date, source: String
+    _ bytes: Data, root: TrustedRoot, state: TrustState, now: Date, source: String, ignoringRevokedKeys: Bool = false
   ) throws -> VerifiedIndex {
     let what = "index.json from '\(source)'"
     let file = try IndexFile.parse(bytes, what: what)
@@ -168,7 +173,7 @@ public enum IndexVerifier {
     // The revocation section first: keys it revokes no longer count for the index section.
     let raw = try file.index.verify(
       as: .index, role: .index, root: root.payload, what: "index section of \(what)",
-      revokedKeys: Set(rev?.revoked_keys ?? []))
+      revokedKeys: ignoringRevokedKeys ? [] : Set(rev?.revoked_keys ?? []))
     let index = try IndexPayload.parse(raw, what: "index section of \(what)")
     let indexHash = SHA256.hash(raw)
     if index.version < state.index_version {
@@ -182,6 +187,11 @@ public enum IndexVerifier {
     }
     if let exp = index.expiryDate, exp <= now {
       throw TsukuError(.integrity, "\(what) expired at \(index.expires) (index version \(index.version))")
+    }
+    if let minimum = index.revocation_version, minimum > 0, (rev?.version ?? 0) < minimum {
+      throw TsukuError(
+        .integrity,
+        "\(what) has \(rev.map { "revocation list version \($0.version)" } ?? "no revocation list") but its signed index requires version \(minimum) or later: refused")
     }
 
     return VerifiedIndex(

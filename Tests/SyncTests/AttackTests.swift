@@ -270,6 +270,29 @@ struct World {
     let e = #expect(throws: TsukuError.self) { try w.client(at: w.later(2)).updateRegistry() }
     #expect(e?.code == .integrity)
     #expect(e?.message.contains("0 valid signatures of 1 required") == true)
+    // Maintainers can still recover: rotate to a new index key and re-sign.
+    let newKey = try SigningKey.generate()
+    let env = try Maintainer.nextRoot(
+      from: try RegistryHead(w.store).root, keys: [.index: [newKey.publicKey]], thresholds: [:], expiresDays: 30, now: w.later(3),
+      signers: [w.f.rootKey])
+    _ = try Maintainer.writeRoot(env, to: w.store)
+    try Maintainer.resign(keys: [newKey], in: w.store, expiresDays: 10, now: w.later(4))
+    #expect(try w.client(at: w.later(5)).updateRegistry().index_version == 2)
+  }
+
+  @Test func strippedOrOlderRevocationSectionIsRefusedEvenByANewClient() throws {
+    let w = try World()
+    try Maintainer.revoke([.hash(w.recipeID("fzf"))], reason: "bad", keys: [w.f.revocationKey], in: w.store, expiresDays: 10, now: w.later(1))
+    try w.f.publish(w.input, to: w.store, at: w.later(2), withRevocation: false)  // pins revocation version 2
+    var file = try IndexFile.parse(try #require(try w.store.readDocument(.index, maxSize: 1 << 16)), what: "i")
+    file.revocation = nil
+    let mirror = DirectoryStore(path: w.f.dir.file("mirror"))
+    try mirror.apply(StoreChange(objects: try w.store.list().map { try w.store.get($0, maxSize: 1 << 20) }, documents: [(.root(1), w.f.root.bytes), (.index, file.bytes)]))
+    let fresh = try w.f.client([mirror.root], home: "fresh", at: w.later(3))
+    let e = #expect(throws: TsukuError.self) { try fresh.updateRegistry() }
+    #expect(e?.code == .integrity)
+    #expect(e?.message.contains("requires version 2 or later") == true)
+    #expect(try Home(path: w.f.dir.file("fresh")).cache.readDocument(.index, maxSize: 1 << 16) == nil)
   }
 
   // MARK: staging across machines

@@ -75,6 +75,27 @@ import TestSupport
     #expect(r2.fetched_bytes < 4096)
   }
 
+  @Test func aTamperedCachedPackIsRefusedNotTrapped() throws {
+    let f = try RegistryFixture()
+    let store = DirectoryStore(path: f.dir.file("store"))
+    try f.initialize(store)
+    try Publisher.publish(
+      try f.writeInput(recipes: ["aa": RegistryFixture.recipe("aa"), "bb": RegistryFixture.recipe("bb")]), keys: [f.indexKey],
+      to: [store], expiresDays: 30, now: f.now, packs: true)
+    _ = try Client(home: try f.home(), chain: SourceChain([store.root]), now: f.now).updateRegistry()
+    let packs = f.dir.file("home/cache/packs")
+    let name = try #require(try FileManager.default.contentsOfDirectory(atPath: packs).first { $0.hasSuffix(".pack") })
+    var b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: packs + "/" + name)))
+    let count = Int(b[11])
+    for i in 0..<count { for k in 0..<8 { b[12 + i * 44 + 32 + k] = k == 0 ? 0x7f : 0xff } }
+    try Data(b).write(to: URL(fileURLWithPath: packs + "/" + name))
+    // Offline: the blob cannot be read from the damaged pack: refused or missing, never a trap.
+    let e = #expect(throws: TsukuError.self) { try Client(home: try f.home(), chain: .off, now: f.now).recipe("aa") }
+    #expect(e != nil)
+    // Online: fetched again from the source.
+    #expect(try Client(home: try f.home(), chain: SourceChain([store.root]), now: f.now).recipe("aa") == Data(RegistryFixture.recipe("aa").utf8))
+  }
+
   @Test func noOpSyncIsOneConditionalRead() throws {
     let w = try World()
     _ = try w.client().updateRegistry()

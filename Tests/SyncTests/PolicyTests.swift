@@ -243,6 +243,18 @@ import TestSupport
     #expect(e?.code == .unavailable)
   }
 
+  @Test func aCorruptCachedIndexIsRepairedFromTheSource() throws {
+    let w = try World()
+    _ = try client(w, w.url).updateRegistry()
+    let path = w.cache.root + "/index.json"
+    var bytes = try #require(FileManager.default.contents(atPath: path))
+    bytes[bytes.startIndex + 40] ^= 1
+    try bytes.write(to: URL(fileURLWithPath: path))
+    let r = try client(w, w.url, at: w.later(60), force: true).updateRegistry()
+    #expect(!r.up_to_date || r.index_version == 1)
+    #expect(try client(w, "off", at: w.later(61)).recipe("fzf") == Data(RegistryFixture.recipe("fzf").utf8))
+  }
+
   @Test func policyEnvironmentIsValidated() throws {
     #expect(try CachePolicy.fromEnvironment(["TSUKU_RECIPE_CACHE_TTL": "30m"]).ttl == 1800)
     #expect(try CachePolicy.fromEnvironment(["TSUKU_RECIPE_CACHE_SIZE_LIMIT": "64MB"]).sizeLimit == 64 << 20)
