@@ -58,10 +58,10 @@ public final class DirectoryStore: ObjectStore {
     guard !list.isEmpty else { return }
     try makeDirectory(packs.dir)
     for data in list {
-      try writeAtomically(data, to: packs.dir + "/" + SHA256.hash(data).hex + ".pack", durable: false)
+      // A pack is its own durability point: one fsync for all the blobs it holds.
+      try writeAtomically(data, to: packs.dir + "/" + SHA256.hash(data).hex + ".pack", durable: true)
     }
     packs.invalidate()
-    packs.pending.withLock { $0 = true }
   }
 
   /// Every stored blob with its size and modification time (loose files and packed blobs).
@@ -103,6 +103,7 @@ public final class DirectoryStore: ObjectStore {
       try checkPrecondition(change.precondition, current: try readDocument(.index, maxSize: Int.max), location: root)
     }
     try makeDirectory(root)
+    let fewBlobs = change.objects.count <= 32
     var report = ApplyReport()
     let made = Mutex2()
     for data in change.objects {
@@ -115,12 +116,13 @@ public final class DirectoryStore: ObjectStore {
       }
       let dir = root + "/objects/sha256/" + id.fanout
       if !made.seen(dir) { try makeDirectory(dir) }
-      try writeAtomically(data, to: path, durable: false)
+      try writeAtomically(data, to: path, durable: fewBlobs)
       report.objectsWritten += 1
       report.bytesWritten += data.count
     }
-    let packsPending = packs.pending.withLock { p in defer { p = false }; return p }
-    if report.objectsWritten > 0 || packsPending { try syncFileSystem() }
+    // A large batch shares one durability point (syncfs); a small one fsyncs its few files,
+    // which costs less than flushing everything else on the file system too.
+    if report.objectsWritten > 0 && !fewBlobs { try syncFileSystem() }
     let docs = change.orderedDocuments
     if docs.isEmpty && change.precondition == .none { return report }
     try withLock {

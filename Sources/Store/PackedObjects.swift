@@ -39,9 +39,6 @@ final class PackedObjects: Sendable {
 
   func invalidate() { state.withLock { $0 = nil } }
 
-  /// Set by `DirectoryStore.addPacks` until the next durability point.
-  let pending = Mutex(false)
-
   /// Where `id` is: the pack's bytes and the blob's range in them.
   private func locate(_ id: ObjectID) -> (Data, Range<Int>, String)? {
     let want = id.bytes
