@@ -64,6 +64,28 @@ public final class DirectoryStore: ObjectStore {
     packs.invalidate()
   }
 
+  /// Merges the smallest packs into one when there are more than `keeping` of them, so a
+  /// lookup searches a bounded number of tables however many syncs made packs.
+  public func consolidatePacks(keeping: Int) throws {
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: packs.dir)) ?? []).filter { $0.hasSuffix(".pack") }
+    guard names.count > keeping else { return }
+    var sized = names.map { n -> (String, Int) in
+      var st = stat()
+      return (n, stat(packs.dir + "/" + n, &st) == 0 ? Int(st.st_size) : 0)
+    }
+    sized.sort { $0.1 < $1.1 }
+    let merge = sized.prefix(names.count - keeping + 1)
+    var blobs = [Data]()
+    for (n, _) in merge {
+      guard let data = FileManager.default.contents(atPath: packs.dir + "/" + n), let pack = try? Pack(data) else { continue }
+      for e in pack.entries { if let b = try? pack.blob(e) { blobs.append(b) } }
+    }
+    let merged = Pack.build(blobs)
+    try writeAtomically(merged, to: packs.dir + "/" + SHA256.hash(merged).hex + ".pack", durable: true)
+    for (n, _) in merge where n != SHA256.hash(merged).hex + ".pack" { unlink(packs.dir + "/" + n) }
+    packs.invalidate()
+  }
+
   /// Every stored blob with its size and modification time (loose files and packed blobs).
   public func sizes() -> [(ObjectID, Int, Int)] {
     var out = [(ObjectID, Int, Int)]()

@@ -134,7 +134,8 @@ public struct Home: Sendable {
 
   public func writeCacheMeta(_ m: CacheMeta) throws {
     try makeDirectory(cacheDir)
-    try writeFileAtomically(JSON.encode(m, pretty: true), to: cacheDir + "/meta.json")
+    // Not fsynced: losing it in a crash only makes the cache look older than it is.
+    try writeFileAtomically(JSON.encode(m, pretty: true), to: cacheDir + "/meta.json", durable: false)
   }
 
   // MARK: locking and files
@@ -168,7 +169,7 @@ public struct Config: Sendable, Equatable {
 }
 
 /// Writes a whole file under a temporary name, fsyncs it and renames it into place.
-public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o644, durable: Bool = true) throws {
   let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
   let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
   if fd < 0 { throw TsukuError(.other, "cannot write '\(path)': \(String(cString: strerror(errno)))") }
@@ -180,7 +181,7 @@ public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o
       if n < 0 { if errno == EINTR { continue } else { return false } }
       off += n
     }
-    return fsync(fd) == 0
+    return !durable || fsync(fd) == 0
   }
   let e = errno
   close(fd)

@@ -155,7 +155,14 @@ extension Client {
 
     // Packs are kept whole; then a revoked blob is purged from the cache (loose or packed),
     // and the user is told which recipe it was and why.
+    // What came one by one is kept as one more pack (a journal): one file and one fsync for
+    // the batch, not one per blob.
+    if objects.count > 1 {
+      packFiles.append(Pack.build(objects))
+      objects = []
+    }
     try cache.addPacks(packFiles)
+    try cache.consolidatePacks(keeping: 8)
     for (id, reason) in revoked.sorted(by: { $0.key < $1.key }) where try cache.contains(id) {
       try cache.remove([id])
       warn("'\(names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")

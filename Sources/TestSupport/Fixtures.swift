@@ -127,3 +127,29 @@ public final class RegistryFixture: @unchecked Sendable {
     Client(home: try home(name), sources: sources, now: time ?? now)
   }
 }
+
+/// Damages the cached copy of `id` where it really is: the loose file, or its bytes inside a
+/// cached pack (the pack's table is left as it is, so only the blob's hash check can catch it).
+/// Returns false when the cache does not hold it.
+@discardableResult
+public func tamperCachedBlob(cacheDir: String, id: ObjectID) throws -> Bool {
+  let loose = cacheDir + "/" + id.path
+  if var d = FileManager.default.contents(atPath: loose) {
+    if d.isEmpty { d = Data("x".utf8) } else { d[d.startIndex] ^= 0x20 }
+    try d.write(to: URL(fileURLWithPath: loose))
+    return true
+  }
+  let dir = cacheDir + "/packs"
+  for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".pack") {
+    let path = dir + "/" + name
+    guard let data = FileManager.default.contents(atPath: path), let pack = try? Pack(data),
+      let e = pack.entry(id), e.size > 0
+    else { continue }
+    var bytes = [UInt8](data)
+    let at = 12 + pack.entries.count * 44 + e.offset
+    bytes[at] ^= 0x20
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return true
+  }
+  return false
+}

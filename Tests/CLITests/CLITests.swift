@@ -103,12 +103,14 @@ final class CLIWorld: @unchecked Sendable {
     try w.setUp()
     #expect(try w.run("update-registry").status == 0)
     let fzf = try #require(FileManager.default.contents(atPath: checkout + "/registry-index/source/recipes/f/fzf.toml"))
-    let cached = w.dir.file("home/cache/") + SHA256.hash(fzf).path
-    try Data("evil".utf8).write(to: URL(fileURLWithPath: cached))
+    let cacheDir = w.dir.file("home/cache")
+    #expect(try tamperCachedBlob(cacheDir: cacheDir, id: SHA256.hash(fzf)))
     var r = try w.run("show", "fzf", "--offline")
     #expect(r.status == 4)
     #expect(r.stderr.contains("corrupt"))
-    try Data("evil".utf8).write(to: URL(fileURLWithPath: cached))
+    // Fetched again from the source, then damaged again: verify finds it.
+    #expect(try w.run("show", "fzf").stdout == fzf)
+    #expect(try tamperCachedBlob(cacheDir: cacheDir, id: SHA256.hash(fzf)))
     r = try w.run("verify")
     #expect(r.status == 4)
     #expect(r.out.contains("corrupt: \(SHA256.hash(fzf).hex) (removed)"))

@@ -326,7 +326,7 @@ struct World {
     let w = try World()
     _ = try w.client().updateRegistry()
     _ = try w.client([]).recipe("fzf")
-    try Data("bad".utf8).write(to: URL(fileURLWithPath: w.cache.root + "/" + w.recipeID("jq").path))
+    #expect(try tamperCachedBlob(cacheDir: w.cache.root, id: w.recipeID("jq")))
     _ = try? w.client([]).recipe("jq")
     let log = AuditLog(home: Home(path: w.f.dir.file("home")))
     let events = log.read()

@@ -179,7 +179,7 @@ import TestSupport
     let c = Client(home: home, chain: SourceChain([store.root]), policy: policy, now: f.now.addingTimeInterval(3600), force: true,
       warn: { sink.add($0) })
     _ = try c.updateRegistry()
-    func cached(_ n: String) throws -> Bool { try cache.contains(SHA256.hash(Data(recipes[n, default: RegistryFixture.recipe(n) + pad].utf8))) }
+    func cached(_ n: String) throws -> Bool { try home.cache.contains(SHA256.hash(Data(recipes[n, default: RegistryFixture.recipe(n) + pad].utf8))) }
     #expect(try !cached("aa"))
     #expect(try cached("ff"))
     #expect(try cached("zz"))  // critical: pinned though least... never evicted

@@ -102,17 +102,16 @@ let sampleInput = PublishInput(
     try f.publish(try f.writeInput(recipes: ["fzf": RegistryFixture.recipe("fzf")]), to: store)
     _ = try f.client([store.root]).updateRegistry()
     let id = SHA256.hash(Data(RegistryFixture.recipe("fzf").utf8))
-    let path = f.dir.file("home/cache/") + id.path
-    try Data("tampered".utf8).write(to: URL(fileURLWithPath: path))
+    let cacheDir = f.dir.file("home/cache")
+    #expect(try tamperCachedBlob(cacheDir: cacheDir, id: id))
     // Offline: show refuses, and removes the bad copy.
     let e = #expect(throws: TsukuError.self) { try f.client([]).recipe("fzf") }
     #expect(e?.code == .integrity)
-    #expect(!FileManager.default.fileExists(atPath: path))
+    #expect(try !DirectoryStore(path: cacheDir).contains(id))
     // Online: show heals from the source.
-    try Data("tampered".utf8).write(to: URL(fileURLWithPath: path))
     #expect(try f.client([store.root]).recipe("fzf") == Data(RegistryFixture.recipe("fzf").utf8))
     // verify finds and removes it too.
-    try Data("tampered".utf8).write(to: URL(fileURLWithPath: path))
+    #expect(try tamperCachedBlob(cacheDir: cacheDir, id: id))
     let report = try f.client([]).verifyCache()
     #expect(report.corrupt == [id.hex])
     #expect(report.index_ok)
