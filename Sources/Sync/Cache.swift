@@ -74,7 +74,7 @@ extension Client {
     if let tree = try? IndexTree.parse(try cache.get(p.tree.sha256, maxSize: p.tree.size), what: "cache") {
       for s in tree.shards { pinned.insert(s.sha256) }
     }
-    for e in cachedEntries() ?? [] where e.category == .critical {
+    for e in cachedEntries().entries where e.category == .critical {
       pinned.insert(e.recipe.sha256)
       for g in e.golden { pinned.insert(g.sha256) }
     }

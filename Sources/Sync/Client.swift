@@ -100,13 +100,16 @@ public final class Client {
     var bytes = try cache.readDocument(.index, maxSize: Limits.indexFile)
     let confirmed = home.readCacheMeta().flatMap { Timestamp.parse($0.confirmed_at ?? $0.synced_at) }
     let age = confirmed.map { now.timeIntervalSince($0) } ?? .infinity
-    let cachedVersion = bytes.flatMap { try? IndexFile.parse($0, what: "cache") }.flatMap {
-      $0.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "cache").version }
+    // Unverified here: only what decides whether to refresh (the full check follows).
+    let cachedPayload = bytes.flatMap { try? IndexFile.parse($0, what: "cache") }.flatMap {
+      $0.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "cache") }
     }
+    let cachedVersion = cachedPayload?.version
+    let expired = cachedPayload?.expiryDate.map { $0 <= now } ?? false
     let behind = (cachedVersion ?? 0) < state.index_version
     var refreshError: TsukuError?
     var refreshed = false
-    if bytes == nil || force || age > policy.ttl || behind || cachedIndexExpired(bytes) {
+    if bytes == nil || force || age > policy.ttl || behind || expired {
       if chain.isEmpty {
         refreshError = TsukuError(.unavailable, "no sources (offline, or TSUKU_SOURCES=off)")
       } else {
@@ -168,13 +171,6 @@ public final class Client {
     let l = LoadedIndex(verified: verified, tree: tree, revoked: revoked, confirmedAt: confirmedNow, stale: stale)
     loaded = l
     return l
-  }
-
-  private func cachedIndexExpired(_ bytes: Data?) -> Bool {
-    guard let bytes, let f = try? IndexFile.parse(bytes, what: "cache"), let p = f.index.payloadBytes,
-      let i = try? IndexPayload.parse(p, what: "cache"), let exp = i.expiryDate
-    else { return false }
-    return exp <= now
   }
 
   func warnOnce(_ text: String) {

@@ -112,8 +112,11 @@ extension Client {
       return try obtain(ref)
     }
     var entries = [IndexEntry]()
+    var entriesByShard = [ObjectID: [IndexEntry]]()
     for s in tree.shards {
-      entries += try IndexShard.parse(obtainPacked(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'").entries
+      let shard = try IndexShard.parse(obtainPacked(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'")
+      entries += shard.entries
+      entriesByShard[s.sha256] = shard.entries
     }
     var revoked = [ObjectID: String]()
     if let r = verified.revocation {
@@ -145,7 +148,10 @@ extension Client {
       }
       objects.append(d)
     }
-    let diff = changes(from: cachedEntries(), to: entries)
+    // Only shards whose bytes changed can hold a change: the others are not read again.
+    let cached = cachedEntries(skipping: Set(entriesByShard.keys))
+    let diff = changes(
+      from: cached.entries, to: entriesByShard.filter { !cached.shards.contains($0.key) }.values.flatMap { $0 })
     let report = SyncReport(
       source: url, previous_version: before.index_version, index_version: verified.index.version, recipes: entries.count,
       golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count + packed.count, fetched_bytes: fetchedBytes,
@@ -193,24 +199,25 @@ extension Client {
     return report
   }
 
-  /// The entries of the cached index, if it can be read (for the dry-run diff).
-  func cachedEntries() -> [IndexEntry]? {
+  /// The entries of the cached index, but for the shards in `skipping`, and the hashes of all
+  /// its shards; nothing when it cannot be read.
+  func cachedEntries(skipping: Set<ObjectID> = []) -> (entries: [IndexEntry], shards: Set<ObjectID>) {
     let cache = home.cache
     guard let bytes = try? cache.readDocument(.index, maxSize: Limits.indexFile),
       let f = try? IndexFile.parse(bytes, what: "cache"), let raw = f.index.payloadBytes,
       let p = try? IndexPayload.parse(raw, what: "cache"),
       let tree = try? IndexTree.parse(try cache.get(p.tree.sha256, maxSize: p.tree.size), what: "cache")
-    else { return nil }
+    else { return ([], []) }
     var out = [IndexEntry]()
-    for s in tree.shards {
-      guard let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "cache") else { return nil }
+    for s in tree.shards where !skipping.contains(s.sha256) {
+      guard let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "cache") else { return ([], []) }
       out += shard.entries
     }
-    return out
+    return (out, Set(tree.shards.map(\.sha256)))
   }
 
-  private func changes(from old: [IndexEntry]?, to new: [IndexEntry]) -> ([String], [String], [String]) {
-    let before = Dictionary((old ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+  private func changes(from old: [IndexEntry], to new: [IndexEntry]) -> ([String], [String], [String]) {
+    let before = Dictionary(old.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     let after = Dictionary(new.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     let added = after.keys.filter { before[$0] == nil }.sorted()
     let removed = before.keys.filter { after[$0] == nil }.sorted()

@@ -151,18 +151,10 @@ public enum IndexVerifier {
         as: .revocation, role: .revocation, root: root.payload, what: "revocation section of \(what)")
       let r = try RevocationPayload.parse(raw, what: "revocation section of \(what)")
       let h = SHA256.hash(raw)
-      if r.version < state.revocation_version {
-        throw TsukuError(
-          .integrity,
-          "\(what) has revocation list version \(r.version), older than the trusted \(state.revocation_version): rollback refused")
-      }
-      if r.version == state.revocation_version, let t = state.revocation_payload_sha256, t != h {
-        throw TsukuError(
-          .integrity, "\(what) has revocation list version \(r.version) with other content than the trusted one")
-      }
-      if let exp = r.expiryDate, exp <= now {
-        throw TsukuError(.integrity, "\(what) has a revocation list that expired at \(r.expires)")
-      }
+      try checkFreshness(
+        "\(what) has revocation list version \(r.version)", version: r.version, hash: h,
+        trusted: state.revocation_version, trustedHash: state.revocation_payload_sha256, expiry: r.expiryDate,
+        expires: r.expires, now: now)
       rev = r
       revHash = h
     } else if state.revocation_version > 0 {
@@ -176,18 +168,10 @@ public enum IndexVerifier {
       revokedKeys: ignoringRevokedKeys ? [] : Set(rev?.revoked_keys ?? []))
     let index = try IndexPayload.parse(raw, what: "index section of \(what)")
     let indexHash = SHA256.hash(raw)
-    if index.version < state.index_version {
-      throw TsukuError(
-        .integrity,
-        "\(what) has index version \(index.version), older than the trusted version \(state.index_version): rollback refused")
-    }
-    if index.version == state.index_version, let h = state.index_payload_sha256, h != indexHash {
-      throw TsukuError(
-        .integrity, "\(what) has index version \(index.version) with other content than the trusted one: refused")
-    }
-    if let exp = index.expiryDate, exp <= now {
-      throw TsukuError(.integrity, "\(what) expired at \(index.expires) (index version \(index.version))")
-    }
+    try checkFreshness(
+      "\(what) has index version \(index.version)", version: index.version, hash: indexHash,
+      trusted: state.index_version, trustedHash: state.index_payload_sha256, expiry: index.expiryDate,
+      expires: index.expires, now: now)
     if let minimum = index.revocation_version, minimum > 0, (rev?.version ?? 0) < minimum {
       throw TsukuError(
         .integrity,
@@ -196,5 +180,22 @@ public enum IndexVerifier {
 
     return VerifiedIndex(
       file: file, bytes: bytes, index: index, indexHash: indexHash, revocation: rev, revocationHash: revHash)
+  }
+
+  /// The checks both signed sections pass: the version never goes down, the same version never
+  /// comes back with other bytes, and it has not expired.
+  private static func checkFreshness(
+    _ subject: String, version: Int, hash: ObjectID, trusted: Int, trustedHash: ObjectID?, expiry: Date?,
+    expires: String, now: Date
+  ) throws {
+    if version < trusted {
+      throw TsukuError(.integrity, "\(subject), older than the trusted version \(trusted): rollback refused")
+    }
+    if version == trusted, let t = trustedHash, t != hash {
+      throw TsukuError(.integrity, "\(subject) with other content than the trusted one: refused")
+    }
+    if let exp = expiry, exp <= now {
+      throw TsukuError(.integrity, "\(subject), which expired at \(expires)")
+    }
   }
 }
