@@ -72,7 +72,8 @@ extension Client {
       pinned.insert(r.list.sha256)
     }
     if let tree = try? IndexTree.parse(try cache.get(p.tree.sha256, maxSize: p.tree.size), what: "cache") {
-      for s in tree.shards { pinned.insert(s.sha256) }
+      for s in tree.subtreeRefs { pinned.insert(s.sha256) }
+      for s in (try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) })) ?? [] { pinned.insert(s.sha256) }
     }
     for e in cachedEntries().entries where e.category == .critical {
       pinned.insert(e.recipe.sha256)

@@ -39,7 +39,8 @@ extension Client {
         // (golden files may be fetched on first use).
         var pinned = [v.index.tree]
         if let tree = try? IndexTree.parse(try cache.get(v.index.tree.sha256, maxSize: v.index.tree.size), what: "index tree") {
-          for s in tree.shards {
+          pinned += tree.subtreeRefs
+          for s in (try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) })) ?? [] {
             pinned.append(BlobRef(sha256: s.sha256, size: s.size))
             if let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "shard") {
               pinned += shard.entries.map(\.recipe)

@@ -252,7 +252,7 @@ public final class Client {
       }
       throw e
     }
-    guard let s = idx.tree.shard(for: name) else { throw notInIndex(name, idx) }
+    guard let s = try idx.tree.shard(for: name, fetch: { try blob($0, what: $1) }) else { throw notInIndex(name, idx) }
     let shard = try IndexShard.parse(
       try blob(BlobRef(sha256: s.sha256, size: s.size), what: "index shard '\(s.prefix)'"), what: "index shard '\(s.prefix)'")
     guard let e = shard.entries.first(where: { $0.name == name }) else { throw notInIndex(name, idx) }
@@ -340,7 +340,7 @@ public final class Client {
   public func entries() throws -> [IndexEntry] {
     let idx = try loadIndex()
     var out = [IndexEntry]()
-    for s in idx.tree.shards {
+    for s in try idx.tree.allShards(fetch: { try blob($0, what: $1) }) {
       out += try IndexShard.parse(
         try blob(BlobRef(sha256: s.sha256, size: s.size), what: "index shard '\(s.prefix)'"), what: "index shard '\(s.prefix)'").entries
     }

@@ -104,9 +104,11 @@ public enum Publisher {
   }
 
   /// Shards the entries and returns the tree blob plus every shard blob.
+  /// (Subtree blobs, when the tree has them, come first in `shards`.)
   public static func buildTree(_ entries: [IndexEntry], packs: [IndexTree.PackRef]? = nil) -> (tree: Data, shards: [Data]) {
     let (length, refs, blobs) = buildShards(entries)
-    return (encodeTree(prefixLength: length, shards: refs, packs: packs), blobs)
+    let (subtrees, subtreeBlobs) = buildSubtrees(prefixLength: length, shards: refs)
+    return (encodeTree(prefixLength: length, shards: refs, subtrees: subtrees, packs: packs), subtreeBlobs + blobs)
   }
 
   /// The shards of `entries`: the prefix length (the smallest that keeps shards at 64
@@ -127,9 +129,31 @@ public enum Publisher {
     return (length, shardRefs, shardBlobs)
   }
 
-  static func encodeTree(prefixLength: Int, shards: [IndexTree.Shard], packs: [IndexTree.PackRef]?) -> Data {
+  /// The subtrees of a tree with more than `IndexTree.maxDirectShards` shards (nil for a
+  /// smaller one), grouped by the first `prefixLength - 2` hex digits, and their blobs.
+  static func buildSubtrees(prefixLength: Int, shards: [IndexTree.Shard]) -> ([IndexTree.Subtree]?, [Data]) {
+    guard shards.count > IndexTree.maxDirectShards, prefixLength >= 3 else { return (nil, []) }
+    let length = prefixLength - 2
+    var groups = [String: [IndexTree.Shard]]()
+    for s in shards { groups[String(s.prefix.prefix(length)), default: []].append(s) }
+    var refs = [IndexTree.Subtree]()
+    var blobs = [Data]()
+    for prefix in groups.keys.sorted() {
+      let list = groups[prefix]!.sorted { $0.prefix < $1.prefix }
+      let blob = JSON.encode(IndexSubtree(format: Format.current, type: "index-subtree", prefix: prefix, shards: list))
+      blobs.append(blob)
+      refs.append(.init(prefix: prefix, sha256: SHA256.hash(blob), size: blob.count, shards: list.count))
+    }
+    return (refs, blobs)
+  }
+
+  static func encodeTree(
+    prefixLength: Int, shards: [IndexTree.Shard], subtrees: [IndexTree.Subtree]?, packs: [IndexTree.PackRef]?
+  ) -> Data {
     JSON.encode(
-      IndexTree(format: Format.current, type: "index-tree", prefix_length: prefixLength, shards: shards, packs: packs))
+      IndexTree(
+        format: Format.current, type: "index-tree", prefix_length: prefixLength, shards: subtrees == nil ? shards : [],
+        subtrees: subtrees, packs: packs))
   }
 
   /// The latest root of a store (or the one at version `upTo`), verified from version 1 along
@@ -220,7 +244,8 @@ public enum Publisher {
     }
 
     let (prefixLength, shardRefs, shards) = buildShards(scan.entries)
-    var live = shards + Array(scan.blobs.values)
+    let (subtrees, subtreeBlobs) = buildSubtrees(prefixLength: prefixLength, shards: shardRefs)
+    var live = subtreeBlobs + shards + Array(scan.blobs.values)
     if let revocationBlob { live.append(revocationBlob) }
     var packRefs: [IndexTree.PackRef]?
     var packBlobs = [Data]()
@@ -231,7 +256,7 @@ public enum Publisher {
       (packRefs, packBlobs) = try PackPlanner.plan(live: live, previous: previousTree?.packs ?? [], store: states[0].store)
       log("packs: \(packRefs!.count) (\(packBlobs.count) new)")
     }
-    let tree = encodeTree(prefixLength: prefixLength, shards: shardRefs, packs: packRefs)
+    let tree = encodeTree(prefixLength: prefixLength, shards: shardRefs, subtrees: subtrees, packs: packRefs)
     let payload = IndexPayload(
       format: Format.current, type: DocumentType.index.rawValue, version: version,
       expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)),

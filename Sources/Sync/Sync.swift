@@ -209,11 +209,12 @@ extension Client {
       let tree = try? IndexTree.parse(try cache.get(p.tree.sha256, maxSize: p.tree.size), what: "cache")
     else { return ([], []) }
     var out = [IndexEntry]()
-    for s in tree.shards where !skipping.contains(s.sha256) {
+    guard let shards = try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) }) else { return ([], []) }
+    for s in shards where !skipping.contains(s.sha256) {
       guard let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "cache") else { return ([], []) }
       out += shard.entries
     }
-    return (out, Set(tree.shards.map(\.sha256)))
+    return (out, Set(shards.map(\.sha256)))
   }
 
   private func changes(from old: [IndexEntry], to new: [IndexEntry]) -> ([String], [String], [String]) {
