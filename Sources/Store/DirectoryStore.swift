@@ -47,20 +47,37 @@ public final class DirectoryStore: ObjectStore {
   }
 
   public func contains(_ id: ObjectID) throws -> Bool {
+    if packs.contains(id) { return true }
     var st = stat()
-    return stat(objectPath(id), &st) == 0 || packs.contains(id)
+    return stat(objectPath(id), &st) == 0
   }
 
   /// Keeps whole packs (already verified by the caller against their pinned hashes) in
   /// `<root>/packs/`: one file per pack rather than one per blob. They share the durability
   /// point of the next `apply`, which must follow (it writes the index that names them).
-  public func addPacks(_ list: [Data]) throws {
-    guard !list.isEmpty else { return }
+  /// Returns the files written.
+  @discardableResult
+  public func addPacks(_ list: [Data]) throws -> [String] {
+    guard !list.isEmpty else { return [] }
     try makeDirectory(packs.dir)
+    var paths = [String]()
     for data in list {
       // A pack is its own durability point: one fsync for all the blobs it holds.
-      try writeAtomically(data, to: packs.dir + "/" + SHA256.hash(data).hex + ".pack", durable: true)
+      let path = packs.dir + "/" + SHA256.hash(data).hex + ".pack"
+      try writeAtomically(data, to: path, durable: true)
+      paths.append(path)
     }
+    packs.invalidate()
+    return paths
+  }
+
+  /// Merges the pack files at `paths` (in this store's pack folder) into one, on disk (see
+  /// `PackFile.merge`), and removes them.
+  public func mergePacks(_ paths: [String]) throws {
+    let distinct = Array(Set(paths)).sorted()
+    guard distinct.count > 1 else { return }
+    let merged = try PackFile.merge(distinct, into: packs.dir)
+    for p in distinct where p != merged { unlink(p) }
     packs.invalidate()
   }
 
@@ -74,17 +91,18 @@ public final class DirectoryStore: ObjectStore {
       return (n, stat(packs.dir + "/" + n, &st) == 0 ? Int(st.st_size) : 0)
     }
     sized.sort { $0.1 < $1.1 }
-    let merge = sized.prefix(names.count - keeping + 1)
-    var blobs = [Data]()
-    for (n, _) in merge {
-      guard let data = FileManager.default.contents(atPath: packs.dir + "/" + n), let pack = try? Pack(data) else { continue }
-      for e in pack.entries { if let b = try? pack.blob(e) { blobs.append(b) } }
-    }
-    let merged = Pack.build(blobs)
-    try writeAtomically(merged, to: packs.dir + "/" + SHA256.hash(merged).hex + ".pack", durable: true)
-    for (n, _) in merge where n != SHA256.hash(merged).hex + ".pack" { unlink(packs.dir + "/" + n) }
-    packs.invalidate()
+    try mergePacks(sized.prefix(names.count - keeping + 1).map { packs.dir + "/" + $0.0 })
   }
+
+  /// The pack files of this store.
+  public func packFiles() -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: packs.dir)) ?? []).filter { $0.hasSuffix(".pack") }.sorted().map {
+      packs.dir + "/" + $0
+    }
+  }
+
+  /// The loose blobs of this store (not those in packs).
+  public func looseObjects() throws -> [ObjectID] { try looseList() }
 
   /// Every stored blob with its size and modification time (loose files and packed blobs).
   public func sizes() -> [(ObjectID, Int, Int)] {

@@ -9,16 +9,23 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
   /// Builds an ID from the 32 raw digest bytes.
   public init(bytes: some Collection<UInt8>) {
     precondition(bytes.count == 32, "an object id is 32 bytes")
-    var words: [UInt64] = [0, 0, 0, 0]
-    for (i, b) in bytes.enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
-    (w0, w1, w2, w3) = (words[0], words[1], words[2], words[3])
+    var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    for (i, b) in bytes.enumerated() {
+      switch i >> 3 {
+      case 0: w.0 = w.0 << 8 | UInt64(b)
+      case 1: w.1 = w.1 << 8 | UInt64(b)
+      case 2: w.2 = w.2 << 8 | UInt64(b)
+      default: w.3 = w.3 << 8 | UInt64(b)
+      }
+    }
+    (w0, w1, w2, w3) = w
   }
 
   /// Parses 64 lowercase hex digits; returns nil for anything else.
   public init?(hex: some StringProtocol) {
     let utf8 = hex.utf8
     guard utf8.count == 64 else { return nil }
-    var words: [UInt64] = [0, 0, 0, 0]
+    var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     var i = 0
     for c in utf8 {
       let v: UInt8
@@ -27,10 +34,15 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
       case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c &- UInt8(ascii: "a") &+ 10
       default: return nil
       }
-      words[i / 16] = words[i / 16] << 4 | UInt64(v)
+      switch i >> 4 {
+      case 0: w.0 = w.0 << 4 | UInt64(v)
+      case 1: w.1 = w.1 << 4 | UInt64(v)
+      case 2: w.2 = w.2 << 4 | UInt64(v)
+      default: w.3 = w.3 << 4 | UInt64(v)
+      }
       i += 1
     }
-    (w0, w1, w2, w3) = (words[0], words[1], words[2], words[3])
+    (w0, w1, w2, w3) = w
   }
 
   /// Parses like `init?(hex:)` but throws a usage error naming the bad value.

@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 
 /// A pack: many blobs in one immutable object, so a cold sync costs a handful of requests
 /// instead of one per blob. A pack is itself a blob (named by the SHA-256 of all its bytes and
@@ -50,33 +52,36 @@ public struct Pack: Sendable {
   /// Parses a pack's table; throws `.integrity` for anything malformed. Never traps.
   public init(_ data: Data, what: String = "pack") throws {
     func bad(_ why: String) -> TsukuError { TsukuError(.integrity, "\(what) is malformed: \(why)") }
-    let bytes = [UInt8](data)
-    guard bytes.count >= 12, Array(bytes[0..<8]) == Pack.magic else { throw bad("no TSUKUPK1 header") }
-    func be(_ at: Int, _ n: Int) -> Int {
-      var v = 0
-      for i in at..<(at + n) { v = v << 8 | Int(bytes[i]) }
-      return v
-    }
-    let count = be(8, 4)
-    guard count <= Pack.maxEntries else { throw bad("\(count) entries") }
-    let tableEnd = 12 + count * 44
-    guard tableEnd <= bytes.count else { throw bad("table of \(count) entries is longer than the pack") }
-    let dataLength = bytes.count - tableEnd
+    let count = data.count
     var entries = [Entry]()
-    entries.reserveCapacity(count)
-    var previous: ObjectID?
-    for i in 0..<count {
-      let at = 12 + i * 44
-      let id = ObjectID(bytes: bytes[at..<(at + 32)])
-      let offset = be(at + 32, 8)
-      let size = be(at + 40, 4)
-      guard offset >= 0, offset <= dataLength, size <= dataLength - offset else {
-        throw bad("entry \(i) points outside the pack")
+    try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+      guard count >= 12, bytes.prefix(8).elementsEqual(Pack.magic) else { throw bad("no TSUKUPK1 header") }
+      func be(_ at: Int, _ n: Int) -> Int {
+        var v = 0
+        for i in at..<(at + n) { v = v << 8 | Int(bytes[i]) }
+        return v
       }
-      if let p = previous, !(p < id) { throw bad("table not sorted at entry \(i)") }
-      previous = id
-      entries.append(Entry(id: id, offset: offset, size: size))
+      let n = be(8, 4)
+      guard n <= Pack.maxEntries else { throw bad("\(n) entries") }
+      let tableEnd = 12 + n * 44
+      guard tableEnd <= count else { throw bad("table of \(n) entries is longer than the pack") }
+      let dataLength = count - tableEnd
+      entries.reserveCapacity(n)
+      var previous: ObjectID?
+      for i in 0..<n {
+        let at = 12 + i * 44
+        let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<(at + 32)]))
+        let offset = be(at + 32, 8)
+        let size = be(at + 40, 4)
+        guard offset >= 0, offset <= dataLength, size <= dataLength - offset else {
+          throw bad("entry \(i) points outside the pack")
+        }
+        if let p = previous, !(p < id) { throw bad("table not sorted at entry \(i)") }
+        previous = id
+        entries.append(Entry(id: id, offset: offset, size: size))
+      }
     }
+    let tableEnd = 12 + entries.count * 44
     self.data = data
     self.entries = entries
     dataStart = tableEnd
@@ -91,6 +96,32 @@ public struct Pack: Sendable {
       throw TsukuError(.integrity, "blob '\(e.id.hex)' in a pack is corrupt: its bytes hash to '\(actual.hex)'")
     }
     return d
+  }
+
+  /// The ids of the blobs whose bytes do not hash to their names, hashed in place on every
+  /// core (nothing is copied).
+  public func corruptEntries() -> [ObjectID] {
+    let list = entries
+    let start = dataStart
+    let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, list.count / 64))
+    let bad = Mutex([ObjectID]())
+    data.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
+      // An address, not the pointer: Sendable, and valid for the whole concurrentPerform.
+      let addr = UInt(bitPattern: b.baseAddress)
+      DispatchQueue.concurrentPerform(iterations: workers) { w in
+        var mine = [ObjectID]()
+        var i = w
+        while i < list.count {
+          let e = list[i]
+          let from = start + e.offset
+          let p = UnsafeRawPointer(bitPattern: addr).map { $0 + from }
+          if SHA256.hash(UnsafeRawBufferPointer(start: p, count: e.size)) != e.id { mine.append(e.id) }
+          i += workers
+        }
+        if !mine.isEmpty { bad.withLock { $0 += mine } }
+      }
+    }
+    return bad.withLock { $0 }.sorted()
   }
 
   /// The entry for `id`, by binary search.

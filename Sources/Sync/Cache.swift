@@ -75,9 +75,12 @@ extension Client {
       for s in tree.subtreeRefs { pinned.insert(s.sha256) }
       for s in (try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) })) ?? [] { pinned.insert(s.sha256) }
     }
-    for e in cachedEntries().entries where e.category == .critical {
-      pinned.insert(e.recipe.sha256)
-      for g in e.golden { pinned.insert(g.sha256) }
+    let cached = cachedShards()
+    for s in cached.refs {
+      for e in cached.read(s) ?? [] where e.category == .critical {
+        pinned.insert(e.recipe.sha256)
+        for g in e.golden { pinned.insert(g.sha256) }
+      }
     }
     return pinned
   }

@@ -2,6 +2,26 @@ import Foundation
 import Store
 
 extension Client {
+  /// The most blob bytes a sync holds in memory at once (a batch of packs or of blobs).
+  static let fetchBatchBytes = 16 << 20
+
+  /// `items` cut into consecutive batches of at most `maxBytes` (a larger item alone).
+  static func batches(_ items: [(ObjectID, Int)], maxBytes: Int) -> [[(ObjectID, Int)]] {
+    var out = [[(ObjectID, Int)]]()
+    var current = [(ObjectID, Int)]()
+    var bytes = 0
+    for item in items {
+      if !current.isEmpty, bytes + item.1 > maxBytes {
+        out.append(current)
+        (current, bytes) = ([], 0)
+      }
+      current.append(item)
+      bytes += item.1
+    }
+    if !current.isEmpty { out.append(current) }
+    return out
+  }
+
   /// What a sync did (or, with `dryRun`, would do).
   public struct SyncReport: Sendable, Codable {
     public var source: String
@@ -81,93 +101,127 @@ extension Client {
     let cache = home.cache
     let commit = (src as? GitStore)?.commitID
 
+    // Memory stays bounded whatever the registry's size: packs and fetched blobs go to disk a
+    // batch at a time, shards are read one at a time, and only the names that changed are kept.
     var objects = [Data]()
+    var objectBytes = 0
     var fetchedBytes = 0
+    var fetchedBlobs = 0
+    var newPackFiles = [String]()
+    // Dry runs keep what packs hold in memory instead of writing it.
+    var dryPacked = [ObjectID: Data]()
     func obtain(_ ref: BlobRef) throws -> Data {
+      if let d = dryPacked[ref.sha256], d.count <= ref.size { return d }
       if let d = try? cache.get(ref.sha256, maxSize: ref.size) { return d }
       let d = try src.get(ref.sha256, maxSize: ref.size)
       objects.append(d)
+      objectBytes += d.count
       fetchedBytes += d.count
+      fetchedBlobs += 1
+      if objectBytes >= Client.fetchBatchBytes, !dryRun {
+        newPackFiles += try cache.addPacks([Pack.build(objects)])
+        (objects, objectBytes) = ([], 0)
+      }
       return d
     }
     let tree = try IndexTree.parse(obtain(verified.index.tree), what: "index tree from '\(url)'")
     // A cold (or nearly cold) cache takes the packs whole: a handful of requests instead of
     // one per blob. A warm one fetches only what changed.
-    var packed = [ObjectID: Data]()
-    var packFiles = [Data]()
-    let missingShards = try tree.shards.filter { !(try cache.contains($0.sha256)) }.count
-    if let packs = tree.packs, !packs.isEmpty, missingShards * 2 >= tree.shards.count {
-      let got = try src.getMany(packs.map { ($0.sha256, $0.size) })
-      for ref in packs {
-        guard let data = got[ref.sha256] else { continue }
-        fetchedBytes += data.count
-        let pack = try Pack(data, what: "pack '\(ref.sha256.hex.prefix(16))' from '\(url)'")
-        for e in pack.entries { packed[e.id] = try pack.blob(e) }
+    let top = tree.subtrees != nil ? tree.subtreeRefs.map(\.sha256) : tree.shards.map(\.sha256)
+    let missingTop = try top.filter { !(try cache.contains($0)) }.count
+    if let packs = tree.packs, !packs.isEmpty, missingTop * 2 >= top.count {
+      for batch in Client.batches(packs.map { ($0.sha256, $0.size) }, maxBytes: Client.fetchBatchBytes) {
+        let got = try src.getMany(batch)
+        var files = [Data]()
+        for (id, _) in batch {
+          guard let data = got[id] else { continue }
+          fetchedBytes += data.count
+          let pack = try Pack(data, what: "pack '\(id.hex.prefix(16))' from '\(url)'")
+          if let bad = pack.corruptEntries().first {
+            throw TsukuError(.integrity, "pack '\(id.hex.prefix(16))' from '\(url)' holds a corrupt blob '\(bad.hex)'")
+          }
+          fetchedBlobs += pack.entries.count
+          if dryRun {
+            for e in pack.entries { dryPacked[e.id] = try pack.blob(e) }
+          } else {
+            files.append(data)
+          }
+        }
         // Kept whole in the cache: one file instead of one per blob.
-        packFiles.append(data)
+        if !dryRun { newPackFiles += try cache.addPacks(files) }
       }
     }
-    func obtainPacked(_ ref: BlobRef) throws -> Data {
-      if let d = packed[ref.sha256], d.count <= ref.size { return d }
-      return try obtain(ref)
-    }
-    var entries = [IndexEntry]()
-    var entriesByShard = [ObjectID: [IndexEntry]]()
-    for s in tree.shards {
-      let shard = try IndexShard.parse(obtainPacked(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'")
-      entries += shard.entries
-      entriesByShard[s.sha256] = shard.entries
-    }
+    let shards = try tree.allShards(fetch: { r, _ in try obtain(r) })
     var revoked = [ObjectID: String]()
     if let r = verified.revocation {
-      let list = try RevocationList.parse(obtainPacked(r.list), what: "revocation list from '\(url)'")
+      let list = try RevocationList.parse(obtain(r.list), what: "revocation list from '\(url)'")
       for h in list.hashes { revoked[h.sha256] = h.reason }
     }
+    // The cached index's shards, by hash: a shard whose bytes did not change holds no change.
+    let old = cachedShards()
     var names = [ObjectID: String]()
-    for e in entries {
-      names[e.recipe.sha256] = e.name
-      for g in e.golden { names[g.sha256] = "\(e.name) \(g.version) \(g.platform)" }
-    }
     var wanted = [BlobRef]()
     var seen = Set<ObjectID>()
-    for e in entries {
-      var refs = [e.recipe]
-      if includeGolden { refs += e.golden.map { BlobRef(sha256: $0.sha256, size: $0.size) } }
-      for r in refs where revoked[r.sha256] == nil && seen.insert(r.sha256).inserted {
-        if packed[r.sha256] == nil, !(try cache.contains(r.sha256)) { wanted.append(r) }
+    var recipes = 0
+    var golden = 0
+    var changedEntries = [String: EntrySummary]()
+    for s in shards {
+      let shard = try IndexShard.parse(obtain(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'")
+      let unchanged = old.hashes.contains(s.sha256)
+      for e in shard.entries {
+        recipes += 1
+        golden += e.golden.count
+        if !unchanged { changedEntries[e.name] = EntrySummary(e) }
+        var refs = [(e.recipe, e.name)]
+        if includeGolden { refs += e.golden.map { (BlobRef(sha256: $0.sha256, size: $0.size), "\(e.name) \($0.version) \($0.platform)") } }
+        for (r, label) in refs {
+          if revoked[r.sha256] != nil {
+            names[r.sha256] = label
+            continue
+          }
+          // Packs first: after a cold sync nearly everything is in them, and a set of every
+          // blob's id would cost more memory than the packs' own tables.
+          guard dryPacked[r.sha256] == nil, !(try cache.contains(r.sha256)), seen.insert(r.sha256).inserted else { continue }
+          wanted.append(r)
+          names[r.sha256] = label
+        }
       }
     }
-    var got = [ObjectID: Data]()
-    for (id, d) in try src.getMany(wanted.map { ($0.sha256, $0.size) }) {
-      got[id] = d
-      fetchedBytes += d.count
-    }
-    for r in wanted {
-      guard let d = got[r.sha256] else {
-        throw TsukuError(.notFound, "'\(url)' lacks blob '\(r.sha256.hex)' that its index names")
+    // What came one by one is kept as packs (a journal): one file and one fsync per batch,
+    // not one per blob, and never more than a batch in memory.
+    for batch in Client.batches(wanted.map { ($0.sha256, $0.size) }, maxBytes: Client.fetchBatchBytes) {
+      let got = try src.getMany(batch)
+      var list = [Data]()
+      for (id, _) in batch {
+        guard let d = got[id] else {
+          throw TsukuError(.notFound, "'\(url)' lacks blob '\(id.hex)' that its index names")
+        }
+        fetchedBytes += d.count
+        fetchedBlobs += 1
+        list.append(d)
       }
-      objects.append(d)
+      if !dryRun, list.count > 1 {
+        newPackFiles += try cache.addPacks([Pack.build(list)])
+      } else if !dryRun {
+        objects += list
+      }
     }
-    // Only shards whose bytes changed can hold a change: the others are not read again.
-    let cached = cachedEntries(skipping: Set(entriesByShard.keys))
-    let diff = changes(
-      from: cached.entries, to: entriesByShard.filter { !cached.shards.contains($0.key) }.values.flatMap { $0 })
+    let diff = changes(from: old, to: changedEntries, shardHashes: Set(shards.map(\.sha256)))
     let report = SyncReport(
-      source: url, previous_version: before.index_version, index_version: verified.index.version, recipes: entries.count,
-      golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count + packed.count, fetched_bytes: fetchedBytes,
-      up_to_date: before.index_version == verified.index.version && objects.isEmpty && packFiles.isEmpty, added: diff.0, changed: diff.1,
+      source: url, previous_version: before.index_version, index_version: verified.index.version, recipes: recipes,
+      golden: golden, fetched_blobs: fetchedBlobs, fetched_bytes: fetchedBytes,
+      up_to_date: before.index_version == verified.index.version && fetchedBlobs == 0, added: diff.0, changed: diff.1,
       removed: diff.2)
     if dryRun { return report }
 
-    // Packs are kept whole; then a revoked blob is purged from the cache (loose or packed),
-    // and the user is told which recipe it was and why.
-    // What came one by one is kept as one more pack (a journal): one file and one fsync for
-    // the batch, not one per blob.
+    // Packs are kept whole, those of this sync merged into one file on disk; then a revoked
+    // blob is purged from the cache (loose or packed), and the user is told which recipe it
+    // was and why.
     if objects.count > 1 {
-      packFiles.append(Pack.build(objects))
+      newPackFiles += try cache.addPacks([Pack.build(objects)])
       objects = []
     }
-    try cache.addPacks(packFiles)
+    try cache.mergePacks(newPackFiles)
     try cache.consolidatePacks(keeping: 8)
     for (id, reason) in revoked.sorted(by: { $0.key < $1.key }) where try cache.contains(id) {
       try cache.remove([id])
@@ -199,30 +253,52 @@ extension Client {
     return report
   }
 
-  /// The entries of the cached index, but for the shards in `skipping`, and the hashes of all
-  /// its shards; nothing when it cannot be read.
-  func cachedEntries(skipping: Set<ObjectID> = []) -> (entries: [IndexEntry], shards: Set<ObjectID>) {
+  /// The cached index's shards: their hashes, and a reader of the entries of those not in a
+  /// given set.
+  struct CachedShards {
+    var hashes = Set<ObjectID>()
+    var refs = [IndexTree.Shard]()
+    var read: (IndexTree.Shard) -> [IndexEntry]? = { _ in nil }
+  }
+
+  func cachedShards() -> CachedShards {
     let cache = home.cache
     guard let bytes = try? cache.readDocument(.index, maxSize: Limits.indexFile),
       let f = try? IndexFile.parse(bytes, what: "cache"), let raw = f.index.payloadBytes,
       let p = try? IndexPayload.parse(raw, what: "cache"),
-      let tree = try? IndexTree.parse(try cache.get(p.tree.sha256, maxSize: p.tree.size), what: "cache")
-    else { return ([], []) }
-    var out = [IndexEntry]()
-    guard let shards = try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) }) else { return ([], []) }
-    for s in shards where !skipping.contains(s.sha256) {
-      guard let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "cache") else { return ([], []) }
-      out += shard.entries
-    }
-    return (out, Set(shards.map(\.sha256)))
+      let tree = try? IndexTree.parse(try cache.get(p.tree.sha256, maxSize: p.tree.size), what: "cache"),
+      let shards = try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) })
+    else { return CachedShards() }
+    return CachedShards(
+      hashes: Set(shards.map(\.sha256)), refs: shards,
+      read: { s in (try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "cache"))?.entries })
   }
 
-  private func changes(from old: [IndexEntry], to new: [IndexEntry]) -> ([String], [String], [String]) {
-    let before = Dictionary(old.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    let after = Dictionary(new.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    let added = after.keys.filter { before[$0] == nil }.sorted()
-    let removed = before.keys.filter { after[$0] == nil }.sorted()
-    let changed = after.keys.filter { k in before[k].map { $0.recipe != after[k]!.recipe || $0.golden != after[k]!.golden } ?? false }.sorted()
+  /// What decides whether an entry changed: its recipe and golden references.
+  struct EntrySummary: Equatable {
+    var recipe: BlobRef
+    var golden: [GoldenRef]
+    init(_ e: IndexEntry) {
+      recipe = e.recipe
+      golden = e.golden
+    }
+  }
+
+  /// Added, changed and removed names, from the entries of the new shards that are not in the
+  /// cache (`new`) and those of the cached shards that are not in the new index.
+  func changes(from old: CachedShards, to new: [String: EntrySummary], shardHashes: Set<ObjectID>) -> ([String], [String], [String]) {
+    var before = [String: EntrySummary]()
+    for s in old.refs where !shardHashes.contains(s.sha256) {
+      // A cached shard that cannot be read: report every new name as added.
+      guard let entries = old.read(s) else {
+        before = [:]
+        break
+      }
+      for e in entries { before[e.name] = EntrySummary(e) }
+    }
+    let added = new.keys.filter { before[$0] == nil }.sorted()
+    let removed = before.keys.filter { new[$0] == nil }.sorted()
+    let changed = new.keys.filter { k in before[k].map { $0 != new[k]! } ?? false }.sorted()
     return (added, changed, removed)
   }
 }
