@@ -23,7 +23,11 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
 
   /// Parses 64 lowercase hex digits; returns nil for anything else.
   public init?(hex: some StringProtocol) {
-    let utf8 = hex.utf8
+    self.init(hexUTF8: hex.utf8)
+  }
+
+  /// Parses 64 lowercase hex digits given as UTF-8 bytes; nil for anything else.
+  public init?(hexUTF8 utf8: some Collection<UInt8>) {
     guard utf8.count == 64 else { return nil }
     var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     var i = 0
@@ -51,6 +55,21 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
       throw TsukuError(.usage, "invalid sha256 '\(text.prefix(80))': expected 64 lowercase hex digits")
     }
     return id
+  }
+
+  /// Compares with 32 big-endian bytes at `p` (as in a pack table) without copying them.
+  @inline(__always)
+  public func compare(toBigEndianAt p: UnsafeRawPointer) -> Int {
+    @inline(__always) func word(_ k: Int) -> UInt64 { UInt64(bigEndian: p.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)) }
+    var other = word(0)
+    if w0 != other { return w0 < other ? -1 : 1 }
+    other = word(1)
+    if w1 != other { return w1 < other ? -1 : 1 }
+    other = word(2)
+    if w2 != other { return w2 < other ? -1 : 1 }
+    other = word(3)
+    if w3 != other { return w3 < other ? -1 : 1 }
+    return 0
   }
 
   /// The 32 raw bytes.

@@ -7,31 +7,56 @@ import Synchronization
 
 /// Packs kept whole in a directory store (`<root>/packs/<sha256>.pack`), as a sync received
 /// them: one file per pack instead of one per blob, which is what a cold sync costs on disk.
-/// Blobs are found by a binary search of each pack's table, read from the memory-mapped file,
+/// Blobs are found by a binary search of each pack's memory-mapped table, read with `pread`,
 /// and verified like any other blob. Removing a blob rewrites its pack without it.
 final class PackedObjects: Sendable {
   let dir: String
+  /// One pack file: its table mapped into memory (only the table: a blob's bytes are read
+  /// with `pread`, so reading a few blobs of a large pack makes only them resident).
+  private final class Mapped: @unchecked Sendable {
+    let path: String
+    let fd: Int32
+    let table: UnsafeRawBufferPointer
+    let count: Int
+    let fileSize: Int
+    init?(_ path: String) {
+      let fd = open(path, O_RDONLY | O_CLOEXEC)
+      guard fd >= 0 else { return nil }
+      var st = stat()
+      var head = [UInt8](repeating: 0, count: 12)
+      guard fstat(fd, &st) == 0, st.st_size >= 12, pread(fd, &head, 12, 0) == 12, Array(head[0..<8]) == Pack.magic else {
+        close(fd)
+        return nil
+      }
+      let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
+      let length = 12 + count * 44
+      guard length <= Int(st.st_size), let m = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
+        close(fd)
+        return nil
+      }
+      self.path = path
+      self.fd = fd
+      table = UnsafeRawBufferPointer(start: m, count: length)
+      self.count = count
+      fileSize = Int(st.st_size)
+    }
+    deinit {
+      munmap(UnsafeMutableRawPointer(mutating: table.baseAddress), table.count)
+      close(fd)
+    }
+  }
   private struct Loaded: @unchecked Sendable {
-    var packs: [(path: String, data: Data, count: Int)]
+    var packs: [Mapped]
   }
   private let state = Mutex<Loaded?>(nil)
 
   init(root: String) { dir = root + "/packs" }
 
-  private func load() -> [(path: String, data: Data, count: Int)] {
+  private func load() -> [Mapped] {
     state.withLock { s in
       if let s { return s.packs }
-      var packs = [(path: String, data: Data, count: Int)]()
       let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".pack") }.sorted()
-      for name in names {
-        let path = dir + "/" + name
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped), data.count >= 12,
-          data.prefix(8).elementsEqual(Pack.magic)
-        else { continue }
-        let count = data.withUnsafeBytes { (b: UnsafeRawBufferPointer) -> Int in (0..<4).reduce(0) { $0 << 8 | Int(b[8 + $1]) } }
-        guard 12 + count * 44 <= data.count else { continue }
-        packs.append((path, data, count))
-      }
+      let packs = names.compactMap { Mapped(dir + "/" + $0) }
       s = Loaded(packs: packs)
       return packs
     }
@@ -39,36 +64,29 @@ final class PackedObjects: Sendable {
 
   func invalidate() { state.withLock { $0 = nil } }
 
-  /// Where `id` is: the pack's bytes and the blob's range in them.
-  private func locate(_ id: ObjectID) -> (Data, Range<Int>, String)? {
-    let want = id.bytes
+  /// Where `id` is: its pack and the blob's byte range in the file.
+  private func locate(_ id: ObjectID) -> (Mapped, Range<Int>)? {
     for p in load() {
-      let found: Range<Int>? = p.data.withUnsafeBytes { (b: UnsafeRawBufferPointer) -> Range<Int>? in
-        var lo = 0
-        var hi = p.count
-        while lo < hi {
-          let mid = (lo + hi) / 2
-          let at = 12 + mid * 44
-          var order = 0
-          for i in 0..<32 where order == 0 {
-            let x = b[at + i]
-            let y = want[i]
-            order = x < y ? -1 : (x > y ? 1 : 0)
+      let b = p.table
+      guard let base = b.baseAddress else { continue }
+      var lo = 0
+      var hi = p.count
+      while lo < hi {
+        let mid = (lo + hi) / 2
+        let at = 12 + mid * 44
+        // The table's id against the wanted one.
+        let order = -id.compare(toBigEndianAt: base + at)
+        if order == 0 {
+          let offset = (0..<8).reduce(0) { $0 << 8 | Int(b[at + 32 + $1]) }
+          let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
+          let dataStart = 12 + p.count * 44
+          guard offset >= 0, size >= 0, offset <= p.fileSize - dataStart, size <= p.fileSize - dataStart - offset else {
+            return nil
           }
-          if order == 0 {
-            let offset = (0..<8).reduce(0) { $0 << 8 | Int(b[at + 32 + $1]) }
-            let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
-            let dataStart = 12 + p.count * 44
-            guard offset >= 0, size >= 0, offset <= b.count - dataStart, size <= b.count - dataStart - offset else {
-              return nil
-            }
-            return (dataStart + offset)..<(dataStart + offset + size)
-          }
-          if order < 0 { lo = mid + 1 } else { hi = mid }
+          return (p, (dataStart + offset)..<(dataStart + offset + size))
         }
-        return nil
+        if order < 0 { lo = mid + 1 } else { hi = mid }
       }
-      if let found { return (p.data, found, p.path) }
     }
     return nil
   }
@@ -79,8 +97,19 @@ final class PackedObjects: Sendable {
 
   /// The raw bytes of a packed blob (the caller verifies them).
   func get(_ id: ObjectID) -> Data? {
-    guard let (data, range, _) = locate(id) else { return nil }
-    return data.subdata(in: (data.startIndex + range.lowerBound)..<(data.startIndex + range.upperBound))
+    guard let (p, range) = locate(id) else { return nil }
+    var data = Data(count: range.count)
+    let ok = data.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) -> Bool in
+      var got = 0
+      while got < range.count {
+        let n = pread(p.fd, b.baseAddress! + got, range.count - got, off_t(range.lowerBound + got))
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        got += n
+      }
+      return true
+    }
+    return ok ? data : nil
   }
 
   /// Every packed blob with its size and its pack's modification time.
@@ -89,13 +118,12 @@ final class PackedObjects: Sendable {
     for p in load() {
       var st = stat()
       let mtime = stat(p.path, &st) == 0 ? Int(st.st_mtim.tv_sec) : 0
-      p.data.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
-        for i in 0..<p.count {
-          let at = 12 + i * 44
-          let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)]))
-          let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
-          out.append((id, size, mtime))
-        }
+      let b = p.table
+      for i in 0..<p.count {
+        let at = 12 + i * 44
+        let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)]))
+        let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
+        out.append((id, size, mtime))
       }
     }
     return out
@@ -105,7 +133,9 @@ final class PackedObjects: Sendable {
   func remove(_ ids: Set<ObjectID>, write: (Data, String) throws -> Void) throws -> Set<ObjectID> {
     var removed = Set<ObjectID>()
     for p in load() {
-      guard let pack = try? Pack(p.data, what: "cached pack") else { continue }
+      guard let data = FileManager.default.contents(atPath: p.path), let pack = try? Pack(data, what: "cached pack") else {
+        continue
+      }
       let hit = pack.entries.filter { ids.contains($0.id) }
       if hit.isEmpty { continue }
       removed.formUnion(hit.map(\.id))

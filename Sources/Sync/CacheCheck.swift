@@ -1,5 +1,7 @@
+import Dispatch
 import Foundation
 import Store
+import Synchronization
 
 /// What `tsuku verify` found.
 public struct CacheReport: Sendable, Codable {
@@ -19,15 +21,44 @@ extension Client {
     let cache = home.cache
     var report = CacheReport(
       index_version: nil, index_ok: false, index_error: nil, blobs_checked: 0, bytes_checked: 0, corrupt: [], missing: [])
-    for id in try cache.list() {
-      report.blobs_checked += 1
+    // Every pack file re-hashed on all cores with bounded buffers, then every loose blob.
+    var corrupt = [ObjectID]()
+    for path in cache.packFiles() {
       do {
-        report.bytes_checked += try cache.get(id, maxSize: Int.max).count
+        let r = try PackFile.verify(path)
+        report.blobs_checked += r.blobs
+        report.bytes_checked += r.bytes
+        corrupt += r.corrupt
       } catch let e as TsukuError where e.code == .integrity {
-        report.corrupt.append(id.hex)
-        try? cache.remove([id])
+        // A pack whose table is unreadable holds nothing this cache can trust.
         warn(e.message + "; removed it")
+        unlink(path)
       }
+    }
+    let loose = try cache.looseObjects()
+    let results = Mutex([(ObjectID, Int?)]())
+    let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, loose.count))
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+      var mine = [(ObjectID, Int?)]()
+      var i = w
+      while i < loose.count {
+        do {
+          mine.append((loose[i], try cache.get(loose[i], maxSize: Int.max).count))
+        } catch let e as TsukuError where e.code == .integrity {
+          mine.append((loose[i], nil))
+        } catch {}
+        i += workers
+      }
+      results.withLock { $0 += mine }
+    }
+    for (id, size) in results.withLock({ $0 }) {
+      report.blobs_checked += 1
+      if let size { report.bytes_checked += size } else { corrupt.append(id) }
+    }
+    for id in Set(corrupt).sorted() {
+      report.corrupt.append(id.hex)
+      try? cache.remove([id])
+      warn("blob '\(id.hex)' in the cache is corrupt; removed it")
     }
     if let bytes = try cache.readDocument(.index, maxSize: Limits.indexFile) {
       do {
@@ -40,12 +71,22 @@ extension Client {
         var pinned = [v.index.tree]
         if let tree = try? IndexTree.parse(try cache.get(v.index.tree.sha256, maxSize: v.index.tree.size), what: "index tree") {
           pinned += tree.subtreeRefs
-          for s in (try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) })) ?? [] {
-            pinned.append(BlobRef(sha256: s.sha256, size: s.size))
-            if let shard = try? IndexShard.parse(try cache.get(s.sha256, maxSize: s.size), what: "shard") {
-              pinned += shard.entries.map(\.recipe)
+          let shards = (try? tree.allShards(fetch: { r, _ in try cache.get(r.sha256, maxSize: r.size) })) ?? []
+          pinned += shards.map { BlobRef(sha256: $0.sha256, size: $0.size) }
+          // The shards are read on every core: at a hundred thousand recipes they are thousands.
+          let recipes = Mutex([BlobRef]())
+          let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, shards.count))
+          DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var mine = [BlobRef]()
+            var i = w
+            while i < shards.count {
+              let s = shards[i]
+              if let refs = try? ShardRecipes.parse(try cache.get(s.sha256, maxSize: s.size), expected: s.entries, what: "shard") { mine += refs }
+              i += workers
             }
+            recipes.withLock { $0 += mine }
           }
+          pinned += recipes.withLock { $0 }
         }
         for r in pinned where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
       } catch let e as TsukuError {

@@ -240,6 +240,62 @@ public struct IndexShard: Codable, Hashable, Sendable {
   }
 }
 
+/// The recipe references of a shard and nothing else: what `tsuku verify` needs from each of
+/// thousands of shards, decoded without building the rest of every entry.
+public struct ShardRecipes: Decodable, Sendable {
+  public struct Entry: Decodable, Sendable { public var recipe: BlobRef }
+  public var format: Int
+  public var type: String
+  public var entries: [Entry]
+
+  /// The recipe references of a shard of `expected` entries. A shard is compact JSON with
+  /// sorted keys, in which `"recipe":{"sha256":"` can only be structure (a quote inside a
+  /// string is escaped), so a scan finds them; anything unexpected (another count, a bad
+  /// digit) falls back to the full decoder.
+  public static func parse(_ bytes: Data, expected: Int, what: String) throws -> [BlobRef] {
+    if let refs = scan(bytes), refs.count == expected { return refs }
+    return try parse(bytes, what: what)
+  }
+
+  static func scan(_ bytes: Data) -> [BlobRef]? {
+    let key = Array(#""recipe":{"sha256":""#.utf8)
+    let mid = Array(#"","size":"#.utf8)
+    return bytes.withUnsafeBytes { (b: UnsafeRawBufferPointer) -> [BlobRef]? in
+      var out = [BlobRef]()
+      var i = 0
+      let n = b.count
+      while i + key.count + 64 + mid.count < n {
+        guard let at = findBytes(b.baseAddress! + i, n - i, key, key.count) else { break }
+        let start = b.baseAddress!.distance(to: at) + key.count
+        guard let id = ObjectID(hexUTF8: UnsafeRawBufferPointer(rebasing: b[start..<(start + 64)])) else { return nil }
+        var j = start + 64
+        for c in mid {
+          guard j < n, b[j] == c else { return nil }
+          j += 1
+        }
+        var size = 0
+        var digits = 0
+        while j < n, b[j] >= 48, b[j] <= 57, digits < 12 {
+          size = size * 10 + Int(b[j] - 48)
+          j += 1
+          digits += 1
+        }
+        guard digits > 0, j < n, b[j] == UInt8(ascii: "}") else { return nil }
+        out.append(BlobRef(sha256: id, size: size))
+        i = j
+      }
+      return out
+    }
+  }
+
+  public static func parse(_ bytes: Data, what: String) throws -> [BlobRef] {
+    let s = try JSON.decode(ShardRecipes.self, bytes, what: what)
+    try checkFormat(s.format, what)
+    guard s.type == "index-shard" else { throw TsukuError(.integrity, "\(what) has type '\(s.type)'") }
+    return s.entries.map(\.recipe)
+  }
+}
+
 /// The index tree: the shards, keyed by the leading hex digits of the SHA-256 of a name.
 ///
 /// A tree of up to 256 shards lists them itself. A bigger one (prefix length 3 or more, from
@@ -379,3 +435,8 @@ public enum RootDocuments {
   /// An envelope as a file: pretty JSON and a final newline.
   public static func encode(_ env: Envelope) -> Data { JSON.encode(env, pretty: true) + Data("\n".utf8) }
 }
+
+// glibc declares memmem only under _GNU_SOURCE, which the Glibc module does not set.
+@_silgen_name("memmem")
+private func findBytes(_ hay: UnsafeRawPointer, _ hayLength: Int, _ needle: UnsafeRawPointer, _ needleLength: Int)
+  -> UnsafeMutableRawPointer?
