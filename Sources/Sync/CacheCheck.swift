@@ -26,6 +26,7 @@ extension Client {
       } catch let e as TsukuError where e.code == .integrity {
         report.corrupt.append(id.hex)
         try? cache.remove([id])
+        metrics.verificationFailed(backend: "cache", e)
         warn(e.message + "; removed it")
       }
     }
@@ -49,6 +50,7 @@ extension Client {
         for r in pinned where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
       } catch let e as TsukuError {
         report.index_error = e.message
+        if e.code == .integrity { metrics.verificationFailed(backend: "cache", e) }
       }
     }
     return report

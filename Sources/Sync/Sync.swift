@@ -9,8 +9,13 @@ extension Client {
     public var index_version: Int
     public var recipes: Int
     public var golden: Int
+    /// Blobs the index names that were fetched (each blob of a pack counted).
     public var fetched_blobs: Int
+    /// Bytes received for them (packs whole).
     public var fetched_bytes: Int
+    /// Objects received from the source: a pack counts as one (what the
+    /// `tsuku_fetched_objects_total{what="blob"}` metric counts).
+    public var fetched_objects: Int
     public var up_to_date: Bool
     /// Recipes added, changed (recipe or golden files) and removed since the cached index.
     public var added: [String]
@@ -31,7 +36,10 @@ extension Client {
         do {
           return try sync(from: url, root: root, state: state, includeGolden: includeGolden, dryRun: dryRun)
         } catch let e as TsukuError {
-          if e.code == .integrity { audit.record(AuditEvent("verify_failure", time: now, source: url, detail: e.message)) }
+          if e.code == .integrity {
+            audit.record(AuditEvent("verify_failure", time: now, source: url, detail: e.message))
+            metrics.verificationFailed(backend: TsukuMetrics.backend(of: url), e)
+          }
           throw e
         }
       }
@@ -41,7 +49,7 @@ extension Client {
   private func sync(
     from url: String, root: TrustedRoot, state before: TrustState, includeGolden: Bool, dryRun: Bool
   ) throws -> SyncReport {
-    let src = try store(url)
+    let src = try source(url)
     // A conditional read: when index.json is what this source served last time, the sync is
     // one request (a 304 over HTTP) and only confirms the cache.
     let meta = home.readCacheMeta()
@@ -62,7 +70,8 @@ extension Client {
       }
       return SyncReport(
         source: url, previous_version: before.index_version, index_version: before.index_version,
-        recipes: meta?.recipes ?? 0, golden: meta?.golden ?? 0, fetched_blobs: 0, fetched_bytes: 0, up_to_date: true,
+        recipes: meta?.recipes ?? 0, golden: meta?.golden ?? 0, fetched_blobs: 0, fetched_bytes: 0, fetched_objects: 0,
+        up_to_date: true,
         added: [], changed: [], removed: [])
     }
     let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
@@ -79,7 +88,7 @@ extension Client {
     }
     let verified = try IndexVerifier.verify(bytes, root: newRoot, state: state, now: now, source: url)
     let cache = home.cache
-    let commit = (src as? GitStore)?.commitID
+    let commit = (src.store as? GitStore)?.commitID
 
     var objects = [Data]()
     var fetchedBytes = 0
@@ -155,6 +164,7 @@ extension Client {
     let report = SyncReport(
       source: url, previous_version: before.index_version, index_version: verified.index.version, recipes: entries.count,
       golden: entries.reduce(0) { $0 + $1.golden.count }, fetched_blobs: objects.count + packed.count, fetched_bytes: fetchedBytes,
+      fetched_objects: objects.count + packFiles.count,
       up_to_date: before.index_version == verified.index.version && objects.isEmpty && packFiles.isEmpty, added: diff.0, changed: diff.1,
       removed: diff.2)
     if dryRun { return report }
