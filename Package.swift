@@ -10,7 +10,9 @@ let package = Package(
     .library(name: "Sync", targets: ["Sync"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
   ],
   targets: [
     .systemLibrary(
@@ -23,7 +25,13 @@ let package = Package(
       name: "CGit2", pkgConfig: "libgit2",
       providers: [.apt(["libgit2-dev"]), .brew(["libgit2"])]),
     .target(name: "Store", dependencies: ["COpenSSL", "CGit2", "CCurl"]),
-    .target(name: "Sync", dependencies: ["Store"]),
+    .target(
+      name: "Sync",
+      dependencies: [
+        "Store",
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+      ]),
     .executableTarget(
       name: "tsuku",
       dependencies: [

@@ -118,8 +118,8 @@ public final class DirectoryStore: ObjectStore {
     Array(Set(try looseList() + packs.list().map(\.0))).sorted()
   }
 
-  private func looseList() throws -> [ObjectID] {
-    let base = root + "/objects/sha256"
+  private func looseList(_ area: ObjectArea = .live) throws -> [ObjectID] {
+    let base = root + "/" + area.folder
     let fm = FileManager.default
     guard let fans = try? fm.contentsOfDirectory(atPath: base) else { return [] }
     var out = [ObjectID]()
@@ -133,6 +133,51 @@ public final class DirectoryStore: ObjectStore {
 
   public func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data? {
     try readFile(root + "/" + name.path, maxSize: maxSize, what: "'\(name.path)'")
+  }
+
+  /// Loose files only: `packs/` (kept by client caches) is not part of the layout a publisher
+  /// writes, so retention and bucket usage leave it out.
+  public func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject] {
+    var out = [StoredObject]()
+    for id in try looseList(area) {
+      var st = stat()
+      guard stat(root + "/" + area.path(id), &st) == 0 else { continue }
+      let modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec) + TimeInterval(st.st_mtim.tv_nsec) / 1e9)
+      out.append(StoredObject(id: id, size: Int(st.st_size), modified: dated ? modified : nil))
+    }
+    return out
+  }
+
+  /// A rename per blob (same file system), then its modification time is set to now: that is
+  /// when it entered the new area.
+  @discardableResult
+  public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
+    if from == to { return 0 }
+    var moved = 0
+    var made = Set<String>()
+    for id in Set(ids).sorted() {
+      let (src, dst) = (root + "/" + from.path(id), root + "/" + to.path(id))
+      var st = stat()
+      guard stat(src, &st) == 0 else { continue }
+      let dir = (dst as NSString).deletingLastPathComponent
+      if made.insert(dir).inserted { try makeDirectory(dir) }
+      if rename(src, dst) != 0 {
+        if errno == ENOENT { continue }
+        throw TsukuError.io("cannot move into", dst, errno: errno)
+      }
+      if utimensat(AT_FDCWD, dst, nil, 0) != 0 { throw TsukuError.io("cannot date", dst, errno: errno) }
+      moved += 1
+    }
+    for dir in made { syncDirectory(dir) }
+    return moved
+  }
+
+  public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
+    if area == .live { return try remove(ids) }
+    for id in ids {
+      let path = root + "/" + area.path(id)
+      if unlink(path) != 0 && errno != ENOENT { throw TsukuError.io("cannot remove", path, errno: errno) }
+    }
   }
 
   @discardableResult

@@ -19,7 +19,8 @@ import Synchronization
 ///   of a non-bare repository are not touched: the commit lands on the branch, and
 ///   `git checkout`/`git reset --hard` brings the files into the work tree.
 /// - `remove` is refused: history keeps every blob. `StoreChange.keepOnly` drops blobs from the
-///   committed tree instead (a retention job), and `StoreChange.time` dates the commit.
+///   committed tree instead, and `StoreChange.time` dates the commit. Retention (`move` into
+///   the quarantine, `remove(_:from: .quarantine)`) makes one commit per step.
 /// - With `enableHistory`, blobs that have left the tip are also served from a window of
 ///   history (see `GitHistory.swift`), verified exactly like blobs at the tip.
 public final class GitStore: ObjectStore {
@@ -296,6 +297,63 @@ public final class GitStore: ObjectStore {
   public func remove(_ ids: [ObjectID]) throws {
     if ids.isEmpty { return }
     throw TsukuError(.usage, "the git store '\(location)' cannot remove blobs: history keeps every blob")
+  }
+
+  /// `modified` is the committer time of the oldest commit of the unbroken first-parent run
+  /// from the tip that holds the blob in the area (a walk of the history that reads only the
+  /// fan-out folders whose git tree changed); sizes come from the object headers.
+  public func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject] {
+    try state.withLock { s in
+      guard let tree = s.tip.tree, let tip = s.tip.commit else { return [] }
+      let folder = layoutPath(area.folder)
+      let blobs = try s.repo.blobs(in: tree, folder: folder)
+      let times = dated ? try s.repo.arrivals(of: Set(blobs.keys), tip: tip, folder: folder) : [:]
+      return try blobs.map { id, oid in
+        StoredObject(id: id, size: try s.repo.size(of: oid), modified: times[id].map { Date(timeIntervalSince1970: TimeInterval($0)) })
+      }.sorted { $0.id < $1.id }
+    }
+  }
+
+  /// One commit on the branch that moves the tree entries (the git blobs stay as they are);
+  /// dated now, which is when they entered the new area.
+  @discardableResult
+  public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
+    if from == to || ids.isEmpty { return 0 }
+    return try state.withLock { s in
+      let branch = try publishBranch()
+      let (parent, base) = try s.repo.branchTip(branch)
+      guard let base else { return 0 }
+      var files = [(String, git_oid?)]()
+      for id in Set(ids).sorted() {
+        let src = layoutPath(from.path(id))
+        guard let e = try s.repo.entry(base, src), e.isBlob else { continue }
+        files += [(src, nil), (layoutPath(to.path(id)), e.oid)]
+      }
+      let n = files.count / 2
+      if n == 0 { return 0 }
+      let message = to == .quarantine ? "quarantine \(n) blobs" : "restore \(n) blobs from the quarantine"
+      _ = try commit(&s, files, on: branch, parent: parent, base: base, message: message, time: nil)
+      return n
+    }
+  }
+
+  /// `.quarantine`: one commit that drops the entries (history keeps them); `.live` is refused
+  /// like `remove`.
+  public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
+    if area == .live { return try remove(ids) }
+    if ids.isEmpty { return }
+    try state.withLock { s in
+      let branch = try publishBranch()
+      let (parent, base) = try s.repo.branchTip(branch)
+      guard let base else { return }
+      var files = [(String, git_oid?)]()
+      for id in Set(ids).sorted() where try s.repo.entry(base, layoutPath(area.path(id))) != nil {
+        files.append((layoutPath(area.path(id)), nil))
+      }
+      if files.isEmpty { return }
+      _ = try commit(
+        &s, files, on: branch, parent: parent, base: base, message: "delete \(files.count) quarantined blobs", time: nil)
+    }
   }
 
   /// Test hook: commits raw bytes at layout paths (relative to the subfolder), bypassing every
@@ -629,6 +687,64 @@ private final class Repository {
       }
     }
     return builder.finish()
+  }
+
+  /// The blobs under `folder/<fan>/` in `tree`, by name: their git blob ids.
+  func blobs(in tree: Tree, folder: String) throws -> [ObjectID: git_oid] {
+    guard let base = try entry(tree, folder), base.isTree else { return [:] }
+    var out = [ObjectID: git_oid]()
+    for fan in try entries(of: base.oid) where fan.isTree && fan.name.utf8.count == 2 {
+      for blob in try entries(of: fan.oid) where blob.isBlob {
+        if let id = ObjectID(hex: blob.name), id.fanout == fan.name { out[id] = blob.oid }
+      }
+    }
+    return out
+  }
+
+  /// The first parent of a commit; nil for a root commit.
+  func firstParent(of commit: git_oid) throws -> git_oid? {
+    var oid = commit
+    var c: OpaquePointer?
+    try check(git_commit_lookup(&c, repo, &oid), "cannot read commit '\(hex(commit))' in '\(path)'")
+    defer { git_commit_free(c) }
+    guard git_commit_parentcount(c) > 0, let p = git_commit_parent_id(c, 0) else { return nil }
+    return p.pointee
+  }
+
+  /// For each of `ids` (held under `folder` at `tip`), the committer time of the oldest commit
+  /// of the unbroken first-parent run from `tip` that holds it there. Walks back only while
+  /// some blob is still present, and reads only the fan-out folders whose tree changed.
+  func arrivals(of ids: Set<ObjectID>, tip: git_oid, folder: String) throws -> [ObjectID: Int64] {
+    var pending = Dictionary(grouping: ids, by: \.fanout).mapValues(Set.init)
+    var out = [ObjectID: Int64]()
+    func fans(_ t: Tip) throws -> (git_oid?, [String: git_oid]) {
+      guard let tree = t.tree, let f = try entry(tree, folder), f.isTree else { return (nil, [:]) }
+      var m = [String: git_oid]()
+      for e in try entries(of: f.oid) where e.isTree && e.name.utf8.count == 2 { m[e.name] = e.oid }
+      return (f.oid, m)
+    }
+    var current = try self.tip(tip)
+    var (folderID, fanIDs) = try fans(current)
+    while !pending.isEmpty, let parentID = try firstParent(of: current.commit!) {
+      let parent = try self.tip(parentID)
+      if let t = parent.tree, let f = try entry(t, folder), f.isTree, let cur = folderID, same(f.oid, cur) {
+        current = parent
+        continue
+      }
+      let (pFolder, pFans) = try fans(parent)
+      for (fan, ids) in pending {
+        if let a = pFans[fan], let b = fanIDs[fan], same(a, b) { continue }
+        let present = Set(try pFans[fan].map { try entries(of: $0).filter(\.isBlob).map(\.name) } ?? [])
+        for id in ids where !present.contains(id.hex) {
+          out[id] = current.time
+          pending[fan]?.remove(id)
+        }
+        if pending[fan]?.isEmpty ?? false { pending[fan] = nil }
+      }
+      (folderID, fanIDs, current) = (pFolder, pFans, parent)
+    }
+    for id in pending.values.joined() { out[id] = current.time }
+    return out
   }
 
   /// Writes a commit of `tree` on `parent` by tsuku registry, dated `time` (nil: now, UTC),

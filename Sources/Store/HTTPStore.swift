@@ -5,8 +5,9 @@ import Foundation
 ///
 /// - Reads as `S3Store` does: verified `get`, parallel `getMany`, and a conditional GET of
 ///   `index.json` (`readDocument(_:maxSize:ifNoneMatch:)`), so an unchanged index costs one 304.
-/// - `list` is not supported (plain HTTP has no listing) and throws `.usage`; so do `apply` and
-///   `remove`: the store is read-only, publish to the bucket behind it with an `s3://` URL.
+/// - `list` and `inventory` are not supported (plain HTTP has no listing) and throw `.usage`; so
+///   do `apply`, `move` and `remove`: the store is read-only, publish to the bucket behind it
+///   with an `s3://` URL.
 public final class HTTPStore: ObjectStore {
   /// The base URL, without a trailing `/`.
   public let baseURL: String
@@ -53,6 +54,18 @@ public final class HTTPStore: ObjectStore {
   public func apply(_ change: StoreChange) throws -> ApplyReport { throw readOnly() }
 
   public func remove(_ ids: [ObjectID]) throws {
+    if !ids.isEmpty { throw readOnly() }
+  }
+
+  public func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject] { _ = try list(); return [] }
+
+  @discardableResult
+  public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
+    if ids.isEmpty { return 0 }
+    throw readOnly()
+  }
+
+  public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
     if !ids.isEmpty { throw readOnly() }
   }
 

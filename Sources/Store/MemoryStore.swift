@@ -7,6 +7,9 @@ public final class MemoryStore: ObjectStore {
   private struct State {
     var objects: [ObjectID: Data] = [:]
     var documents: [DocumentName: Data] = [:]
+    /// When each blob entered its area.
+    var written: [ObjectID: Date] = [:]
+    var quarantine: [ObjectID: (data: Data, at: Date)] = [:]
   }
   private let state = Mutex(State())
   public let location: String
@@ -39,6 +42,7 @@ public final class MemoryStore: ObjectStore {
           report.objectsPresent += 1
         } else {
           s.objects[id] = data
+          s.written[id] = Date()
           report.objectsWritten += 1
           report.bytesWritten += data.count
         }
@@ -52,7 +56,57 @@ public final class MemoryStore: ObjectStore {
   }
 
   public func remove(_ ids: [ObjectID]) throws {
-    state.withLock { s in for id in ids { s.objects[id] = nil } }
+    state.withLock { s in
+      for id in ids {
+        s.objects[id] = nil
+        s.written[id] = nil
+      }
+    }
+  }
+
+  public func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject] {
+    state.withLock { s in
+      switch area {
+      case .live: s.objects.map { StoredObject(id: $0.key, size: $0.value.count, modified: dated ? s.written[$0.key] : nil) }
+      case .quarantine: s.quarantine.map { StoredObject(id: $0.key, size: $0.value.data.count, modified: dated ? $0.value.at : nil) }
+      }
+    }.sorted { $0.id < $1.id }
+  }
+
+  @discardableResult
+  public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
+    if from == to { return 0 }
+    let now = Date()
+    return state.withLock { s in
+      var moved = 0
+      for id in Set(ids) {
+        if from == .live, let d = s.objects.removeValue(forKey: id) {
+          s.written[id] = nil
+          s.quarantine[id] = (d, now)
+          moved += 1
+        } else if from == .quarantine, let q = s.quarantine.removeValue(forKey: id) {
+          s.objects[id] = q.data
+          s.written[id] = now
+          moved += 1
+        }
+      }
+      return moved
+    }
+  }
+
+  public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
+    if area == .live { return try remove(ids) }
+    state.withLock { s in for id in ids { s.quarantine[id] = nil } }
+  }
+
+  /// Test hook: dates a blob of an area, as if it had been written at `date`.
+  public func setModified(_ id: ObjectID, in area: ObjectArea, to date: Date) {
+    state.withLock { s in
+      switch area {
+      case .live: if s.objects[id] != nil { s.written[id] = date }
+      case .quarantine: if let q = s.quarantine[id] { s.quarantine[id] = (q.data, date) }
+      }
+    }
   }
 
   /// Test hook: replaces a blob's bytes without renaming it, as a corrupt disk or a lying

@@ -7,12 +7,16 @@ public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
   case index
   /// `root/<N>.root.json`: root version N of the trust chain (immutable once written).
   case root(Int)
+  /// `index/<N>.index.json`: the `index.json` that first carried index version N, kept by
+  /// publish so retention can keep the blobs of the last K versions (format.md §1).
+  case archivedIndex(Int)
 
   /// The path inside the layout.
   public var path: String {
     switch self {
     case .index: "index.json"
     case .root(let n): "root/\(n).root.json"
+    case .archivedIndex(let n): "index/\(n).index.json"
     }
   }
 
@@ -24,12 +28,13 @@ public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
       self = .index
       return
     }
-    guard path.hasPrefix("root/"), path.hasSuffix(".root.json") else { return nil }
-    let digits = path.dropFirst(5).dropLast(10)
+    let archived = path.hasPrefix("index/") && path.hasSuffix(".index.json")
+    guard archived || (path.hasPrefix("root/") && path.hasSuffix(".root.json")) else { return nil }
+    let digits = archived ? path.dropFirst(6).dropLast(11) : path.dropFirst(5).dropLast(10)
     guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
       digits.first != "0", let n = Int(digits)
     else { return nil }
-    self = .root(n)
+    self = archived ? .archivedIndex(n) : .root(n)
   }
 }
 
@@ -139,6 +144,20 @@ public protocol ObjectStore: AnyObject, Sendable {
 
   /// Deletes blobs (a corrupt cached copy, an evicted or revoked one). Absent ones are ignored.
   func remove(_ ids: [ObjectID]) throws
+
+  /// Every blob in `area` with its stored size and, when `dated`, when it entered the area
+  /// (`StoredObject.modified`). Used for bucket usage and retention; stores without a listing
+  /// (plain HTTPS) refuse with `.usage`.
+  func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject]
+
+  /// Moves blobs from one area to the other (into the quarantine, or back), dated now in the
+  /// new area; blobs absent from `from` are skipped. Returns how many were moved. A git store
+  /// makes one commit (history keeps the blobs either way).
+  @discardableResult
+  func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int
+
+  /// Deletes blobs from an area; absent ones are ignored. For `.live` this is `remove`.
+  func remove(_ ids: [ObjectID], from area: ObjectArea) throws
 }
 
 extension ObjectStore {

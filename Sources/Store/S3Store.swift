@@ -87,7 +87,8 @@ public struct S3Location: Sendable, Equatable {
 ///   size, so a bucket that stored 0 bytes is caught. `index.json` is re-checked right before it
 ///   is written, written with `If-Match`/`If-None-Match: *` for a precondition, and read back;
 ///   a publisher that lost a race gets `.conflict`.
-/// - `remove` deletes; `list` pages through ListObjectsV2.
+/// - `remove` deletes; `list` and `inventory` page through ListObjectsV2 (sizes and
+///   `LastModified`); `move` copies server-side (`CopyObject`) into the other area, then deletes.
 public final class S3Store: ObjectStore {
   public let s3: S3Location
   public let transport: any HTTPTransport
@@ -200,6 +201,49 @@ public final class S3Store: ObjectStore {
     }
   }
 
+  public func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject] {
+    try listing(area).map { StoredObject(id: $0.key, size: $0.value.size, modified: dated ? $0.value.modified : nil) }
+      .sorted { $0.id < $1.id }
+  }
+
+  /// A server-side copy (`CopyObject`, the bytes never leave the bucket) into the other area,
+  /// then a `DELETE` of the original; the copy's `LastModified` dates its arrival. A blob the
+  /// source area lacks (404) is skipped.
+  @discardableResult
+  public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
+    if from == to || ids.isEmpty { return 0 }
+    let list = Array(Set(ids)).sorted()
+    let copies = list.map { id in
+      reader.request(
+        "PUT", to.path(id),
+        headers: [
+          ("x-amz-copy-source", "/" + s3.bucket + "/" + S3Protocol.encode(s3.key(from.path(id)), keepSlash: true)),
+          ("x-amz-metadata-directive", "COPY"),
+        ], body: Data())
+    }
+    var copied = [ObjectID]()
+    for (i, result) in transport.perform(copies).enumerated() {
+      let r = try result.get()
+      if reader.isAbsent(r) { continue }
+      // A copy can fail after the 200 has been sent: the error is then in the body.
+      if !r.isSuccess || String(decoding: r.body.prefix(512), as: UTF8.self).contains("<Error>") {
+        throw reader.failure(r, copies[i], writing: true)
+      }
+      copied.append(list[i])
+    }
+    try remove(copied, from: from)
+    return copied.count
+  }
+
+  public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
+    if area == .live { return try remove(ids) }
+    let requests = ids.map { reader.request("DELETE", area.path($0)) }
+    for (req, result) in zip(requests, transport.perform(requests)) {
+      let r = try result.get()
+      if !r.isSuccess && !reader.isAbsent(r) { throw reader.failure(r, req, writing: true) }
+    }
+  }
+
   /// Test and repair hook: writes raw bytes at a layout path, unverified.
   func putRaw(_ path: String, _ data: Data) throws {
     let req = reader.request("PUT", path, headers: [("Content-Type", "application/octet-stream")], body: data)
@@ -274,9 +318,12 @@ public final class S3Store: ObjectStore {
   }
 
   /// Every blob under the prefix and its size, through ListObjectsV2 pages.
-  private func listSizes() throws -> [ObjectID: Int] {
-    let base = s3.key("objects/sha256/")
-    var out = [ObjectID: Int]()
+  private func listSizes() throws -> [ObjectID: Int] { try listing(.live).mapValues(\.size) }
+
+  /// Every blob of an area with its size and `LastModified`, through ListObjectsV2 pages.
+  private func listing(_ area: ObjectArea) throws -> [ObjectID: (size: Int, modified: Date?)] {
+    let base = s3.key(area.folder + "/")
+    var out = [ObjectID: (size: Int, modified: Date?)]()
     var token: String?
     repeat {
       var query = [("list-type", "2"), ("max-keys", String(listPageSize)), ("prefix", base)]
@@ -289,7 +336,10 @@ public final class S3Store: ObjectStore {
         guard let key = S3Protocol.value("Key", in: entry), key.hasPrefix(base) else { continue }
         let rest = key.dropFirst(base.count).split(separator: "/")
         guard rest.count == 2, let id = ObjectID(hex: rest[1]), id.fanout == rest[0] else { continue }
-        out[id] = S3Protocol.value("Size", in: entry).flatMap { Int($0) } ?? 0
+        out[id] = (
+          S3Protocol.value("Size", in: entry).flatMap { Int($0) } ?? 0,
+          S3Protocol.value("LastModified", in: entry).flatMap(S3Protocol.parseTime)
+        )
       }
       let truncated = S3Protocol.value("IsTruncated", in: xml) == "true"
       token = truncated ? S3Protocol.value("NextContinuationToken", in: xml) : nil

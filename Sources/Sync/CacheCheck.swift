@@ -31,6 +31,7 @@ extension Client {
         corrupt += r.corrupt
       } catch let e as TsukuError where e.code == .integrity {
         // A pack whose table is unreadable holds nothing this cache can trust.
+        metrics.verificationFailed(backend: "cache", e)
         warn(e.message + "; removed it")
         unlink(path)
       }
@@ -56,9 +57,11 @@ extension Client {
       if let size { report.bytes_checked += size } else { corrupt.append(id) }
     }
     for id in Set(corrupt).sorted() {
+      let e = TsukuError(.integrity, "cached blob '\(id.hex)' is corrupt: its bytes hash to another value")
       report.corrupt.append(id.hex)
       try? cache.remove([id])
-      warn("blob '\(id.hex)' in the cache is corrupt; removed it")
+      metrics.verificationFailed(backend: "cache", e)
+      warn(e.message + "; removed it")
     }
     if let bytes = try cache.readDocument(.index, maxSize: Limits.indexFile) {
       do {
@@ -91,6 +94,7 @@ extension Client {
         for r in pinned where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
       } catch let e as TsukuError {
         report.index_error = e.message
+        if e.code == .integrity { metrics.verificationFailed(backend: "cache", e) }
       }
     }
     return report

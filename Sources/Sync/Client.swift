@@ -19,6 +19,9 @@ public final class Client {
   public let warn: (String) -> Void
   /// The audit trail; written once, when the client goes away.
   public let audit: AuditLog
+  /// What this command fetched, hit, missed and refused; added to `$TSUKU_HOME/metrics.state`
+  /// when the client goes away.
+  public let metrics = ClientMetrics()
   let runner: SourceRunner
   var stores: [String: any ObjectStore] = [:]
   var loaded: LoadedIndex?
@@ -50,6 +53,7 @@ public final class Client {
   deinit {
     try? audit.flush()
     flushAccess()
+    metrics.flush(to: home)
   }
 
   /// What the client trusts: the saved root and state, or the root built into the binary.
@@ -73,6 +77,17 @@ public final class Client {
     }
     stores[url] = s
     return s
+  }
+
+  /// The store `url` names, with every request timed and counted under its backend's label.
+  func source(_ url: String) throws -> MeteredSource {
+    let backend = TsukuMetrics.backend(of: url)
+    do {
+      return MeteredSource(store: try store(url), backend: backend, metrics: metrics, now: now)
+    } catch {
+      metrics.fetchFailed(backend: backend, error)
+      throw error
+    }
   }
 
   // MARK: the index
@@ -190,13 +205,14 @@ public final class Client {
 
   /// The verified bytes of a blob the index pins: from the cache, else from the sources (and
   /// then cached), else from the set built into the binary. A corrupt cached copy is removed,
-  /// reported and fetched again.
-  public func blob(_ ref: BlobRef, what: String, name: String? = nil) throws -> Data {
+  /// reported and fetched again. `kind` is the metrics label of the read.
+  public func blob(_ ref: BlobRef, what: String, name: String? = nil, kind: BlobKind = .index) throws -> Data {
     let cache = home.cache
     var cacheError: TsukuError?
     do {
       let d = try cache.get(ref.sha256, maxSize: ref.size)
       accessed.append((ref.sha256, true))
+      metrics.cacheHit(kind)
       if let name {
         let age = loaded?.confirmedAt.map { Int(now.timeIntervalSince($0)) }
         audit.record(AuditEvent("cache_hit", time: now, name: name, sha256: ref.sha256, indexVersion: loaded?.version, ageSeconds: age))
@@ -206,20 +222,23 @@ public final class Client {
       try? cache.remove([ref.sha256])
       warn("cached \(what) was corrupt and has been removed: \(e.message)")
       audit.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: home.cacheDir, detail: e.message))
+      metrics.verificationFailed(backend: "cache", e)
       cacheError = e
     } catch let e as TsukuError where e.code == .notFound {}
+    metrics.cacheMiss(kind)
     do {
       let d = try runner.first("\(what) '\(ref.sha256.hex.prefix(16))' is not cached and no source has it") { url in
-        let src = try store(url)
+        let src = try source(url)
         do {
           let d = try src.get(ref.sha256, maxSize: ref.size)
           audit.record(
             AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
-              sourceCommit: (src as? GitStore).map { $0.historyCommit(for: ref.sha256) ?? $0.commitID }))
+              sourceCommit: (src.store as? GitStore).map { $0.historyCommit(for: ref.sha256) ?? $0.commitID }))
           return d
         } catch let e as TsukuError {
           if e.code == .integrity {
             audit.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: url, detail: e.message))
+            metrics.verificationFailed(backend: src.backend, e)
           }
           throw e
         }
@@ -283,7 +302,7 @@ public final class Client {
     return Dictionary(list.hashes.map { ($0.sha256, $0.reason) }, uniquingKeysWith: { a, _ in a })
   }
 
-  private func checkNotRevoked(_ id: ObjectID, _ what: String, name: String) throws {
+  private func checkNotRevoked(_ id: ObjectID, _ what: String, name: String, kind: BlobKind) throws {
     let revoked: [ObjectID: String]
     if let l = loaded {
       revoked = l.revoked
@@ -297,6 +316,7 @@ public final class Client {
     if let reason = revoked[id] {
       try? home.cache.remove([id])
       audit.record(AuditEvent("revoked", time: now, name: name, sha256: id, detail: reason))
+      metrics.revocationRefused(kind)
       throw TsukuError(.integrity, "\(what) (sha256 \(id.hex.prefix(16))) is revoked: \(reason)")
     }
   }
@@ -304,8 +324,8 @@ public final class Client {
   /// The exact bytes of a recipe.
   public func recipe(_ name: String) throws -> Data {
     let e = try entry(name)
-    try checkNotRevoked(e.recipe.sha256, "recipe '\(name)'", name: name)
-    let d = try blob(e.recipe, what: "recipe '\(name)'", name: name)
+    try checkNotRevoked(e.recipe.sha256, "recipe '\(name)'", name: name, kind: .recipe)
+    let d = try blob(e.recipe, what: "recipe '\(name)'", name: name, kind: .recipe)
     noteStale("recipe '\(name)'")
     return d
   }
@@ -328,10 +348,10 @@ public final class Client {
     } else {
       chosen = onPlatform.max { VersionOrder.less($0.version, $1.version) }!
     }
-    try checkNotRevoked(chosen.sha256, "golden file of '\(name)' \(chosen.version) \(platform)", name: name)
+    try checkNotRevoked(chosen.sha256, "golden file of '\(name)' \(chosen.version) \(platform)", name: name, kind: .golden)
     let d = try blob(
       BlobRef(sha256: chosen.sha256, size: chosen.size), what: "golden file of '\(name)'",
-      name: "\(name) \(chosen.version) \(platform)")
+      name: "\(name) \(chosen.version) \(platform)", kind: .golden)
     noteStale("golden file of '\(name)'")
     return d
   }

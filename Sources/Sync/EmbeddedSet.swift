@@ -35,5 +35,7 @@ public enum EmbeddedSet {
   }
 
   /// The bytes of everything built in.
-  public static var size: Int { EmbeddedCritical.blobs.values.reduce(0) { $0 + $1.count * 3 / 4 } }
+  public static var size: Int {
+    EmbeddedCritical.blobs.values.reduce(0) { $0 + $1.utf8.count / 4 * 3 - $1.utf8.suffix(2).filter { $0 == UInt8(ascii: "=") }.count }
+  }
 }

@@ -168,7 +168,9 @@ public struct Config: Sendable, Equatable {
   public init(sources: [String] = []) { self.sources = sources }
 }
 
-/// Writes a whole file under a temporary name, fsyncs it and renames it into place.
+/// Writes a whole file under a temporary name, fsyncs it and renames it into place (and fsyncs
+/// the folder). With `durable: false` neither fsync is made: readers still see the old or the
+/// new file whole, but a crash may lose the change.
 public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o644, durable: Bool = true) throws {
   let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
   let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
@@ -191,6 +193,7 @@ public func writeFileAtomically(_ data: Data, to path: String, mode: mode_t = 0o
     unlink(tmp)
     throw TsukuError(.other, "cannot write '\(path)': \(String(cString: strerror(e2)))")
   }
+  if !durable { return }
   let dfd = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
   if dfd >= 0 {
     fsync(dfd)

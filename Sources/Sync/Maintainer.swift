@@ -181,7 +181,15 @@ public enum Maintainer {
     } else {
       _ = try IndexVerifier.verify(bytes, root: head.root, state: TrustState(), now: now, source: "the new index")
     }
+    // A new index version is archived too (`index/<N>.index.json`, for retention); a revocation
+    // keeps the index version, whose archive copy already exists.
+    var documents = [(DocumentName.index, bytes)]
+    if let raw = file.index.payloadBytes, let v = try? IndexPayload.parse(raw, what: "the new index").version,
+      v != head.index?.index.version
+    {
+      documents.insert((.archivedIndex(v), bytes), at: 0)
+    }
     try head.store.apply(
-      StoreChange(objects: objects, documents: [(.index, bytes)], precondition: head.precondition, message: message))
+      StoreChange(objects: objects, documents: documents, precondition: head.precondition, message: message))
   }
 }

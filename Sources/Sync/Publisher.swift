@@ -287,8 +287,9 @@ public enum Publisher {
     // the previous index.
     let keep = prune ? Set(objects.map { SHA256.hash($0) } + (packRefs ?? []).map(\.sha256)) : nil
     for s in states {
+      // The archive copy (`index/<N>.index.json`) lets retention keep the last K versions.
       let change = StoreChange(
-        objects: objects, documents: [(.index, file)],
+        objects: objects, documents: [(.archivedIndex(version), file), (.index, file)],
         precondition: s.previous.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent,
         message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files",
         time: commitTime, keepOnly: keep)

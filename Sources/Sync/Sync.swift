@@ -29,8 +29,13 @@ extension Client {
     public var index_version: Int
     public var recipes: Int
     public var golden: Int
+    /// Blobs the index names that were fetched (each blob of a pack counted).
     public var fetched_blobs: Int
+    /// Bytes received for them (packs whole).
     public var fetched_bytes: Int
+    /// Objects received from the source: a pack counts as one (what the
+    /// `tsuku_fetched_objects_total{what="blob"}` metric counts).
+    public var fetched_objects: Int
     public var up_to_date: Bool
     /// Recipes added, changed (recipe or golden files) and removed since the cached index.
     public var added: [String]
@@ -51,7 +56,10 @@ extension Client {
         do {
           return try sync(from: url, root: root, state: state, includeGolden: includeGolden, dryRun: dryRun)
         } catch let e as TsukuError {
-          if e.code == .integrity { audit.record(AuditEvent("verify_failure", time: now, source: url, detail: e.message)) }
+          if e.code == .integrity {
+            audit.record(AuditEvent("verify_failure", time: now, source: url, detail: e.message))
+            metrics.verificationFailed(backend: TsukuMetrics.backend(of: url), e)
+          }
           throw e
         }
       }
@@ -61,7 +69,7 @@ extension Client {
   private func sync(
     from url: String, root: TrustedRoot, state before: TrustState, includeGolden: Bool, dryRun: Bool
   ) throws -> SyncReport {
-    let src = try store(url)
+    let src = try source(url)
     // A conditional read: when index.json is what this source served last time, the sync is
     // one request (a 304 over HTTP) and only confirms the cache.
     let meta = home.readCacheMeta()
@@ -82,7 +90,8 @@ extension Client {
       }
       return SyncReport(
         source: url, previous_version: before.index_version, index_version: before.index_version,
-        recipes: meta?.recipes ?? 0, golden: meta?.golden ?? 0, fetched_blobs: 0, fetched_bytes: 0, up_to_date: true,
+        recipes: meta?.recipes ?? 0, golden: meta?.golden ?? 0, fetched_blobs: 0, fetched_bytes: 0, fetched_objects: 0,
+        up_to_date: true,
         added: [], changed: [], removed: [])
     }
     let hint = try IndexFile.parse(bytes, what: "index.json from '\(url)'").root_version
@@ -99,7 +108,7 @@ extension Client {
     }
     let verified = try IndexVerifier.verify(bytes, root: newRoot, state: state, now: now, source: url)
     let cache = home.cache
-    let commit = (src as? GitStore)?.commitID
+    let commit = (src.store as? GitStore)?.commitID
 
     // Memory stays bounded whatever the registry's size: packs and fetched blobs go to disk a
     // batch at a time, shards are read one at a time, and only the names that changed are kept.
@@ -107,6 +116,8 @@ extension Client {
     var objectBytes = 0
     var fetchedBytes = 0
     var fetchedBlobs = 0
+    // What was fetched as objects: single blobs and whole packs.
+    var fetchedObjects = 0
     var newPackFiles = [String]()
     // Dry runs keep what packs hold in memory instead of writing it.
     var dryPacked = [ObjectID: Data]()
@@ -118,6 +129,7 @@ extension Client {
       objectBytes += d.count
       fetchedBytes += d.count
       fetchedBlobs += 1
+      fetchedObjects += 1
       if objectBytes >= Client.fetchBatchBytes, !dryRun {
         newPackFiles += try cache.addPacks([Pack.build(objects)])
         (objects, objectBytes) = ([], 0)
@@ -136,6 +148,7 @@ extension Client {
         for (id, _) in batch {
           guard let data = got[id] else { continue }
           fetchedBytes += data.count
+          fetchedObjects += 1
           let pack = try Pack(data, what: "pack '\(id.hex.prefix(16))' from '\(url)'")
           if let bad = pack.corruptEntries().first {
             throw TsukuError(.integrity, "pack '\(id.hex.prefix(16))' from '\(url)' holds a corrupt blob '\(bad.hex)'")
@@ -198,6 +211,7 @@ extension Client {
         }
         fetchedBytes += d.count
         fetchedBlobs += 1
+        fetchedObjects += 1
         list.append(d)
       }
       if !dryRun, list.count > 1 {
@@ -209,7 +223,7 @@ extension Client {
     let diff = changes(from: old, to: changedEntries, shardHashes: Set(shards.map(\.sha256)))
     let report = SyncReport(
       source: url, previous_version: before.index_version, index_version: verified.index.version, recipes: recipes,
-      golden: golden, fetched_blobs: fetchedBlobs, fetched_bytes: fetchedBytes,
+      golden: golden, fetched_blobs: fetchedBlobs, fetched_bytes: fetchedBytes, fetched_objects: fetchedObjects,
       up_to_date: before.index_version == verified.index.version && fetchedBlobs == 0, added: diff.0, changed: diff.1,
       removed: diff.2)
     if dryRun { return report }

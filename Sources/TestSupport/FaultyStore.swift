@@ -74,4 +74,20 @@ public final class FaultyStore: ObjectStore {
     try enter()
     try inner?.remove(ids)
   }
+
+  public func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject] {
+    try enter()
+    return fault == .notFound ? [] : try inner?.inventory(area, dated: dated) ?? []
+  }
+
+  @discardableResult
+  public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
+    try enter()
+    return try inner?.move(ids, from: from, to: to) ?? 0
+  }
+
+  public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
+    try enter()
+    try inner?.remove(ids, from: area)
+  }
 }

@@ -16,6 +16,12 @@ struct EntryJSON: Encodable {
   var golden: [GoldenRef]?
   var index_version: Int?
   var cached: Bool?
+  /// info only: the source that served the recipe, the age of the cached index, and the median
+  /// latency of the last fetches.
+  var source: String?
+  var cache_age_seconds: Int?
+  var median_fetch_latency_seconds: Double?
+  var median_fetch_latency_fetches: Int?
 
   init(_ e: IndexEntry, full: Bool, indexVersion: Int? = nil, cached: Bool? = nil) {
     name = e.name
@@ -34,7 +40,13 @@ struct EntryJSON: Encodable {
 
 extension Tsuku {
   struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show what the index says about a recipe.")
+    static let configuration = CommandConfiguration(
+      abstract: "Show what the index says about a recipe, where it came from and how fresh it is.",
+      discussion: """
+        Besides the index entry: the source that served the recipe, the index version, how long
+        ago a source last confirmed the cached index (cache age), and the median latency of the
+        last \(TsukuMetrics.recentFetches) fetches from any source (see 'tsuku metrics').
+        """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "The recipe name.") var name: String
     @Flag(help: "Print JSON.") var json = false
@@ -44,7 +56,15 @@ extension Tsuku {
       let e = try client.entry(name)
       let idx = try? client.loadIndex()
       let cached = (try? client.home.cache.contains(e.recipe.sha256)) ?? false
-      if json { return Output.json(EntryJSON(e, full: true, indexVersion: idx?.version, cached: cached)) }
+      let p = client.provenance(of: e)
+      if json {
+        var j = EntryJSON(e, full: true, indexVersion: idx?.version, cached: cached)
+        j.source = p.source
+        j.cache_age_seconds = p.cacheAgeSeconds
+        j.median_fetch_latency_seconds = p.medianFetchSeconds
+        j.median_fetch_latency_fetches = p.fetchesConsidered
+        return Output.json(j)
+      }
       var lines = [
         "name:          \(e.name)",
         "category:      \(e.category.rawValue)",
@@ -57,8 +77,16 @@ extension Tsuku {
         lines.append("runtime deps:  \(e.runtime_dependencies.joined(separator: ", "))")
       }
       lines.append("recipe:        sha256 \(e.recipe.sha256.hex), \(e.recipe.size) bytes\(cached ? ", cached" : "")")
+      lines.append("source:        \(p.source ?? "none yet (not cached)")")
       lines.append("index version: \(idx.map { String($0.version) } ?? "none (built-in entry)")")
       if let m = client.home.readCacheMeta() { lines.append("synced:        \(m.synced_at) from \(m.source)") }
+      lines.append("cache age:     \(p.cacheAgeSeconds.map { Sync.Duration.describe(TimeInterval($0)) + " since a source confirmed the index" } ?? "no cached index")")
+      if let m = p.medianFetchSeconds {
+        let ms = String(format: m < 0.001 ? "%.3f" : "%.1f", m * 1000)
+        lines.append("fetch latency: \(ms) ms, the median of the last \(p.fetchesConsidered) fetches")
+      } else {
+        lines.append("fetch latency: no fetches recorded")
+      }
       lines.append("golden files:  \(e.golden.count)")
       for g in e.golden { lines.append("  \(g.platform)  \(g.version)  \(g.sha256.hex.prefix(16))  \(g.size) bytes") }
       Output.line(lines.joined(separator: "\n"))

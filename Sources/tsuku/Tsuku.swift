@@ -36,16 +36,18 @@ struct Tsuku: ParsableCommand {
         TSUKU_API_TIMEOUT             seconds one HTTP request may take, retries included (30)
         TSUKU_CA_BUNDLE               a CA bundle for https sources
         TSUKU_S3_ACCESS_KEY_ID, TSUKU_S3_SECRET_ACCESS_KEY   bucket credentials (else AWS_*)
-        TSUKU_GIT_HISTORY_DAYS        how far back git sources look for blobs (90; 0 = all)
         TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that left its tip,
                                       counted from its newest commit (90; 0: all history)
+        TSUKU_METRICS_FILE            after every command (also a failed one), write the metrics
+                                      of 'tsuku metrics' to this file atomically (for
+                                      node_exporter's textfile collector)
 
       \(exitCodesHelp)
       """,
     version: tsukuVersion,
     subcommands: [
       Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Cache.self,
-      Audit.self,
+      Audit.self, MetricsCommand.self,
       Registry.self,
     ])
 }
@@ -62,13 +64,13 @@ enum Main {
     if args.count == 3, args[1] == "show", !args[2].hasPrefix("-") {
       do {
         Output.data(try ClientOptions.makeClient(offline: false, force: false).recipe(args[2]))
-        exit(0)
+        finish(0)
       } catch let e as TsukuError {
         Output.error(e)
-        exit(e.code.exitCode)
+        finish(e.code.exitCode)
       } catch {
         Output.error(TsukuError(.other, "\(error)"))
-        exit(1)
+        finish(1)
       }
     }
     do {
@@ -76,7 +78,7 @@ enum Main {
       try command.run()
     } catch let e as TsukuError {
       Output.error(e)
-      exit(e.code.exitCode)
+      finish(e.code.exitCode)
     } catch {
       // Argument errors: one lower-case line (and the usage), exit 64; --help and --version: 0.
       let code = Tsuku.exitCode(for: error)
@@ -90,8 +92,15 @@ enum Main {
         if let first = lines.first, first.hasPrefix("Error: ") { lines[0] = "error: " + first.dropFirst(7) }
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
       }
-      exit(code.rawValue)
+      finish(code.rawValue)
     }
+    finish(0)
+  }
+
+  /// Ends the process once the command's client is gone (its metrics added to the home's).
+  static func finish(_ status: Int32) -> Never {
+    MetricsTextfile.writeIfRequested()
+    exit(status)
   }
 }
 

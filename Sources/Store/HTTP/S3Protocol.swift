@@ -55,6 +55,38 @@ enum S3Protocol {
       .replacingOccurrences(of: "&amp;", with: "&")
   }
 
+  /// A listing's `LastModified` (`2026-01-18T02:00:00.000Z`; fractions and the `Z` optional),
+  /// as a date; nil when it is not in that form.
+  static func parseTime(_ text: String) -> Date? {
+    let u = Array(text.utf8)
+    func num(_ at: Int, _ n: Int) -> Int? {
+      guard at + n <= u.count else { return nil }
+      var v = 0
+      for c in u[at..<at + n] {
+        guard c >= 0x30 && c <= 0x39 else { return nil }
+        v = v * 10 + Int(c - 0x30)
+      }
+      return v
+    }
+    guard u.count >= 19, u[4] == 0x2D, u[7] == 0x2D, u[10] == 0x54, u[13] == 0x3A, u[16] == 0x3A,
+      let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2),
+      let sec = num(17, 2), (1...12).contains(mo), (1...31).contains(d)
+    else { return nil }
+    var c = DateComponents()
+    (c.year, c.month, c.day, c.hour, c.minute, c.second) = (y, mo, d, h, mi, sec)
+    var cal = Calendar(identifier: .gregorian)
+    cal.timeZone = TimeZone(identifier: "UTC")!
+    var fraction = 0.0
+    if u.count > 20, u[19] == 0x2E {
+      var scale = 0.1
+      for ch in u[20...] where ch >= 0x30 && ch <= 0x39 {
+        fraction += Double(ch - 0x30) * scale
+        scale /= 10
+      }
+    }
+    return cal.date(from: c).map { $0.addingTimeInterval(fraction) }
+  }
+
   /// The S3 error code of an error answer (`AccessDenied`, `NoSuchKey`, ...), if it has one.
   static func errorCode(_ response: HTTPResponse) -> String? {
     guard !response.body.isEmpty else { return nil }

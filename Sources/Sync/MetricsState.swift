@@ -1,0 +1,348 @@
+import Foundation
+import Store
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A metric name and its labels (sorted by label name): one series.
+public struct SeriesKey: Hashable, Comparable, Sendable {
+  public let name: String
+  public let labels: [Label]
+
+  public struct Label: Hashable, Sendable, Codable {
+    public let name: String
+    public let value: String
+  }
+
+  public init(_ name: String, _ labels: [(String, String)]) {
+    self.name = name
+    self.labels = labels.map { Label(name: $0.0, value: $0.1) }.sorted { $0.name < $1.name }
+  }
+
+  public var pairs: [(String, String)] { labels.map { ($0.name, $0.value) } }
+  public var labelDictionary: [String: String] {
+    Dictionary(labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+  }
+
+  public static func < (a: SeriesKey, b: SeriesKey) -> Bool {
+    if a.name != b.name { return a.name < b.name }
+    for (x, y) in zip(a.labels, b.labels) where x != y {
+      return x.name != y.name ? x.name < y.name : x.value < y.value
+    }
+    return a.labels.count < b.labels.count
+  }
+}
+
+/// A histogram over nanoseconds: one count per bucket (`counts[i]` holds the observations in
+/// `(bounds[i-1], bounds[i]]`, the last one those above every bound), their sum and count.
+public struct HistogramData: Sendable, Equatable {
+  public var bounds: [Int64]
+  public var counts: [Int]
+  public var sum: Int64 = 0
+  public var count: Int = 0
+
+  public init(bounds: [Int64]) {
+    self.bounds = bounds
+    counts = Array(repeating: 0, count: bounds.count + 1)
+  }
+
+  mutating func observe(_ nanoseconds: Int64) {
+    let v = max(0, nanoseconds)
+    let i = bounds.firstIndex { v <= $0 } ?? bounds.count
+    counts[i] += 1
+    sum = sum.addingReportingOverflow(v).overflow ? .max : sum + v
+    count += 1
+  }
+
+  /// Adds another histogram; one with other bounds (an older build's) is re-bucketed by the
+  /// upper bound of each of its buckets.
+  mutating func add(_ o: HistogramData) {
+    if o.bounds == bounds {
+      for i in counts.indices { counts[i] += o.counts[i] }
+    } else {
+      for (i, n) in o.counts.enumerated() where n > 0 {
+        let upper = i < o.bounds.count ? o.bounds[i] : Int64.max
+        counts[bounds.firstIndex { upper <= $0 } ?? bounds.count] += n
+      }
+    }
+    sum = sum.addingReportingOverflow(o.sum).overflow ? .max : sum + o.sum
+    count += o.count
+  }
+
+  /// Bounds strictly increasing and positive, one count per bucket, counts adding up.
+  var isValid: Bool {
+    counts.count == bounds.count + 1 && zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 } && (bounds.first ?? 1) > 0
+      && counts.allSatisfy { $0 >= 0 } && counts.reduce(0, +) == count && sum >= 0
+  }
+}
+
+/// Metrics: what one command recorded (`MetricsCollector`), or the cumulative state of a home
+/// (`$TSUKU_HOME/metrics.state`), which is the sum of every command's.
+public struct MetricsState: Sendable, Equatable {
+  public var counters: [SeriesKey: Double] = [:]
+  public var gauges: [SeriesKey: Double] = [:]
+  public var histograms: [SeriesKey: HistogramData] = [:]
+  /// The last fetches, oldest first (at most `TsukuMetrics.recentFetches`).
+  public var recent: [FetchRecord] = []
+  /// When a command last added to this state.
+  public var updatedAt: String?
+
+  public init() {}
+
+  public var isEmpty: Bool { counters.isEmpty && gauges.isEmpty && histograms.isEmpty && recent.isEmpty }
+
+  /// Adds what a command recorded: counters and histograms add up, gauges take the new value,
+  /// the ring of recent fetches keeps the newest.
+  public mutating func add(_ d: MetricsState) {
+    for (k, v) in d.counters { counters[k, default: 0] += v }
+    for (k, v) in d.gauges { gauges[k] = v }
+    for (k, h) in d.histograms {
+      if var mine = histograms[k] {
+        mine.add(h)
+        histograms[k] = mine
+      } else {
+        histograms[k] = h
+      }
+    }
+    recent = Array((recent + d.recent).suffix(TsukuMetrics.recentFetches))
+    if let t = d.updatedAt { updatedAt = t }
+  }
+
+  /// The value of a counter (0 when it was never incremented).
+  public func counter(_ name: String, _ labels: [String: String] = [:]) -> Double {
+    counters[SeriesKey(name, labels.map { ($0.key, $0.value) })] ?? 0
+  }
+
+  /// The sum of a counter over every series whose labels include `matching`.
+  public func total(_ name: String, matching: [String: String] = [:]) -> Double {
+    counters.filter { k, _ in k.name == name && matching.allSatisfy { k.labelDictionary[$0.key] == $0.value } }
+      .values.reduce(0, +)
+  }
+
+  /// The median latency of the last `n` fetches, in seconds, and how many there were.
+  public func medianFetchSeconds(last n: Int = TsukuMetrics.recentFetches) -> (seconds: Double, fetches: Int)? {
+    let xs = recent.suffix(n).map(\.seconds).sorted()
+    if xs.isEmpty { return nil }
+    let mid = xs.count / 2
+    return (xs.count % 2 == 1 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2, xs.count)
+  }
+}
+
+// MARK: JSON
+
+extension MetricsState: Codable {
+  struct Sample: Codable {
+    var name: String
+    var labels: [String: String]
+    var value: Double
+  }
+
+  struct Histogram: Codable {
+    var name: String
+    var labels: [String: String]
+    var bounds_ns: [Int64]
+    var counts: [Int]
+    var sum_ns: Int64
+    var count: Int
+  }
+
+  enum Keys: String, CodingKey {
+    case format, updated_at, counters, gauges, histograms, recent_fetches
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: Keys.self)
+    func key(_ name: String, _ labels: [String: String]) -> SeriesKey { SeriesKey(name, labels.map { ($0.key, $0.value) }) }
+    for s in try c.decodeIfPresent([Sample].self, forKey: .counters) ?? [] where s.value.isFinite && s.value >= 0 {
+      counters[key(s.name, s.labels)] = s.value
+    }
+    for s in try c.decodeIfPresent([Sample].self, forKey: .gauges) ?? [] where s.value.isFinite {
+      gauges[key(s.name, s.labels)] = s.value
+    }
+    for h in try c.decodeIfPresent([Histogram].self, forKey: .histograms) ?? [] {
+      var d = HistogramData(bounds: h.bounds_ns)
+      (d.counts, d.sum, d.count) = (h.counts, h.sum_ns, h.count)
+      if d.isValid { histograms[key(h.name, h.labels)] = d }
+    }
+    recent = Array((try c.decodeIfPresent([FetchRecord].self, forKey: .recent_fetches) ?? []).suffix(TsukuMetrics.recentFetches))
+    updatedAt = try c.decodeIfPresent(String.self, forKey: .updated_at)
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: Keys.self)
+    try c.encode(1, forKey: .format)
+    try c.encodeIfPresent(updatedAt, forKey: .updated_at)
+    try c.encode(counters.sorted { $0.key < $1.key }.map { Sample(name: $0.key.name, labels: $0.key.labelDictionary, value: $0.value) }, forKey: .counters)
+    try c.encode(gauges.sorted { $0.key < $1.key }.map { Sample(name: $0.key.name, labels: $0.key.labelDictionary, value: $0.value) }, forKey: .gauges)
+    try c.encode(
+      histograms.sorted { $0.key < $1.key }.map {
+        Histogram(
+          name: $0.key.name, labels: $0.key.labelDictionary, bounds_ns: $0.value.bounds, counts: $0.value.counts,
+          sum_ns: $0.value.sum, count: $0.value.count)
+      }, forKey: .histograms)
+    try c.encode(recent, forKey: .recent_fetches)
+  }
+}
+
+// MARK: the state file
+
+/// The state file: plain lines, read and written by hand (a JSON coder costs several times the
+/// rest of a `tsuku show`). Fields are separated by one space; names, label names and values
+/// are percent-encoded where they hold a space, `,`, `=`, `%` or a line break.
+///
+/// ```
+/// tsuku-metrics 1
+/// updated 2026-11-29T16:50:00Z
+/// counter tsuku_cache_hits_total kind=recipe 211
+/// gauge NAME LABELS VALUE
+/// histogram tsuku_fetch_duration_seconds backend=file,op=blob BOUNDS_NS COUNTS SUM_NS COUNT
+/// fetch file blob 0.000031 914 2026-11-29T16:43:12Z
+/// ```
+/// `LABELS` is `-` for none; `BOUNDS_NS` and `COUNTS` are comma-separated (one count per bound
+/// and one above them all, not cumulative).
+extension MetricsState {
+  static let header = "tsuku-metrics 1"
+
+  public func stateText() -> String {
+    func esc(_ s: String) -> String {
+      guard s.utf8.contains(where: { $0 == 0x20 || $0 == 0x2C || $0 == 0x3D || $0 == 0x25 || $0 == 0x0A || $0 == 0x0D })
+        || s.isEmpty
+      else { return s }
+      var o = ""
+      for b in s.utf8 {
+        if b == 0x20 || b == 0x2C || b == 0x3D || b == 0x25 || b == 0x0A || b == 0x0D {
+          o += "%" + (b < 0x10 ? "0" : "") + String(b, radix: 16, uppercase: true)
+        } else {
+          o.unicodeScalars.append(Unicode.Scalar(b))
+        }
+      }
+      return o.isEmpty ? "%" : o
+    }
+    func labels(_ k: SeriesKey) -> String {
+      k.labels.isEmpty ? "-" : k.labels.map { esc($0.name) + "=" + esc($0.value) }.joined(separator: ",")
+    }
+    var out = Self.header + "\n"
+    if let updatedAt { out += "updated \(updatedAt)\n" }
+    for (k, v) in counters.sorted(by: { $0.key < $1.key }) { out += "counter \(esc(k.name)) \(labels(k)) \(v)\n" }
+    for (k, v) in gauges.sorted(by: { $0.key < $1.key }) { out += "gauge \(esc(k.name)) \(labels(k)) \(v)\n" }
+    for (k, h) in histograms.sorted(by: { $0.key < $1.key }) {
+      let b = h.bounds.map(String.init).joined(separator: ",")
+      let c = h.counts.map(String.init).joined(separator: ",")
+      out += "histogram \(esc(k.name)) \(labels(k)) \(b.isEmpty ? "-" : b) \(c) \(h.sum) \(h.count)\n"
+    }
+    for f in recent { out += "fetch \(esc(f.backend)) \(esc(f.op)) \(f.seconds) \(f.bytes) \(esc(f.time))\n" }
+    return out
+  }
+
+  /// Reads the state file; throws on anything it does not understand. A histogram whose counts
+  /// do not add up is left out.
+  public init(stateText data: Data) throws {
+    self.init()
+    func bad(_ n: Int, _ why: String) -> TsukuError { TsukuError(.other, "line \(n): \(why)") }
+    func unesc(_ s: Substring, _ n: Int) throws -> String {
+      guard s.contains("%") else { return String(s) }
+      if s == "%" { return "" }
+      var bytes = [UInt8]()
+      var it = s.utf8.makeIterator()
+      while let b = it.next() {
+        if b == 0x25 {
+          guard let h = it.next(), let l = it.next(), let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) else {
+            throw bad(n, "a bad escape")
+          }
+          bytes.append(v)
+        } else {
+          bytes.append(b)
+        }
+      }
+      return String(decoding: bytes, as: UTF8.self)
+    }
+    func key(_ name: Substring, _ labels: Substring, _ n: Int) throws -> SeriesKey {
+      var pairs = [(String, String)]()
+      if labels != "-" {
+        for p in labels.split(separator: ",", omittingEmptySubsequences: false) {
+          let kv = p.split(separator: "=", omittingEmptySubsequences: false)
+          guard kv.count == 2 else { throw bad(n, "a bad label") }
+          pairs.append((try unesc(kv[0], n), try unesc(kv[1], n)))
+        }
+      }
+      return SeriesKey(try unesc(name, n), pairs)
+    }
+    func ints<T: FixedWidthInteger>(_ s: Substring, _ n: Int) throws -> [T] {
+      if s == "-" { return [] }
+      return try s.split(separator: ",", omittingEmptySubsequences: false).map {
+        guard let v = T($0) else { throw bad(n, "'\($0)' is not a whole number") }
+        return v
+      }
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    var lines = text.split(separator: "\n", omittingEmptySubsequences: true)[...]
+    guard lines.first == Substring(Self.header) else { throw TsukuError(.other, "the first line is not '\(Self.header)'") }
+    lines = lines.dropFirst()
+    for (i, line) in lines.enumerated() {
+      let n = i + 2
+      let f = line.split(separator: " ", omittingEmptySubsequences: false)
+      switch (f.first, f.count) {
+      case ("updated", 2): updatedAt = String(f[1])
+      case ("counter", 4), ("gauge", 4):
+        guard let v = Double(f[3]), v.isFinite else { throw bad(n, "'\(f[3])' is not a number") }
+        if f[0] == "counter" {
+          guard v >= 0 else { throw bad(n, "a negative counter") }
+          counters[try key(f[1], f[2], n)] = v
+        } else {
+          gauges[try key(f[1], f[2], n)] = v
+        }
+      case ("histogram", 7):
+        var h = HistogramData(bounds: try ints(f[3], n))
+        h.counts = try ints(f[4], n)
+        guard let sum = Int64(f[5]), let count = Int(f[6]) else { throw bad(n, "a bad sum or count") }
+        (h.sum, h.count) = (sum, count)
+        if h.isValid { histograms[try key(f[1], f[2], n)] = h }
+      case ("fetch", 6):
+        guard let sec = Double(f[3]), sec.isFinite, let bytes = Int(f[4]) else { throw bad(n, "a bad fetch") }
+        recent.append(FetchRecord(backend: try unesc(f[1], n), op: try unesc(f[2], n), seconds: sec, bytes: bytes, time: try unesc(f[5], n)))
+      default:
+        throw bad(n, "'\(line.prefix(40))' is not understood")
+      }
+    }
+    recent = Array(recent.suffix(TsukuMetrics.recentFetches))
+  }
+}
+
+// MARK: the home's cumulative state
+
+extension Home {
+  /// The cumulative metrics of every command run with this home.
+  public var metricsPath: String { path + "/metrics.state" }
+
+  /// The cumulative metrics (empty when none were recorded yet).
+  public func readMetrics() throws -> MetricsState {
+    guard let data = FileManager.default.contents(atPath: metricsPath) else { return MetricsState() }
+    do { return try MetricsState(stateText: data) } catch let e as TsukuError {
+      throw TsukuError(.other, "'\(metricsPath)' is not a valid metrics state file: \(e.message)")
+    }
+  }
+
+  /// Adds a command's metrics to the cumulative state: one read and one atomic write (not
+  /// fsynced: losing the last command's counts in a crash is harmless) under
+  /// `$TSUKU_HOME/metrics.lock`. That is a lock of its own, not the home's: a `show` never
+  /// waits for a long sync to finish. A home that does not exist yet is not created for it; an
+  /// unreadable state file is started afresh (Prometheus reads that as a counter reset).
+  public func addMetrics(_ delta: MetricsState, now: Date = Date()) throws {
+    if delta.isEmpty { return }
+    var st = stat()
+    guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
+    let lockPath = path + "/metrics.lock"
+    let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    if fd < 0 { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    while flock(fd, LOCK_EX) != 0 {
+      if errno != EINTR { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+    }
+    defer { flock(fd, LOCK_UN) }
+    var state = (try? readMetrics()) ?? MetricsState()
+    state.add(delta)
+    state.updatedAt = Timestamp.format(now)
+    try writeFileAtomically(Data(state.stateText().utf8), to: metricsPath, durable: false)
+  }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Store
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A SeaweedFS of a test's own, started with `tools/s3-server` on free ports, that the test
+/// may stop (an outage) without touching the shared `S3TestServer`. It is stopped when the
+/// value is released, and in any case when the test process exits (`--watch`).
+public final class OwnS3Server: @unchecked Sendable {
+  public let endpoint: String
+  private let dir: TemporaryDirectory
+  private let script: String
+  public private(set) var running = true
+
+  /// Starts one; throws `S3TestServer.S3Unavailable` when SeaweedFS cannot be installed.
+  public init() throws {
+    script = S3TestServer.checkoutRoot() + "/tools/s3-server"
+    dir = try TemporaryDirectory(prefix: "tsuku-own-s3")
+    var last = ""
+    for _ in 0..<8 {
+      let port = Int.random(in: 40001...60000)
+      if !LoopbackServer.portsFree(port...port + 9) { continue }
+      let (status, out, err) = try Self.run(script, ["start", dir.file("srv"), String(port), "--watch", String(getpid())], in: dir.path)
+      if status == 3 { throw S3TestServer.S3Unavailable() }
+      if status == 0, let line = out.split(separator: "\n").first(where: { $0.hasPrefix("TSUKU_TEST_S3_ENDPOINT=") }) {
+        endpoint = String(line.dropFirst("TSUKU_TEST_S3_ENDPOINT=".count))
+        return
+      }
+      last = err.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    throw TsukuError(.unavailable, "cannot start a SeaweedFS of the test's own: \(last)")
+  }
+
+  deinit { stop() }
+
+  /// Stops the server (its PID from its folder); idempotent.
+  public func stop() {
+    guard running else { return }
+    running = false
+    _ = try? Self.run(script, ["stop", dir.file("srv")], in: dir.path)
+  }
+
+  /// A fresh bucket.
+  public func makeBucket(prefix: String = "own") throws -> String {
+    let name = "\(prefix)-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    try S3Store(S3Location(bucket: name, endpoint: endpoint), credentials: S3TestServer.admin, transport: CurlTransport())
+      .createBucket()
+    return name
+  }
+
+  /// Output to files, not pipes: the server started in the background would hold a pipe open.
+  private static func run(_ executable: String, _ arguments: [String], in dir: String) throws -> (Int32, String, String) {
+    let (outPath, errPath) = (dir + "/cmd.out", dir + "/cmd.err")
+    FileManager.default.createFile(atPath: outPath, contents: nil)
+    FileManager.default.createFile(atPath: errPath, contents: nil)
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    defer {
+      try? out.close()
+      try? err.close()
+    }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    return (
+      p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+      (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    )
+  }
+}
