@@ -19,7 +19,8 @@ public struct ValidationReport: Codable, Sendable {
   public var failures: [Failure] = []
   public var new_recipes_without_golden: [String] = []
   public var exclusions_applied: [GoldenExclusion] = []
-  /// Exclusions that named no recipe of the index, or a platform it already has golden files for.
+  /// Exclusions that excused nothing: no such recipe, the golden file exists, or the recipe
+  /// does not support that platform.
   public var stale_exclusions: [GoldenExclusion] = []
   public var bucket: Bucket?
   public var alerts: [Alert] = []
@@ -194,7 +195,7 @@ extension ValidationReport {
       if exclusions_applied.count > 100 { md += "\n… and \(exclusions_applied.count - 100) more (see the JSON).\n" }
     }
     if !stale_exclusions.isEmpty {
-      md += "\nStale exclusions (no such recipe, or the golden file now exists): "
+      md += "\nStale exclusions (no such recipe, the golden file exists, or the recipe does not support that platform): "
       md += stale_exclusions.map { "\($0.recipe)\($0.platform.map { " on \($0)" } ?? "")" }.joined(separator: ", ") + ".\n"
     }
     if !notes.isEmpty { md += "\n## Notes\n\n" + notes.map { "- \($0)\n" }.joined() }
@@ -223,8 +224,10 @@ extension ValidationReport {
     if status == "passed" && alerts.isEmpty { return nil }
     let title: String
     switch status {
-    case "skipped": title = "Registry validation skipped: \(reason ?? "nothing could be validated")"
-    case "degraded": title = "Registry validation degraded: \(reason ?? "validated from the fallback")" + (failures.isEmpty ? "" : "; \(failures.count) failures")
+    case "skipped": title = "Registry validation skipped: the source is unreachable and no fallback could be validated"
+    case "degraded":
+      title = "Registry validation degraded: the source is unreachable, validated from the fallback"
+        + (failures.isEmpty ? "" : "; \(failures.count) failure\(failures.count == 1 ? "" : "s")")
     case "failed":
       title = "Registry validation failed: \(failures.count) failure\(failures.count == 1 ? "" : "s") (" + failureKinds.map { "\($0.1) \($0.0)" }.joined(separator: ", ") + ")"
     default: title = "Registry validation alerts: " + alerts.map(\.message).joined(separator: "; ")

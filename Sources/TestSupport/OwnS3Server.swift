@@ -14,6 +14,8 @@ public final class OwnS3Server: @unchecked Sendable {
   public let endpoint: String
   private let dir: TemporaryDirectory
   private let script: String
+  /// The server's folder (data, log, PID), one per attempt.
+  private let serverDir: String
   public private(set) var running = true
 
   /// Starts one; throws `S3TestServer.S3Unavailable` when SeaweedFS cannot be installed.
@@ -24,15 +26,17 @@ public final class OwnS3Server: @unchecked Sendable {
     for _ in 0..<8 {
       let port = Int.random(in: 40001...60000)
       if !LoopbackServer.portsFree(port...port + 9) { continue }
-      let (status, out, err) = try Self.run(script, ["start", dir.file("srv"), String(port), "--watch", String(getpid())], in: dir.path)
+      let srv = dir.file("srv-\(port)")
+      let (status, out, err) = try Self.run(script, ["start", srv, String(port), "--watch", String(getpid())], in: dir.path)
       if status == 3 { throw S3TestServer.S3Unavailable() }
       if status == 0, let line = out.split(separator: "\n").first(where: { $0.hasPrefix("TSUKU_TEST_S3_ENDPOINT=") }) {
         endpoint = String(line.dropFirst("TSUKU_TEST_S3_ENDPOINT=".count))
+        serverDir = srv
         return
       }
-      last = err.trimmingCharacters(in: .whitespacesAndNewlines)
+      last = "exit \(status) on port \(port): " + (err + out).trimmingCharacters(in: .whitespacesAndNewlines)
     }
-    throw TsukuError(.unavailable, "cannot start a SeaweedFS of the test's own: \(last)")
+    throw TsukuError(.unavailable, "cannot start a SeaweedFS of the test's own: \(last.isEmpty ? "no free ports" : last)")
   }
 
   deinit { stop() }
@@ -41,7 +45,7 @@ public final class OwnS3Server: @unchecked Sendable {
   public func stop() {
     guard running else { return }
     running = false
-    _ = try? Self.run(script, ["stop", dir.file("srv")], in: dir.path)
+    _ = try? Self.run(script, ["stop", serverDir], in: dir.path)
   }
 
   /// A fresh bucket.

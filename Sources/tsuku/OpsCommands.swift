@@ -8,17 +8,17 @@ extension Tsuku.Registry {
     static let configuration = CommandConfiguration(
       abstract: "Nightly validation: health, the index, every object it pins, golden file coverage; a dashboard.",
       discussion: """
-        Checks the source's health first (bounded by --timeout-health). If the source is
-        unreachable, the --fallback (for example the git history, git+file://...) is validated
-        instead and the run is 'degraded'; without a reachable fallback the run is 'skipped'
-        with the reason. Otherwise every object the index pins (tree, shards, packs, revocation
-        list, recipes, golden files) is read from each reachable target and checked against its
-        hash and size, and every recipe must have golden files for the platforms it supports,
+        Checks the source's health first (bounded by --timeout-health). If the source is \
+        unreachable, the --fallback (for example the git history, git+file://...) is validated \
+        instead and the run is 'degraded'; without a reachable fallback the run is 'skipped' \
+        with the reason. Otherwise every object the index pins (tree, shards, packs, revocation \
+        list, recipes, golden files) is read from each reachable target and checked against its \
+        hash and size, and every recipe must have golden files for the platforms it supports, \
         unless --exclusions lists it. Recipes newer than --new-days are reported, not failed.
 
-        Writes --status-md (Markdown dashboard) and, when something needs a person (failures,
-        degraded, skipped, alerts), --issue-md (first line the title, then the body); a
-        previous --issue-md is removed when nothing does. Alerts: the index, the revocation
+        Writes --status-md (Markdown dashboard) and, when something needs a person (failures, \
+        degraded, skipped, alerts), --issue-md (first line the title, then the body); a \
+        previous --issue-md is removed when nothing does. Alerts: the index, the revocation \
         list or the root expires within --warn-days; the bucket passes 80% of --quota.
 
         Exit 0 passed, 2 failures found (also degraded), 5 could not validate (skipped).
@@ -117,10 +117,10 @@ extension Tsuku.Registry {
       commandName: "gc",
       abstract: "Retention: quarantine, then delete, the blobs no kept index version pins.",
       discussion: """
-        Keeps every blob that index.json or the archive copies of the K-1 index versions before
-        it pin (tree, shards, packs, revocation lists, recipes, golden files). Other blobs at
-        least --min-age old are moved into the quarantine (quarantine/sha256/...); a later run
-        deletes those quarantined at least --min-age before, and moves back any that a kept
+        Keeps every blob that index.json or the archive copies of the K-1 index versions before \
+        it pin (tree, shards, packs, revocation lists, recipes, golden files). Other blobs at \
+        least --min-age old are moved into the quarantine (quarantine/sha256/...); a later run \
+        deletes those quarantined at least --min-age before, and moves back any that a kept \
         index pins again. A git store gets one commit per step (history keeps everything).
         """)
     @Option(help: "The store URL (directory, git+file:// or s3://).") var to: String

@@ -113,7 +113,8 @@ import TestSupport
     #expect(dashboard.contains("validated from the fallback '\(git)'"))
     #expect(dashboard.contains("| health | failed |"))
     let issue = try String(contentsOfFile: w.dir.file("issue.md"), encoding: .utf8)
-    #expect(issue.hasPrefix("Registry validation degraded: source '\(bucket)' unreachable"))
+    #expect(issue.hasPrefix("Registry validation degraded: the source is unreachable, validated from the fallback; "))
+    #expect(issue.contains("ended **degraded**: source '\(bucket)' unreachable ("))
 
     // Without the fallback the same outage is exit 5, with the reason.
     r = try w.run("registry", "validate", "--source", bucket, "--root", w.dir.file("root.json"), "--timeout-health", "3", env: admin)

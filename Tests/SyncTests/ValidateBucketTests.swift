@@ -89,6 +89,7 @@ import TestSupport
     #expect(md.contains("| Source | `\(source)` (unreachable"))
     #expect(md.contains("| Fallback | `\(fallback)` (healthy"))
     #expect(md.contains("| Storage | unknown: the source is unreachable |"))
-    #expect(r.issue?.title.hasPrefix("Registry validation degraded: source") == true)
+    #expect(r.issue?.title == "Registry validation degraded: the source is unreachable, validated from the fallback")
+    #expect(r.issue?.body.contains(reason) == true)
   }
 }
