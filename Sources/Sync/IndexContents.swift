@@ -14,13 +14,42 @@ public struct PinnedBlob: Sendable, Equatable {
   public var role: BlobRole
   public var recipe: String?
   public var platform: String?
+  /// The shard or subtree prefix, or the golden file's version.
+  public var detail: String?
 
-  /// `recipe 'fzf'`, `golden file of 'go' 1.25.7 on linux-amd64`, `shard '4'`.
-  public var label: String
+  public init(id: ObjectID, size: Int, role: BlobRole, recipe: String? = nil, platform: String? = nil, detail: String? = nil) {
+    self.id = id
+    self.size = size
+    self.role = role
+    self.recipe = recipe
+    self.platform = platform
+    self.detail = detail
+  }
+
+  /// `recipe 'fzf'`, `golden file of 'go' 1.25.7 on linux-amd64`, `index shard '4'`. Made
+  /// when asked: a registry pins hundreds of thousands of blobs and few ever need one.
+  public var label: String {
+    switch role {
+    case .tree: "index tree"
+    case .revocationList: "revocation list"
+    case .subtree: "index subtree '\(detail ?? "")'"
+    case .shard: "index shard '\(detail ?? "")'"
+    case .pack: "pack '\(id.hex.prefix(16))'"
+    case .recipe: "recipe '\(recipe ?? "")'"
+    case .golden: "golden file of '\(recipe ?? "")' \(detail ?? "") on \(platform ?? "")"
+    }
+  }
+
+  /// The order reports list pinned blobs in: by role, then recipe, then the rest.
+  public static func reportOrder(_ a: PinnedBlob, _ b: PinnedBlob) -> Bool {
+    (a.role.rawValue, a.recipe ?? "", a.detail ?? "", a.platform ?? "", a.id.hex)
+      < (b.role.rawValue, b.recipe ?? "", b.detail ?? "", b.platform ?? "", b.id.hex)
+  }
 }
 
 /// An index and everything it pins: the tree, its shards and packs, the revocation list, and
-/// the recipes and golden files of its entries. Read by validation and retention.
+/// the recipes and golden files of its entries. Read by validation and retention; its entries
+/// keep their names, categories and blob references, not their descriptions.
 public struct IndexContents: Sendable {
   public let verified: VerifiedIndex
   public let tree: IndexTree
@@ -32,9 +61,9 @@ public struct IndexContents: Sendable {
 
   /// The pins of `verified` alone (tree and revocation list), before the tree is read.
   public static func topLevel(_ verified: VerifiedIndex) -> [PinnedBlob] {
-    var out = [PinnedBlob(id: verified.index.tree.sha256, size: verified.index.tree.size, role: .tree, label: "index tree")]
+    var out = [PinnedBlob(id: verified.index.tree.sha256, size: verified.index.tree.size, role: .tree)]
     if let r = verified.revocation {
-      out.append(PinnedBlob(id: r.list.sha256, size: r.list.size, role: .revocationList, label: "revocation list"))
+      out.append(PinnedBlob(id: r.list.sha256, size: r.list.size, role: .revocationList))
     }
     return out
   }
@@ -63,25 +92,29 @@ public struct IndexContents: Sendable {
     for s in shards {
       let shard = try IndexShard.parse(
         try fetch(s.sha256, s.size, "index shard"), what: "index shard '\(s.prefix)' ('\(s.sha256.hex.prefix(16))')")
-      entries += shard.entries
+      // Only what validation and retention read is kept: at a hundred thousand recipes the
+      // descriptions, homepages and dependency lists are tens of megabytes.
+      entries += shard.entries.map { e in
+        var e = e
+        (e.description, e.homepage, e.dependencies, e.runtime_dependencies, e.source_commit) = ("", "", [], [], nil)
+        return e
+      }
     }
     var pinned = [ObjectID: PinnedBlob]()
     func pin(_ b: PinnedBlob) { if pinned[b.id] == nil { pinned[b.id] = b } }
     topLevel(verified).forEach(pin)
     for s in tree.subtrees ?? [] {
-      pin(PinnedBlob(id: s.sha256, size: s.size, role: .subtree, label: "index subtree '\(s.prefix)'"))
+      pin(PinnedBlob(id: s.sha256, size: s.size, role: .subtree, detail: s.prefix))
     }
-    for s in shards { pin(PinnedBlob(id: s.sha256, size: s.size, role: .shard, label: "index shard '\(s.prefix)'")) }
+    for s in shards { pin(PinnedBlob(id: s.sha256, size: s.size, role: .shard, detail: s.prefix)) }
     for p in tree.packs ?? [] {
-      pin(PinnedBlob(id: p.sha256, size: p.size, role: .pack, label: "pack '\(p.sha256.hex.prefix(16))'"))
+      pin(PinnedBlob(id: p.sha256, size: p.size, role: .pack))
     }
     for e in entries.sorted(by: { $0.name < $1.name }) {
-      pin(PinnedBlob(id: e.recipe.sha256, size: e.recipe.size, role: .recipe, recipe: e.name, label: "recipe '\(e.name)'"))
+      pin(PinnedBlob(id: e.recipe.sha256, size: e.recipe.size, role: .recipe, recipe: e.name))
       for g in e.golden {
         pin(
-          PinnedBlob(
-            id: g.sha256, size: g.size, role: .golden, recipe: e.name, platform: g.platform,
-            label: "golden file of '\(e.name)' \(g.version) on \(g.platform)"))
+          PinnedBlob(id: g.sha256, size: g.size, role: .golden, recipe: e.name, platform: g.platform, detail: g.version))
       }
     }
     return IndexContents(verified: verified, tree: tree, entries: entries, pinned: pinned)

@@ -51,6 +51,7 @@ public struct ValidateOptions: Sendable {
 public enum Validator {
   /// The blobs fetched per batch (remote stores run a batch in parallel).
   static let batch = 128
+  static let batchBytes = 16 << 20
 
   public static func run(_ o: ValidateOptions) -> ValidationReport {
     var r = ValidationReport(runAt: o.now, source: o.source, fallback: o.fallback)
@@ -92,7 +93,9 @@ public enum Validator {
     var reference: (url: String, verified: VerifiedIndex)?
     var contents: IndexContents?
     var entries: [IndexEntry] = []
-    var recipeBytes = [ObjectID: Data]()
+    /// The platforms each recipe read supports (its bytes are not kept: at a hundred thousand
+    /// recipes they would be a hundred megabytes).
+    var recipePlatforms = [ObjectID: [String]]()
     var baseline: Set<String>?
     var unchecked = Set<String>()
 
@@ -325,15 +328,24 @@ public enum Validator {
 
     mutating func objects(_ d: Deadline) throws -> String? {
       guard let c = contents else { return nil }
-      let pins = c.pinned.values.sorted { ($0.role.rawValue, $0.label) < ($1.role.rawValue, $1.label) }
+      let pins = c.pinned.values.sorted(by: PinnedBlob.reportOrder)
       var parts = [String]()
       for url in urls where stores[url] != nil {
         let store = try open(url, d)
         setTarget(url) { $0.validated = true }
         var checked = 0
-        for start in stride(from: 0, to: pins.count, by: Validator.batch) {
+        // Batches of at most `batch` blobs and 16 MB: a pack is read alone.
+        var start = 0
+        while start < pins.count {
           try d.check("\(checked) of \(pins.count) objects checked on '\(url)'")
-          let chunk = Array(pins[start..<min(start + Validator.batch, pins.count)])
+          var end = start
+          var bytes = 0
+          while end < pins.count, end - start < Validator.batch, end == start || bytes + pins[end].size <= Validator.batchBytes {
+            bytes += pins[end].size
+            end += 1
+          }
+          let chunk = Array(pins[start..<end])
+          start = end
           do {
             try check(chunk, on: store, url: url)
           } catch let e as TsukuError {
@@ -371,7 +383,9 @@ public enum Validator {
             t.wrong_size += 1
             fail("wrong-size", p, url, "\(p.label) ('\(p.id.hex)') is \(data.count) bytes on '\(url)', the index declares \(p.size)")
           } else if p.role == .recipe {
-            recipeBytes[p.id] = data
+            if recipePlatforms[p.id] == nil {
+              recipePlatforms[p.id] = GoldenCoverage.supported(recipe: data, required: options.platforms)
+            }
           }
         } else if let why = corrupt[p.id] {
           t.corrupt += 1
@@ -425,14 +439,13 @@ public enum Validator {
       var missingCount = 0
       for (n, e) in entries.sorted(by: { $0.name < $1.name }).enumerated() {
         if n % 100 == 0 { try d.check("\(checked) of \(entries.count) recipes checked") }
-        guard let data = recipeBytes[e.recipe.sha256] else {
+        guard let platforms = recipePlatforms[e.recipe.sha256] else {
           unchecked.insert(e.name)
           continue
         }
         checked += 1
         var missing = [String]()
-        for p in GoldenCoverage.supported(recipe: data, required: options.platforms)
-        where !GoldenCoverage.covers(e.golden, p) {
+        for p in platforms where !GoldenCoverage.covers(e.golden, p) {
           if let x = options.exclusions.match(e.name, p) {
             if let i = options.exclusions.entries.firstIndex(of: x) { used.insert(i) }
             applied.append(GoldenExclusion(recipe: e.name, platform: p, reason: x.reason, issue: x.issue))
