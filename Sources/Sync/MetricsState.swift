@@ -209,23 +209,26 @@ extension MetricsState {
       guard s.utf8.contains(where: { $0 == 0x20 || $0 == 0x2C || $0 == 0x3D || $0 == 0x25 || $0 == 0x0A || $0 == 0x0D })
         || s.isEmpty
       else { return s }
-      var o = ""
+      if s.isEmpty { return "%" }
+      let digits = Array("0123456789ABCDEF".utf8)
+      var o = [UInt8]()
       for b in s.utf8 {
         if b == 0x20 || b == 0x2C || b == 0x3D || b == 0x25 || b == 0x0A || b == 0x0D {
-          o += "%" + (b < 0x10 ? "0" : "") + String(b, radix: 16, uppercase: true)
+          o += [0x25, digits[Int(b >> 4)], digits[Int(b & 15)]]
         } else {
-          o.unicodeScalars.append(Unicode.Scalar(b))
+          o.append(b)
         }
       }
-      return o.isEmpty ? "%" : o
+      return String(decoding: o, as: UTF8.self)
     }
+    func num(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
     func labels(_ k: SeriesKey) -> String {
       k.labels.isEmpty ? "-" : k.labels.map { esc($0.name) + "=" + esc($0.value) }.joined(separator: ",")
     }
     var out = Self.header + "\n"
     if let updatedAt { out += "updated \(updatedAt)\n" }
-    for (k, v) in counters.sorted(by: { $0.key < $1.key }) { out += "counter \(esc(k.name)) \(labels(k)) \(v)\n" }
-    for (k, v) in gauges.sorted(by: { $0.key < $1.key }) { out += "gauge \(esc(k.name)) \(labels(k)) \(v)\n" }
+    for (k, v) in counters.sorted(by: { $0.key < $1.key }) { out += "counter \(esc(k.name)) \(labels(k)) \(num(v))\n" }
+    for (k, v) in gauges.sorted(by: { $0.key < $1.key }) { out += "gauge \(esc(k.name)) \(labels(k)) \(num(v))\n" }
     for (k, h) in histograms.sorted(by: { $0.key < $1.key }) {
       let b = h.bounds.map(String.init).joined(separator: ",")
       let c = h.counts.map(String.init).joined(separator: ",")
@@ -236,73 +239,98 @@ extension MetricsState {
   }
 
   /// Reads the state file; throws on anything it does not understand. A histogram whose counts
-  /// do not add up is left out.
+  /// do not add up is left out. Bytes, not Characters: this runs on every `show`.
   public init(stateText data: Data) throws {
     self.init()
+    typealias Bytes = ArraySlice<UInt8>
     func bad(_ n: Int, _ why: String) -> TsukuError { TsukuError(.other, "line \(n): \(why)") }
-    func unesc(_ s: Substring, _ n: Int) throws -> String {
-      guard s.contains("%") else { return String(s) }
-      if s == "%" { return "" }
-      var bytes = [UInt8]()
-      var it = s.utf8.makeIterator()
-      while let b = it.next() {
-        if b == 0x25 {
-          guard let h = it.next(), let l = it.next(), let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) else {
-            throw bad(n, "a bad escape")
-          }
-          bytes.append(v)
+    func str(_ b: Bytes) -> String { String(decoding: b, as: UTF8.self) }
+    func hex(_ c: UInt8) -> UInt8? {
+      switch c {
+      case 0x30...0x39: c - 0x30
+      case 0x41...0x46: c - 0x41 + 10
+      case 0x61...0x66: c - 0x61 + 10
+      default: nil
+      }
+    }
+    func unesc(_ b: Bytes, _ n: Int) throws -> String {
+      guard b.contains(0x25) else { return str(b) }
+      if b.count == 1 { return "" }
+      var out = [UInt8]()
+      var i = b.startIndex
+      while i < b.endIndex {
+        if b[i] == 0x25 {
+          guard i + 2 < b.endIndex, let h = hex(b[i + 1]), let l = hex(b[i + 2]) else { throw bad(n, "a bad escape") }
+          out.append(h << 4 | l)
+          i += 3
         } else {
-          bytes.append(b)
+          out.append(b[i])
+          i += 1
         }
       }
-      return String(decoding: bytes, as: UTF8.self)
+      return str(out[...])
     }
-    func key(_ name: Substring, _ labels: Substring, _ n: Int) throws -> SeriesKey {
+    func int(_ b: Bytes, _ n: Int) throws -> Int64 {
+      var v: Int64 = 0
+      var neg = false
+      var i = b.startIndex
+      if i < b.endIndex, b[i] == 0x2D {
+        neg = true
+        i += 1
+      }
+      guard i < b.endIndex, b.endIndex - i <= 18 else { throw bad(n, "'\(str(b))' is not a whole number") }
+      while i < b.endIndex {
+        guard (0x30...0x39).contains(b[i]) else { throw bad(n, "'\(str(b))' is not a whole number") }
+        v = v * 10 + Int64(b[i] - 0x30)
+        i += 1
+      }
+      return neg ? -v : v
+    }
+    func ints(_ b: Bytes, _ n: Int) throws -> [Int64] {
+      if b.elementsEqual([0x2D]) { return [] }
+      return try b.split(separator: 0x2C, omittingEmptySubsequences: false).map { try int($0, n) }
+    }
+    func double(_ b: Bytes, _ n: Int) throws -> Double {
+      guard let v = Double(str(b)), v.isFinite else { throw bad(n, "'\(str(b))' is not a number") }
+      return v
+    }
+    func key(_ name: Bytes, _ labels: Bytes, _ n: Int) throws -> SeriesKey {
       var pairs = [(String, String)]()
-      if labels != "-" {
-        for p in labels.split(separator: ",", omittingEmptySubsequences: false) {
-          let kv = p.split(separator: "=", omittingEmptySubsequences: false)
-          guard kv.count == 2 else { throw bad(n, "a bad label") }
-          pairs.append((try unesc(kv[0], n), try unesc(kv[1], n)))
+      if !labels.elementsEqual([0x2D]) {
+        for p in labels.split(separator: 0x2C, omittingEmptySubsequences: false) {
+          guard let eq = p.firstIndex(of: 0x3D) else { throw bad(n, "a label without '='") }
+          pairs.append((try unesc(p[..<eq], n), try unesc(p[(eq + 1)...], n)))
         }
       }
       return SeriesKey(try unesc(name, n), pairs)
     }
-    func ints<T: FixedWidthInteger>(_ s: Substring, _ n: Int) throws -> [T] {
-      if s == "-" { return [] }
-      return try s.split(separator: ",", omittingEmptySubsequences: false).map {
-        guard let v = T($0) else { throw bad(n, "'\($0)' is not a whole number") }
-        return v
-      }
+    let bytes = [UInt8](data)
+    let lines = bytes.split(separator: 0x0A)
+    guard let first = lines.first, first.elementsEqual(Self.header.utf8) else {
+      throw TsukuError(.other, "the first line is not '\(Self.header)'")
     }
-    let text = String(decoding: data, as: UTF8.self)
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: true)[...]
-    guard lines.first == Substring(Self.header) else { throw TsukuError(.other, "the first line is not '\(Self.header)'") }
-    lines = lines.dropFirst()
-    for (i, line) in lines.enumerated() {
+    for (i, line) in lines.dropFirst().enumerated() {
       let n = i + 2
-      let f = line.split(separator: " ", omittingEmptySubsequences: false)
-      switch (f.first, f.count) {
-      case ("updated", 2): updatedAt = String(f[1])
-      case ("counter", 4), ("gauge", 4):
-        guard let v = Double(f[3]), v.isFinite else { throw bad(n, "'\(f[3])' is not a number") }
-        if f[0] == "counter" {
-          guard v >= 0 else { throw bad(n, "a negative counter") }
-          counters[try key(f[1], f[2], n)] = v
-        } else {
-          gauges[try key(f[1], f[2], n)] = v
-        }
+      let f = line.split(separator: 0x20, omittingEmptySubsequences: false)
+      switch (str(f[0]), f.count) {
+      case ("updated", 2): updatedAt = str(f[1])
+      case ("counter", 4):
+        let v = try double(f[3], n)
+        guard v >= 0 else { throw bad(n, "a negative counter") }
+        counters[try key(f[1], f[2], n)] = v
+      case ("gauge", 4): gauges[try key(f[1], f[2], n)] = try double(f[3], n)
       case ("histogram", 7):
         var h = HistogramData(bounds: try ints(f[3], n))
-        h.counts = try ints(f[4], n)
-        guard let sum = Int64(f[5]), let count = Int(f[6]) else { throw bad(n, "a bad sum or count") }
-        (h.sum, h.count) = (sum, count)
+        h.counts = try ints(f[4], n).map { Int($0) }
+        (h.sum, h.count) = (try int(f[5], n), Int(try int(f[6], n)))
         if h.isValid { histograms[try key(f[1], f[2], n)] = h }
       case ("fetch", 6):
-        guard let sec = Double(f[3]), sec.isFinite, let bytes = Int(f[4]) else { throw bad(n, "a bad fetch") }
-        recent.append(FetchRecord(backend: try unesc(f[1], n), op: try unesc(f[2], n), seconds: sec, bytes: bytes, time: try unesc(f[5], n)))
+        recent.append(
+          FetchRecord(
+            backend: try unesc(f[1], n), op: try unesc(f[2], n), seconds: try double(f[3], n), bytes: Int(try int(f[4], n)),
+            time: try unesc(f[5], n)))
       default:
-        throw bad(n, "'\(line.prefix(40))' is not understood")
+        throw bad(n, "'\(str(line.prefix(40)))' is not understood")
       }
     }
     recent = Array(recent.suffix(TsukuMetrics.recentFetches))

@@ -119,7 +119,7 @@ import TestSupport
     // The file's lines as documented.
     let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: home.metricsPath)), as: UTF8.self)
     #expect(text.hasPrefix("tsuku-metrics 1\nupdated "))
-    #expect(text.contains("\ncounter tsuku_cache_hits_total kind=recipe 2.0\n"))
+    #expect(text.contains("\ncounter tsuku_cache_hits_total kind=recipe 2\n"))
     #expect(text.contains("\nhistogram tsuku_fetch_duration_seconds backend=s3,op=blob 500000,1000000,2500000,5000000,"))
     #expect(text.contains(" 0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0 3000000 1\n"))
     // Hand-edited counts that do not add up are dropped, not rendered.
@@ -128,8 +128,11 @@ import TestSupport
     #expect(try home.readMetrics().counter(TsukuMetrics.cacheHits.name, ["kind": "recipe"]) == 2)
     // Odd names and label values survive the escaping.
     var odd = MetricsState()
-    odd.counters[SeriesKey("a b%c", [("l=1", "x,y\nz"), ("e", "")])] = 3
-    #expect(try MetricsState(stateText: Data(odd.stateText().utf8)).counters == odd.counters)
+    odd.counters[SeriesKey("a b%c", [("l=1", "x,y\nz"), ("e", ""), ("u", "é ✓")])] = 3.5
+    odd.recent = [FetchRecord(backend: "b c", op: "%", seconds: 1.5e-05, bytes: 3, time: "t")]
+    let back = try MetricsState(stateText: Data(odd.stateText().utf8))
+    #expect(back.counters == odd.counters)
+    #expect(back.recent == odd.recent)
     for broken in ["{nope", "tsuku-metrics 1\ncounter x - -1\n", "tsuku-metrics 1\nwhat is this\n", "tsuku-metrics 1\ncounter x a 1\n"] {
       try Data(broken.utf8).write(to: URL(fileURLWithPath: home.metricsPath))
       #expect(throws: TsukuError.self, "\(broken)") { try home.readMetrics() }
