@@ -1,6 +1,7 @@
 import Foundation
 import Store
 import Sync
+import Synchronization
 import Testing
 
 import TestSupport
@@ -62,9 +63,35 @@ import TestSupport
     bytes[0] ^= 0x20
     try Data(bytes).write(to: URL(fileURLWithPath: w.dir.file("store/") + id.path))
     #expect(try w.run("update-registry").status == 4)
-    let p = try metrics(w)
+    var p = try metrics(w)
     #expect(p.value("tsuku_verification_failures_total", ["backend": "file", "reason": "hash_mismatch"]) == 1)
     #expect(p.sum("tsuku_verification_failures_total") == 1)
+    // Repaired at the source and synced; then the cached copy is damaged and 'tsuku verify'
+    // finds it: one failure of the cache.
+    try fzf.write(to: URL(fileURLWithPath: w.dir.file("store/") + id.path))
+    #expect(try w.run("update-registry").status == 0)
+    #expect(try tamperCachedBlob(cacheDir: w.dir.file("home/cache"), id: id))
+    #expect(try w.run("verify").status == 4)
+    p = try metrics(w)
+    #expect(p.value("tsuku_verification_failures_total", ["backend": "cache", "reason": "hash_mismatch"]) == 1)
+    #expect(p.sum("tsuku_verification_failures_total") == 2)
+  }
+
+  @Test("commands running at the same time lose no count")
+  func concurrentCommandsLoseNoCount() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    #expect(try w.run("update-registry").status == 0)
+    let before = try metrics(w).value("tsuku_cache_hits_total", ["kind": "recipe"]) ?? 0
+    let statuses = Mutex<[Int32]>([])
+    DispatchQueue.concurrentPerform(iterations: 12) { i in
+      let r = try? w.run("show", i % 2 == 0 ? "fzf" : "jq")
+      statuses.withLock { $0.append(r?.status ?? -1) }
+    }
+    #expect(statuses.withLock { $0 } == Array(repeating: 0, count: 12))
+    #expect(try metrics(w).value("tsuku_cache_hits_total", ["kind": "recipe"]) == before + 12)
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: w.dir.file("home")).filter { $0.contains(".tmp-") }
+    #expect(leftovers.isEmpty)
   }
 
   @Test("attack: a revoked hash is one revocation refusal per refused read")
