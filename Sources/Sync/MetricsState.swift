@@ -78,7 +78,7 @@ public struct HistogramData: Sendable, Equatable {
 }
 
 /// Metrics: what one command recorded (`MetricsCollector`), or the cumulative state of a home
-/// (`$TSUKU_HOME/metrics.state`), which is the sum of every command's.
+/// (`$TSUKU_HOME/metrics.state.0` and `.1`), which is the sum of every command's.
 public struct MetricsState: Sendable, Equatable {
   public var counters: [SeriesKey: Double] = [:]
   public var gauges: [SeriesKey: Double] = [:]
@@ -339,38 +339,112 @@ extension MetricsState {
 
 // MARK: the home's cumulative state
 
+/// The cumulative state is kept in two slot files, `metrics.state.0` and `metrics.state.1`,
+/// each a header line (`tsuku-metrics-slot GENERATION BYTES SHA256`) and the state text. A
+/// command overwrites the older slot in place with the next generation; readers take the newest
+/// slot whose length and hash match. So a reader never sees half a state and a crash in the
+/// middle of a write loses at most that command's counts, while the hot path makes neither a
+/// rename nor an fsync: on ext4 a rename over an existing file under I/O load took 3 ms at the
+/// 90th percentile and up to 100 ms, an overwrite in place 0.01 ms.
 extension Home {
-  /// The cumulative metrics of every command run with this home.
-  public var metricsPath: String { path + "/metrics.state" }
+  /// The two slot files of the cumulative metrics.
+  public var metricsPaths: [String] { [path + "/metrics.state.0", path + "/metrics.state.1"] }
 
   /// The cumulative metrics (empty when none were recorded yet).
   public func readMetrics() throws -> MetricsState {
-    guard let data = FileManager.default.contents(atPath: metricsPath) else { return MetricsState() }
-    do { return try MetricsState(stateText: data) } catch let e as TsukuError {
-      throw TsukuError(.other, "'\(metricsPath)' is not a valid metrics state file: \(e.message)")
-    }
+    try withMetricsLock(LOCK_SH, create: false) { try newestMetrics().state }
   }
 
-  /// Adds a command's metrics to the cumulative state: one read and one atomic write (not
-  /// fsynced: losing the last command's counts in a crash is harmless) under
-  /// `$TSUKU_HOME/metrics.lock`. That is a lock of its own, not the home's: a `show` never
-  /// waits for a long sync to finish. A home that does not exist yet is not created for it; an
-  /// unreadable state file is started afresh (Prometheus reads that as a counter reset).
+  /// Adds a command's metrics to the cumulative state, under `$TSUKU_HOME/metrics.lock` (a lock
+  /// of its own, not the home's: a `show` never waits for a long sync). A home that does not
+  /// exist yet is not created for it; a state that cannot be read is started afresh
+  /// (Prometheus reads that as a counter reset).
   public func addMetrics(_ delta: MetricsState, now: Date = Date()) throws {
     if delta.isEmpty { return }
     var st = stat()
     guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
+    try withMetricsLock(LOCK_EX, create: true) {
+      let current = try? newestMetrics()
+      var state = current?.state ?? MetricsState()
+      state.add(delta)
+      state.updatedAt = Timestamp.format(now)
+      try writeMetricsSlot(state, after: current)
+    }
+  }
+
+  /// Replaces the cumulative metrics with `state` (a new generation).
+  public func writeMetrics(_ state: MetricsState) throws {
+    try makeDirectory(path)
+    try withMetricsLock(LOCK_EX, create: true) { try writeMetricsSlot(state, after: try? newestMetrics()) }
+  }
+
+  private func withMetricsLock<T>(_ op: Int32, create: Bool, _ body: () throws -> T) throws -> T {
     let lockPath = path + "/metrics.lock"
-    let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    if fd < 0 { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+    let fd = open(lockPath, create ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0o644)
+    // Nothing to lock: no home, or a home that cannot be written (a reader then reads as is).
+    if fd < 0 {
+      if create { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+      return try body()
+    }
     defer { close(fd) }
-    while flock(fd, LOCK_EX) != 0 {
+    while flock(fd, op) != 0 {
       if errno != EINTR { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
     }
     defer { flock(fd, LOCK_UN) }
-    var state = (try? readMetrics()) ?? MetricsState()
-    state.add(delta)
-    state.updatedAt = Timestamp.format(now)
-    try writeFileAtomically(Data(state.stateText().utf8), to: metricsPath, durable: false)
+    return try body()
+  }
+
+  /// The newest slot that is whole, its generation and which slot it is; an empty state (slot
+  /// nil) when neither file exists.
+  private func newestMetrics() throws -> (state: MetricsState, generation: Int, slot: Int?) {
+    var best: (generation: Int, slot: Int, body: ArraySlice<UInt8>)?
+    var problems = [String]()
+    for (i, p) in metricsPaths.enumerated() {
+      guard let data = FileManager.default.contents(atPath: p) else { continue }
+      let bytes = [UInt8](data)
+      guard let nl = bytes.firstIndex(of: 0x0A) else {
+        problems.append("'\(p)' has no header line")
+        continue
+      }
+      let f = bytes[..<nl].split(separator: 0x20).map { String(decoding: $0, as: UTF8.self) }
+      let body = bytes[(nl + 1)...]
+      guard f.count == 4, f[0] == "tsuku-metrics-slot", let gen = Int(f[1]), let len = Int(f[2]), len == body.count,
+        SHA256.hash(Data(body)).hex == f[3]
+      else {
+        problems.append("'\(p)' is not whole (a write was cut short, or it was edited)")
+        continue
+      }
+      if gen > best?.generation ?? -1 { best = (gen, i, body) }
+    }
+    guard let best else {
+      if problems.isEmpty { return (MetricsState(), 0, nil) }
+      throw TsukuError(.other, "no valid metrics state: " + problems.joined(separator: "; "))
+    }
+    do {
+      return (try MetricsState(stateText: Data(best.body)), best.generation, best.slot)
+    } catch let e as TsukuError {
+      throw TsukuError(.other, "'\(metricsPaths[best.slot])' is not a valid metrics state file: \(e.message)")
+    }
+  }
+
+  /// Overwrites the slot that is not the newest, in place (no rename, no fsync).
+  private func writeMetricsSlot(_ state: MetricsState, after current: (state: MetricsState, generation: Int, slot: Int?)?) throws {
+    let slot = current?.slot.map { 1 - $0 } ?? 0
+    let body = Data(state.stateText().utf8)
+    let text = Data("tsuku-metrics-slot \((current?.generation ?? 0) + 1) \(body.count) \(SHA256.hash(body).hex)\n".utf8) + body
+    let p = metricsPaths[slot]
+    let fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+    if fd < 0 { throw TsukuError(.other, "cannot write '\(p)': \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let ok = text.withUnsafeBytes { buf -> Bool in
+      var off = 0
+      while off < buf.count {
+        let n = pwrite(fd, buf.baseAddress! + off, buf.count - off, off_t(off))
+        if n < 0 { if errno == EINTR { continue } else { return false } }
+        off += n
+      }
+      return ftruncate(fd, off_t(buf.count)) == 0
+    }
+    if !ok { throw TsukuError(.other, "cannot write '\(p)': \(String(cString: strerror(errno)))") }
   }
 }

@@ -178,10 +178,13 @@ import TestSupport
     #expect(info["median_fetch_latency_seconds"] as? Double == median)
     #expect(info["median_fetch_latency_fetches"] as? Int == ring.count)
     // Twelve fetches: two slow ones, then 1..10 ms. Only the last ten count: 5.5 ms.
-    var lines = try String(contentsOfFile: home.metricsPath, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("fetch ") }
-      .map(String.init)
-    lines += ([900.0, 800.0] + (1...10).map(Double.init)).map { "fetch s3 blob \($0 / 1000) 100 2026-11-01T00:00:00Z" }
-    try (lines.joined(separator: "\n") + "\n").write(toFile: home.metricsPath, atomically: true, encoding: .utf8)
+    var state = try home.readMetrics()
+    var twelve = MetricsState()
+    for ms in [900.0, 800.0] + (1...10).map(Double.init) {
+      twelve.recent = [FetchRecord(backend: "s3", op: "blob", seconds: ms / 1000, bytes: 100, time: "2026-11-01T00:00:00Z")]
+      state.add(twelve)
+    }
+    try home.writeMetrics(state)
     r = try w.run("info", "fzf", "--json", "--offline")
     info = try json(r)
     #expect(abs((info["median_fetch_latency_seconds"] as? Double ?? 0) - 0.0055) < 1e-9)
@@ -292,13 +295,13 @@ import TestSupport
 
     // Every place a secret could leak to.
     let home = b.w.dir.file("home")
-    var files = [b.w.dir.path + textfile, home + "/metrics.state", home + "/audit.log", home + "/cache/access.log", home + "/cache/meta.json",
+    var files = [b.w.dir.path + textfile, home + "/metrics.state.0", home + "/metrics.state.1", home + "/audit.log", home + "/cache/access.log", home + "/cache/meta.json",
       home + "/config.toml"]
     files += ((try? FileManager.default.contentsOfDirectory(atPath: home)) ?? []).filter { $0.hasPrefix("audit.log.") }.map { home + "/" + $0 }
     var texts = outputs
     for f in files {
       guard let d = FileManager.default.contents(atPath: f) else {
-        #expect(!f.hasSuffix("metrics.state") && !f.hasSuffix("audit.log") && !f.hasSuffix(".prom"), "\(f) is missing")
+        #expect(!f.hasSuffix("metrics.state.0") && !f.hasSuffix("audit.log") && !f.hasSuffix(".prom"), "\(f) is missing")
         continue
       }
       texts.append(String(decoding: d, as: UTF8.self))
