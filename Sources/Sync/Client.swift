@@ -19,7 +19,7 @@ public final class Client {
   public let warn: (String) -> Void
   /// The audit trail; written once, when the client goes away.
   public let audit: AuditLog
-  /// What this command fetched, hit, missed and refused; added to `$TSUKU_HOME/metrics.state`
+  /// What this command fetched, hit, missed and refused; added to `$TSUKU_HOME/metrics.state.*`
   /// when the client goes away.
   public let metrics = ClientMetrics()
   let runner: SourceRunner

@@ -95,10 +95,13 @@ public struct FetchRecord: Codable, Sendable, Equatable {
   public var seconds: Double
   public var bytes: Int
   public var time: String
+  public init(backend: String, op: String, seconds: Double, bytes: Int, time: String) {
+    (self.backend, self.op, self.seconds, self.bytes, self.time) = (backend, op, seconds, bytes, time)
+  }
 }
 
 /// A swift-metrics backend that keeps what one command recorded, to be added to the cumulative
-/// state in `$TSUKU_HOME/metrics.state` when the command ends (`Home.addMetrics`). Counters add up,
+/// state in `$TSUKU_HOME/metrics.state.*` when the command ends (`Home.addMetrics`). Counters add up,
 /// timers fill histogram buckets (`TsukuMetrics.fetchBuckets`, or `bounds` per label), meters
 /// and recorders keep their last value as a gauge.
 public final class MetricsCollector: MetricsFactory, @unchecked Sendable {
@@ -181,7 +184,7 @@ public final class MetricsCollector: MetricsFactory, @unchecked Sendable {
 }
 
 /// The metrics of one client (one command): recorded through the swift-metrics API into a
-/// `MetricsCollector` of its own, added to `$TSUKU_HOME/metrics.state` when the client goes away.
+/// `MetricsCollector` of its own, added to `$TSUKU_HOME/metrics.state.*` when the client goes away.
 /// Nothing is written when nothing was recorded.
 public final class ClientMetrics: @unchecked Sendable {
   public let collector = MetricsCollector()

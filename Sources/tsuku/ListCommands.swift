@@ -62,7 +62,7 @@ extension Tsuku {
         j.source = p.source
         j.cache_age_seconds = p.cacheAgeSeconds
         j.median_fetch_latency_seconds = p.medianFetchSeconds
-        j.median_fetch_latency_fetches = p.fetchesConsidered
+        j.median_fetch_latency_fetches = p.fetchesConsidered > 0 ? p.fetchesConsidered : nil
         return Output.json(j)
       }
       var lines = [

@@ -13,7 +13,7 @@ extension Tsuku {
       commandName: "metrics",
       abstract: "Print this home's cumulative metrics in the Prometheus text format.",
       discussion: """
-        Every command run with this TSUKU_HOME adds to them ($TSUKU_HOME/metrics.state): fetch
+        Every command run with this TSUKU_HOME adds to them ($TSUKU_HOME/metrics.state.*): fetch
         latency per backend (file, git, s3, http), objects and bytes fetched, fetch errors per
         backend and error class, cache hits and misses, verification failures by reason and
         revocation refusals. docs/operations.md lists the names and labels.

@@ -1,6 +1,7 @@
 import Foundation
 import Store
 import Sync
+import Synchronization
 import Testing
 
 import TestSupport
@@ -62,9 +63,35 @@ import TestSupport
     bytes[0] ^= 0x20
     try Data(bytes).write(to: URL(fileURLWithPath: w.dir.file("store/") + id.path))
     #expect(try w.run("update-registry").status == 4)
-    let p = try metrics(w)
+    var p = try metrics(w)
     #expect(p.value("tsuku_verification_failures_total", ["backend": "file", "reason": "hash_mismatch"]) == 1)
     #expect(p.sum("tsuku_verification_failures_total") == 1)
+    // Repaired at the source and synced; then the cached copy is damaged and 'tsuku verify'
+    // finds it: one failure of the cache.
+    try fzf.write(to: URL(fileURLWithPath: w.dir.file("store/") + id.path))
+    #expect(try w.run("update-registry").status == 0)
+    #expect(try tamperCachedBlob(cacheDir: w.dir.file("home/cache"), id: id))
+    #expect(try w.run("verify").status == 4)
+    p = try metrics(w)
+    #expect(p.value("tsuku_verification_failures_total", ["backend": "cache", "reason": "hash_mismatch"]) == 1)
+    #expect(p.sum("tsuku_verification_failures_total") == 2)
+  }
+
+  @Test("commands running at the same time lose no count")
+  func concurrentCommandsLoseNoCount() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    #expect(try w.run("update-registry").status == 0)
+    let before = try metrics(w).value("tsuku_cache_hits_total", ["kind": "recipe"]) ?? 0
+    let statuses = Mutex<[Int32]>([])
+    DispatchQueue.concurrentPerform(iterations: 12) { i in
+      let r = try? w.run("show", i % 2 == 0 ? "fzf" : "jq")
+      statuses.withLock { $0.append(r?.status ?? -1) }
+    }
+    #expect(statuses.withLock { $0 } == Array(repeating: 0, count: 12))
+    #expect(try metrics(w).value("tsuku_cache_hits_total", ["kind": "recipe"]) == before + 12)
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: w.dir.file("home")).filter { $0.contains(".tmp-") }
+    #expect(leftovers.isEmpty)
   }
 
   @Test("attack: a revoked hash is one revocation refusal per refused read")
@@ -151,10 +178,13 @@ import TestSupport
     #expect(info["median_fetch_latency_seconds"] as? Double == median)
     #expect(info["median_fetch_latency_fetches"] as? Int == ring.count)
     // Twelve fetches: two slow ones, then 1..10 ms. Only the last ten count: 5.5 ms.
-    var lines = try String(contentsOfFile: home.metricsPath, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("fetch ") }
-      .map(String.init)
-    lines += ([900.0, 800.0] + (1...10).map(Double.init)).map { "fetch s3 blob \($0 / 1000) 100 2026-11-01T00:00:00Z" }
-    try (lines.joined(separator: "\n") + "\n").write(toFile: home.metricsPath, atomically: true, encoding: .utf8)
+    var state = try home.readMetrics()
+    var twelve = MetricsState()
+    for ms in [900.0, 800.0] + (1...10).map(Double.init) {
+      twelve.recent = [FetchRecord(backend: "s3", op: "blob", seconds: ms / 1000, bytes: 100, time: "2026-11-01T00:00:00Z")]
+      state.add(twelve)
+    }
+    try home.writeMetrics(state)
     r = try w.run("info", "fzf", "--json", "--offline")
     info = try json(r)
     #expect(abs((info["median_fetch_latency_seconds"] as? Double ?? 0) - 0.0055) < 1e-9)
@@ -265,13 +295,13 @@ import TestSupport
 
     // Every place a secret could leak to.
     let home = b.w.dir.file("home")
-    var files = [b.w.dir.path + textfile, home + "/metrics.state", home + "/audit.log", home + "/cache/access.log", home + "/cache/meta.json",
+    var files = [b.w.dir.path + textfile, home + "/metrics.state.0", home + "/metrics.state.1", home + "/audit.log", home + "/cache/access.log", home + "/cache/meta.json",
       home + "/config.toml"]
     files += ((try? FileManager.default.contentsOfDirectory(atPath: home)) ?? []).filter { $0.hasPrefix("audit.log.") }.map { home + "/" + $0 }
     var texts = outputs
     for f in files {
       guard let d = FileManager.default.contents(atPath: f) else {
-        #expect(!f.hasSuffix("metrics.state") && !f.hasSuffix("audit.log") && !f.hasSuffix(".prom"), "\(f) is missing")
+        #expect(!f.hasSuffix("metrics.state.0") && !f.hasSuffix("audit.log") && !f.hasSuffix(".prom"), "\(f) is missing")
         continue
       }
       texts.append(String(decoding: d, as: UTF8.self))

@@ -101,7 +101,7 @@ import TestSupport
     }
   }
 
-  @Test("the state file keeps what was added and drops a histogram that does not add up")
+  @Test("the state keeps what was added, in the documented lines, and drops a histogram that does not add up")
   func stateFileRoundTrips() throws {
     let tmp = try TemporaryDirectory()
     let home = Home(path: tmp.path)
@@ -116,26 +116,57 @@ import TestSupport
     #expect(s.histograms.values.first?.count == 1)
     #expect(s.updatedAt != nil)
     #expect(s.recent.map(\.bytes) == [10])
-    // The file's lines as documented.
-    let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: home.metricsPath)), as: UTF8.self)
+    // The state's lines as documented.
+    let text = s.stateText()
     #expect(text.hasPrefix("tsuku-metrics 1\nupdated "))
-    #expect(text.contains("\ncounter tsuku_cache_hits_total kind=recipe 2.0\n"))
+    #expect(text.contains("\ncounter tsuku_cache_hits_total kind=recipe 2\n"))
     #expect(text.contains("\nhistogram tsuku_fetch_duration_seconds backend=s3,op=blob 500000,1000000,2500000,5000000,"))
     #expect(text.contains(" 0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0 3000000 1\n"))
-    // Hand-edited counts that do not add up are dropped, not rendered.
-    try Data(text.replacingOccurrences(of: " 3000000 1\n", with: " 3000000 7\n").utf8).write(to: URL(fileURLWithPath: home.metricsPath))
-    #expect(try home.readMetrics().histograms.isEmpty)
-    #expect(try home.readMetrics().counter(TsukuMetrics.cacheHits.name, ["kind": "recipe"]) == 2)
+    // Two generations: one per slot file, each with its header.
+    let slots = try home.metricsPaths.map { try String(contentsOfFile: $0, encoding: .utf8) }
+    #expect(slots[0].hasPrefix("tsuku-metrics-slot 1 ") && slots[1].hasPrefix("tsuku-metrics-slot 2 "))
+    #expect(slots[1].hasSuffix(text))
+    // Counts that do not add up are dropped, not rendered.
+    let edited = try MetricsState(stateText: Data(text.replacingOccurrences(of: " 3000000 1\n", with: " 3000000 7\n").utf8))
+    #expect(edited.histograms.isEmpty)
+    #expect(edited.counter(TsukuMetrics.cacheHits.name, ["kind": "recipe"]) == 2)
     // Odd names and label values survive the escaping.
     var odd = MetricsState()
-    odd.counters[SeriesKey("a b%c", [("l=1", "x,y\nz"), ("e", "")])] = 3
-    #expect(try MetricsState(stateText: Data(odd.stateText().utf8)).counters == odd.counters)
+    odd.counters[SeriesKey("a b%c", [("l=1", "x,y\nz"), ("e", ""), ("u", "é ✓")])] = 3.5
+    odd.recent = [FetchRecord(backend: "b c", op: "%", seconds: 1.5e-05, bytes: 3, time: "t")]
+    let back = try MetricsState(stateText: Data(odd.stateText().utf8))
+    #expect(back.counters == odd.counters)
+    #expect(back.recent == odd.recent)
     for broken in ["{nope", "tsuku-metrics 1\ncounter x - -1\n", "tsuku-metrics 1\nwhat is this\n", "tsuku-metrics 1\ncounter x a 1\n"] {
-      try Data(broken.utf8).write(to: URL(fileURLWithPath: home.metricsPath))
-      #expect(throws: TsukuError.self, "\(broken)") { try home.readMetrics() }
+      #expect(throws: TsukuError.self, "\(broken)") { try MetricsState(stateText: Data(broken.utf8)) }
     }
-    // The next command starts a damaged file afresh.
-    try home.addMetrics(c.collector.snapshot(reset: true).adding(hit: true))
+  }
+
+  @Test("a write cut short by a crash leaves the previous state; two damaged slots are an error, then start afresh")
+  func tornWriteLeavesThePreviousState() throws {
+    let tmp = try TemporaryDirectory()
+    let home = Home(path: tmp.path)
+    let c = ClientMetrics()
+    for _ in 0..<3 {
+      c.cacheHit(.recipe)
+      try home.addMetrics(c.collector.snapshot(reset: true))
+    }
+    // Generation 3 is in slot 0; a crash halfway through writing generation 4 over it.
+    let newest = home.metricsPaths[0]
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: newest))
+    #expect(bytes.starts(with: Data("tsuku-metrics-slot 3 ".utf8)))
+    bytes = bytes.prefix(bytes.count / 2)
+    try bytes.write(to: URL(fileURLWithPath: newest))
+    #expect(try home.readMetrics().counter(TsukuMetrics.cacheHits.name, ["kind": "recipe"]) == 2)
+    // The same length with other bytes (an edit, a bad sector): the hash tells.
+    let other = try Data(contentsOf: URL(fileURLWithPath: home.metricsPaths[1]))
+    try Data(String(decoding: other, as: UTF8.self).replacingOccurrences(of: "recipe 2", with: "recipe 9").utf8)
+      .write(to: URL(fileURLWithPath: home.metricsPaths[1]))
+    let e = #expect(throws: TsukuError.self) { try home.readMetrics() }
+    #expect(e?.message.contains("is not whole") == true)
+    // The next command starts afresh.
+    c.cacheHit(.recipe)
+    try home.addMetrics(c.collector.snapshot(reset: true))
     #expect(try home.readMetrics().counter(TsukuMetrics.cacheHits.name, ["kind": "recipe"]) == 1)
   }
 
@@ -143,7 +174,7 @@ import TestSupport
   func nothingRecordedWritesNothing() throws {
     let w = try World()
     try command(w) { _ in }
-    #expect(!FileManager.default.fileExists(atPath: Home(path: w.f.dir.file("home")).metricsPath))
+    for p in Home(path: w.f.dir.file("home")).metricsPaths { #expect(!FileManager.default.fileExists(atPath: p)) }
     let missing = Home(path: w.f.dir.file("nowhere"))
     let c = ClientMetrics()
     c.cacheMiss(.recipe)
@@ -338,14 +369,5 @@ import TestSupport
       ("index tree is not valid JSON", "malformed"),
     ]
     for (m, r) in cases { #expect(TsukuMetrics.reason(of: TsukuError(.integrity, m)) == r, "\(m)") }
-  }
-}
-
-extension MetricsState {
-  /// This state with one more recipe cache hit.
-  func adding(hit: Bool) -> MetricsState {
-    var s = self
-    s.counters[SeriesKey(TsukuMetrics.cacheHits.name, [("kind", "recipe")]), default: 0] += 1
-    return s
   }
 }
