@@ -13,14 +13,9 @@ extension Tsuku {
       commandName: "metrics",
       abstract: "Print this home's cumulative metrics in the Prometheus text format.",
       discussion: """
-        Every command run with this TSUKU_HOME adds to them ($TSUKU_HOME/metrics.state.*): fetch
-        latency per backend (file, git, s3, http), objects and bytes fetched, fetch errors per
-        backend and error class, cache hits and misses, verification failures by reason and
-        revocation refusals. docs/operations.md lists the names and labels.
+        Every command run with this TSUKU_HOME adds to them ($TSUKU_HOME/metrics.state.*): fetch latency per backend (file, git, s3, http), objects and bytes fetched, fetch errors per backend and error class, cache hits and misses, verification failures by reason and revocation refusals. docs/operations.md lists the names and labels.
 
-        For node_exporter's textfile collector set TSUKU_METRICS_FILE=PATH: after every command,
-        also one that fails, this text is written there atomically (a temporary file in the same
-        folder, renamed into place).
+        For node_exporter's textfile collector set TSUKU_METRICS_FILE=PATH: after every command, also one that fails, this text is written there atomically (a temporary file in the same folder, renamed into place).
         """)
     @Flag(help: "Print JSON: counters, histograms (bucket bounds in nanoseconds) and the last fetches.")
     var json = false

@@ -38,8 +38,8 @@ struct Tsuku: ParsableCommand {
         TSUKU_S3_ACCESS_KEY_ID, TSUKU_S3_SECRET_ACCESS_KEY   bucket credentials (else AWS_*)
         TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that left its tip,
                                       counted from its newest commit (90; 0: all history)
-        TSUKU_METRICS_FILE            after every command (also a failed one), write the metrics
-                                      of 'tsuku metrics' to this file atomically (for
+        TSUKU_METRICS_FILE            write 'tsuku metrics' there after every
+                                      command, failed ones too (atomically; for
                                       node_exporter's textfile collector)
 
       \(exitCodesHelp)

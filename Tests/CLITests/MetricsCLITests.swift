@@ -157,6 +157,18 @@ import TestSupport
     #expect(!FileManager.default.fileExists(atPath: file))
   }
 
+  @Test("--help documents TSUKU_METRICS_FILE and names each variable once")
+  func helpNamesEachVariableOnce() throws {
+    let w = try CLIWorld()
+    let r = try w.run("--help")
+    #expect(r.status == 0)
+    for v in ["TSUKU_METRICS_FILE", "TSUKU_GIT_HISTORY_DAYS", "TSUKU_HOME", "TSUKU_SOURCES"] {
+      #expect(r.out.components(separatedBy: "  \(v) ").count == 2, "\(v)")
+    }
+    #expect(r.out.contains("node_exporter's textfile collector"))
+    #expect(try w.run("metrics", "--help").out.contains("TSUKU_METRICS_FILE=PATH"))
+  }
+
   @Test("tsuku info shows category, source, index version, cache age and the median of the last 10 fetches")
   func infoShowsWhereAndHowFresh() throws {
     let w = try CLIWorld()
