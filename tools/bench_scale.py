@@ -884,9 +884,11 @@ def report(scale, mach, load, cmdline):
         "counted at the server by one more run through `tools/counting-proxy`." % (
             scale.args.runs, scale.args.peer_runs or "3 (1 above 20K)", scale.args.show_runs))
     add("Machine: %d CPUs (%s), %s memory, Linux %s, %s; load average %s at the start, %s at the end (shared with "
-        "other builds). Measured %s; tsuku built from commit %s." % (
+        "other builds). Measured %s; %s." % (
             mach["cpus"], mach["model"], mach["memory"], mach["kernel"], mach["os"], load[0], load[1], mach["date"],
-            mach["commit"]))
+            ("tsuku: the binary given with --tsuku (%s, sha256 %s…); the checkout was at commit %s" % (
+                scale.args.given_binary, scale.args.binary_sha[:12], mach["commit"])) if scale.args.given_binary
+            else "tsuku built from commit %s" % mach["commit"]))
     return "\n".join(lines), goals
 
 
@@ -911,6 +913,8 @@ def run_scale(args, work, tsuku, srv, bench, tiers, out, cmdline):
     os.makedirs(work, exist_ok=True)
     mach = bench.machine()
     load0 = open("/proc/loadavg").read().split()[0]
+    with open(tsuku, "rb") as f:
+        args.binary_sha = hashlib.sha256(f.read()).hexdigest()
     sc = Scale(args, work, tsuku, srv, bench)
     for n in tiers:
         t = time.perf_counter()
