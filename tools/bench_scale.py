@@ -112,14 +112,17 @@ def ensure_time_command():
 def peak_rss(cmd, env, ok=(0,)):
     """(peak RSS in KiB, seconds, stdout) of one run under /usr/bin/time."""
     fd, out = tempfile_path()
-    t = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + cmd, env=env, capture_output=True)
-    s = time.perf_counter() - t
-    if p.returncode not in ok:
-        raise Failure("%s failed (exit %d): %s" % (" ".join(cmd[:4]), p.returncode, p.stderr.decode(errors="replace").strip()[-300:]))
-    with open(out) as f:
-        kb = int(f.read().strip().splitlines()[-1])
-    os.unlink(out)
+    try:
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + cmd, env=env, capture_output=True)
+        s = time.perf_counter() - t
+        if p.returncode not in ok:
+            raise Failure("%s failed (exit %d): %s" % (" ".join(cmd[:4]), p.returncode,
+                                                      p.stderr.decode(errors="replace").strip()[-300:]))
+        with open(out) as f:
+            kb = int(f.read().strip().splitlines()[-1])
+    finally:
+        os.unlink(out)
     return kb, s, p.stdout
 
 
@@ -284,7 +287,10 @@ class Scale:
             if k.startswith(("TSUKU_", "AWS_", "RCLONE_")):
                 del base[k]
         self.base_env = base
-        self.env = dict(base, TSUKU_S3_ACCESS_KEY_ID=bench.ADMIN_KEY, TSUKU_S3_SECRET_ACCESS_KEY=bench.ADMIN_SECRET)
+        # TSUKU_API_TIMEOUT: one request's whole time, retries included (default 30 s). At 100K a
+        # publish sends a 3.3 GB pack and a cold sync receives it: raised, and said in the report.
+        self.env = dict(base, TSUKU_S3_ACCESS_KEY_ID=bench.ADMIN_KEY, TSUKU_S3_SECRET_ACCESS_KEY=bench.ADMIN_SECRET,
+                        TSUKU_API_TIMEOUT=str(args.api_timeout))
         conf = work + "/rclone-scale.conf"
         open(conf, "w").close()
         self.penv = dict(base, AWS_ACCESS_KEY_ID=bench.ADMIN_KEY, AWS_SECRET_ACCESS_KEY=bench.ADMIN_SECRET,
@@ -881,8 +887,9 @@ def report(scale, mach, load, cmdline):
     add("")
     add("Runs: tsuku's sync and verify runs %d each, peers %s, `show` %d each, all interleaved; times are wall-clock "
         "medians of whole processes (posix_spawn to exit); peak RSS from `/usr/bin/time` (one run each); requests "
-        "counted at the server by one more run through `tools/counting-proxy`." % (
-            scale.args.runs, scale.args.peer_runs or "3 (1 above 20K)", scale.args.show_runs))
+        "counted at the server by one more run through `tools/counting-proxy`; tsuku ran with TSUKU_API_TIMEOUT=%s "
+        "(default 30 s per request, retries included)." % (
+            scale.args.runs, scale.args.peer_runs or "3 (1 above 20K)", scale.args.show_runs, scale.args.api_timeout))
     add("Machine: %d CPUs (%s), %s memory, Linux %s, %s; load average %s at the start, %s at the end (shared with "
         "other builds). Measured %s; %s." % (
             mach["cpus"], mach["model"], mach["memory"], mach["kernel"], mach["os"], load[0], load[1], mach["date"],
@@ -916,21 +923,38 @@ def run_scale(args, work, tsuku, srv, bench, tiers, out, cmdline):
     with open(tsuku, "rb") as f:
         args.binary_sha = hashlib.sha256(f.read()).hexdigest()
     sc = Scale(args, work, tsuku, srv, bench)
+    res = os.path.join(args.data, "results-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
+
+    def save():
+        with open(res, "w") as f:
+            json.dump([{"tier": T.n, "times": {"%s|%s" % k: v for k, v in T.times.items()}, "rss_kb": T.rss,
+                        "requests": T.requests, "values": {k: v for k, v in T.values.items()}, "failed": T.failed,
+                        "notes": T.notes} for T in sc.tiers], f, indent=1, default=str)
+    failure = None
     for n in tiers:
         t = time.perf_counter()
-        sc.run_tier(n)
+        try:
+            sc.run_tier(n)
+        except (Failure, bench.Failure) as e:
+            # The tiers measured so far are still reported; this one is left out, and the run fails.
+            failure = e
+            log("tier %s failed after %.0f s: %s" % (tier_name(n), time.perf_counter() - t, e))
+            sc.tiers.pop()
+            break
         log("tier %s done in %.0f s" % (tier_name(n), time.perf_counter() - t))
-    load1 = open("/proc/loadavg").read().split()[0]
-    mach["date"] = bench.machine()["date"]
-    table, goals = report(sc, mach, (load0, load1), cmdline)
-    print(table)
-    if out:
-        write_block(out, table)
-        log("wrote %s" % out)
-    res = os.path.join(args.data, "results-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
-    with open(res, "w") as f:
-        json.dump([{"tier": T.n, "times": {"%s|%s" % k: v for k, v in T.times.items()}, "rss_kb": T.rss,
-                    "requests": T.requests, "values": {k: v for k, v in T.values.items()}, "failed": T.failed,
-                    "notes": T.notes} for T in sc.tiers], f, indent=1, default=str)
-    log("raw figures: %s" % res)
+        save()
+    if sc.tiers:
+        load1 = open("/proc/loadavg").read().split()[0]
+        mach["date"] = bench.machine()["date"]
+        table, goals = report(sc, mach, (load0, load1), cmdline)
+        if failure:
+            table += "\n\nIncomplete: tier %s failed: %s" % (tier_name(n), failure)
+        print(table)
+        if out and not failure:
+            write_block(out, table)
+            log("wrote %s" % out)
+        save()
+        log("raw figures: %s" % res)
+    if failure:
+        raise failure
     return goals
