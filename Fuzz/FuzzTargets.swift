@@ -50,8 +50,13 @@ func runOne(_ data: Data) {
     _ = try? RevocationPayload.parse(data, what: "revocation")
   case .shard:
     if let s = try? IndexShard.parse(data, what: "shard") { for e in s.entries { _ = try? RecipeName.validate(e.name) } }
+    _ = try? ShardRecipes.parse(data, expected: 1, what: "shard")
   case .tree:
-    if let t = try? IndexTree.parse(data, what: "tree") { _ = t.shard(for: "fzf") }
+    if let t = try? IndexTree.parse(data, what: "tree") {
+      // A tree with subtrees reads the same bytes as its subtree: the input stands for both.
+      _ = try? t.shard(for: "fzf", fetch: { _, _ in data })
+    }
+    _ = try? IndexSubtree.parse(data, what: "subtree")
   case .revocation:
     _ = try? RevocationList.parse(data, what: "revocation list")
   case .pack:
