@@ -296,17 +296,7 @@ public final class DirectoryStore: ObjectStore {
     }
     do {
       defer { close(fd) }
-      try data.withUnsafeBytes { buf in
-        var off = 0
-        while off < buf.count {
-          let n = write(fd, buf.baseAddress! + off, buf.count - off)
-          if n < 0 {
-            if errno == EINTR { continue }
-            throw TsukuError.io("cannot write", tmp, errno: errno)
-          }
-          off += n
-        }
-      }
+      try data.withUnsafeBytes { try PackFile.writeFully(fd, $0, tmp) }
       CrashPoint.step("wrote \(tmp)")
       if durable && fsync(fd) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     }

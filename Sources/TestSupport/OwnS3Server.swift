@@ -56,28 +56,7 @@ public final class OwnS3Server: @unchecked Sendable {
     return name
   }
 
-  /// Output to files, not pipes: the server started in the background would hold a pipe open.
   private static func run(_ executable: String, _ arguments: [String], in dir: String) throws -> (Int32, String, String) {
-    let (outPath, errPath) = (dir + "/cmd.out", dir + "/cmd.err")
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    defer {
-      try? out.close()
-      try? err.close()
-    }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    p.waitUntilExit()
-    return (
-      p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-      (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-    )
+    try S3TestServer.run(executable, arguments, in: dir, name: "cmd")
   }
 }

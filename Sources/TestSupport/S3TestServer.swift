@@ -97,10 +97,11 @@ public struct S3TestServer: Sendable {
 
   /// Runs the script with its output in files, not pipes: the server it starts in the
   /// background would hold a pipe open forever.
-  private static func run(_ executable: String, _ arguments: [String], in dir: String) throws -> (Int32, String, String)
+  static func run(_ executable: String, _ arguments: [String], in dir: String, name: String = "start") throws
+    -> (Int32, String, String)
   {
-    let outPath = dir + "/start.out"
-    let errPath = dir + "/start.err"
+    let outPath = dir + "/\(name).out"
+    let errPath = dir + "/\(name).err"
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
