@@ -242,54 +242,131 @@ public final class GitStore: ObjectStore {
   }
 
   @discardableResult
-  public func apply(_ change: StoreChange) throws -> ApplyReport {
-    let hashed = change.objects.map { (SHA256.hash($0), $0) }
-    return try state.withLock { s in
-      let branch = try publishBranch()
+  public func apply(_ change: StoreChange) throws -> ApplyReport { try apply(change, sources: []) }
+
+  /// One commit for the whole change; the sources the tip lacks are read a batch at a time and
+  /// written to the object database as they come, so only their git ids stay in memory.
+  ///
+  /// Sources are read without holding the store's lock (a source may read from this very
+  /// store, as a pack kept from it does); the lock is taken for each batch's git work. The
+  /// commit is made on the tip read first, so a publisher that moved the branch in between
+  /// makes this one fail with a conflict.
+  @discardableResult
+  public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {
+    let blobs = ChangeBlobs(change, sources: sources)
+    let branch = try publishBranch()
+    var report = ApplyReport()
+    report.objectsPresent = blobs.duplicates
+    // Present: a blob under the name with the same git id as the source's bytes, so a damaged
+    // tree is repaired. The sources with a blob under their name are read (a batch at a time)
+    // to tell; the blob itself is not (a header read of each loose object costs more).
+    var lacking = [Int]()
+    var candidates = [(Int, git_oid)]()
+    let parent = try state.withLock { s -> git_oid? in
       let (parent, base) = try s.repo.branchTip(branch)
       let index = try read(s.repo, base, DocumentName.index.path, "'index.json'", .max)
       try checkPrecondition(change.precondition, current: index, location: location)
-      var report = ApplyReport()
-      var files = [(String, git_oid?)]()
-      var seen = Set<ObjectID>()
-      for (id, data) in hashed {
-        let path = layoutPath(id.path)
-        if !seen.insert(id).inserted {
-          report.objectsPresent += 1
-          continue
+      // One fan-out folder at a time: each folder's tree is read once, not once per blob.
+      var byFan = [String: [Int]]()
+      for k in blobs.indices { byFan[blobs[k].id.fanout, default: []].append(k) }
+      let objects = layoutPath("objects/sha256")
+      for (fan, ks) in byFan {
+        var folder: Tree?
+        if let base, let e = try s.repo.entry(base, objects + "/" + fan), e.isTree { folder = try s.repo.tree(e.oid) }
+        for k in ks {
+          if let folder, let old = s.repo.entry(folder, named: blobs[k].id.hex), old.isBlob {
+            candidates.append((k, old.oid))
+          } else {
+            lacking.append(k)
+          }
         }
-        if let base, let old = try s.repo.entry(base, path), old.isBlob, same(old.oid, try s.repo.hash(data)) {
-          report.objectsPresent += 1
-          continue
-        }
-        files.append((path, try s.repo.createBlob(data)))
-        report.objectsWritten += 1
-        report.bytesWritten += data.count
       }
+      lacking.sort()
+      candidates.sort { $0.0 < $1.0 }
+      return parent
+    }
+    try BlobSource.batches(candidates.lazy.map { blobs[$0.0] }, checked: false) { batch in
+      try state.withLock { s in
+        for (c, data) in batch {
+          let (k, oid) = candidates[c]
+          if same(oid, try s.repo.hash(data)) { report.objectsPresent += 1 } else { lacking.append(k) }
+        }
+      }
+    }
+    // New blobs by name only: their folders are built one fan-out folder at a time below.
+    var added = [(ObjectID, git_oid)]()
+    try BlobSource.batches(lacking.lazy.map { blobs[$0] }) { batch in
+      try state.withLock { s in
+        for (i, data) in batch {
+          added.append((blobs[lacking[i]].id, try s.repo.createBlob(data)))
+          report.objectsWritten += 1
+          report.bytesWritten += data.count
+        }
+      }
+    }
+    return try state.withLock { s in
+      let base = try s.repo.tip(parent).tree
+      var files = [(String, TreeEdit)]()
       for (name, data) in change.orderedDocuments {
-        files.append((layoutPath(name.path), try s.repo.createBlob(data)))
+        files.append((layoutPath(name.path), .blob(try s.repo.createBlob(data))))
         report.documentsWritten += 1
       }
+      var dropped = [(fan: String, name: String)]()
       if let keep = change.keepOnly, let base {
-        let drop = try unreferenced(s.repo, base, keeping: keep.union(seen))
-        files += drop.map { ($0, nil) }
-        report.objectsPruned = drop.count
+        dropped = try unreferenced(s.repo, base, keeping: keep.union(blobs.map(\.id)))
+        report.objectsPruned = dropped.count
       }
+      files += try fanFolders(s.repo, base, added: added, dropped: dropped)
       report.commit = try commit(
         &s, files, on: branch, parent: parent, base: base, message: change.message, time: change.time)
       return report
     }
   }
 
-  /// The layout paths of the blobs under `objects/sha256/<fan>/` in `tree` that are not in `keep`.
-  private func unreferenced(_ repo: Repository, _ tree: Tree, keeping keep: Set<ObjectID>) throws -> [String] {
+  /// The blobs under `objects/sha256/<fan>/` in `tree` that are not in `keep`, as (fan, name).
+  private func unreferenced(_ repo: Repository, _ tree: Tree, keeping keep: Set<ObjectID>) throws
+    -> [(fan: String, name: String)]
+  {
     guard let base = try repo.entry(tree, layoutPath("objects/sha256")), base.isTree else { return [] }
-    var out = [String]()
+    var out = [(fan: String, name: String)]()
     for fan in try repo.entries(of: base.oid) where fan.isTree && fan.name.utf8.count == 2 {
       for blob in try repo.entries(of: fan.oid) where blob.isBlob {
         if let id = ObjectID(hex: blob.name), id.fanout == fan.name, keep.contains(id) { continue }
-        out.append(layoutPath("objects/sha256/\(fan.name)/\(blob.name)"))
+        out.append((fan.name, blob.name))
       }
+    }
+    return out
+  }
+
+  /// The fan-out folders `objects/sha256/<fan>` that change, each written as a tree of its own
+  /// (its entries in `base`, plus `added`, minus `dropped`): one folder's names in memory at a
+  /// time, rather than a path per blob. A folder left empty is removed.
+  private func fanFolders(
+    _ repo: Repository, _ base: Tree?, added: [(ObjectID, git_oid)], dropped: [(fan: String, name: String)]
+  ) throws -> [(String, TreeEdit)] {
+    if added.isEmpty && dropped.isEmpty { return [] }
+    let sorted = added.sorted { $0.0 < $1.0 }
+    var byFan = [String: (added: Range<Int>, dropped: [String])]()
+    var start = 0
+    while start < sorted.count {
+      let fan = sorted[start].0.fanout
+      var end = start + 1
+      while end < sorted.count && sorted[end].0.fanout == fan { end += 1 }
+      byFan[fan] = (start..<end, [])
+      start = end
+    }
+    for d in dropped { byFan[d.fan, default: (0..<0, [])].dropped.append(d.name) }
+    let objects = layoutPath("objects/sha256")
+    var out = [(String, TreeEdit)]()
+    for fan in byFan.keys.sorted() {
+      let (range, drops) = byFan[fan]!
+      var folder: Tree?
+      if let base, let e = try repo.entry(base, objects + "/" + fan), e.isTree { folder = try repo.tree(e.oid) }
+      let edits =
+        sorted[range].map { (ArraySlice([$0.0.hex]), TreeEdit.blob($0.1)) }
+        + drops.map { (ArraySlice([$0]), TreeEdit.remove) }
+      let (oid, count) = try repo.writeTree(base: folder, files: edits)
+      out.append((objects + "/" + fan, count == 0 ? .remove : .tree(oid)))
     }
     return out
   }
@@ -323,11 +400,11 @@ public final class GitStore: ObjectStore {
       let branch = try publishBranch()
       let (parent, base) = try s.repo.branchTip(branch)
       guard let base else { return 0 }
-      var files = [(String, git_oid?)]()
+      var files = [(String, TreeEdit)]()
       for id in Set(ids).sorted() {
         let src = layoutPath(from.path(id))
         guard let e = try s.repo.entry(base, src), e.isBlob else { continue }
-        files += [(src, nil), (layoutPath(to.path(id)), e.oid)]
+        files += [(src, .remove), (layoutPath(to.path(id)), .blob(e.oid))]
       }
       let n = files.count / 2
       if n == 0 { return 0 }
@@ -346,9 +423,9 @@ public final class GitStore: ObjectStore {
       let branch = try publishBranch()
       let (parent, base) = try s.repo.branchTip(branch)
       guard let base else { return }
-      var files = [(String, git_oid?)]()
+      var files = [(String, TreeEdit)]()
       for id in Set(ids).sorted() where try s.repo.entry(base, layoutPath(area.path(id))) != nil {
-        files.append((layoutPath(area.path(id)), nil))
+        files.append((layoutPath(area.path(id)), .remove))
       }
       if files.isEmpty { return }
       _ = try commit(
@@ -363,7 +440,7 @@ public final class GitStore: ObjectStore {
     try state.withLock { s in
       let branch = try publishBranch()
       let (parent, base) = try s.repo.branchTip(branch)
-      let blobs = try files.map { (layoutPath($0.0), Optional(try s.repo.createBlob($0.1))) }
+      let blobs = try files.map { (layoutPath($0.0), TreeEdit.blob(try s.repo.createBlob($0.1))) }
       return try commit(&s, blobs, on: branch, parent: parent, base: base, message: message, time: nil)
     }
   }
@@ -374,11 +451,11 @@ public final class GitStore: ObjectStore {
     throw TsukuError(.usage, "cannot publish to '\(location)': HEAD is detached, name a branch with '#BRANCH'")
   }
 
-  /// Builds the tree (a nil blob removes the path), commits it on top of `parent`, dated
+  /// Builds the tree with `files` put in or taken out, commits it on top of `parent`, dated
   /// `time` (nil: now), and moves the branch if it still points there. Nil when the tree did
   /// not change (no commit is made).
   private func commit(
-    _ s: inout State, _ files: [(String, git_oid?)], on branch: String, parent: git_oid?, base: Tree?,
+    _ s: inout State, _ files: [(String, TreeEdit)], on branch: String, parent: git_oid?, base: Tree?,
     message: String, time: Date?
   ) throws -> String? {
     let split = files.map { (ArraySlice($0.0.split(separator: "/").map(String.init)), $0.1) }
@@ -452,6 +529,13 @@ private struct Tip {
   var commit: git_oid?
   var tree: Tree?
   var time: Int64
+}
+
+/// What a commit does at one path: put a blob or a folder there, or take it out.
+private enum TreeEdit {
+  case blob(git_oid)
+  case tree(git_oid)
+  case remove
 }
 
 /// A tree entry, copied out of libgit2.
@@ -559,6 +643,12 @@ private final class Repository {
     return Entry(e!)
   }
 
+  /// The entry named `name` directly in `tree` (a binary search; nothing is read); nil when
+  /// there is none.
+  func entry(_ tree: Tree, named name: String) -> Entry? {
+    git_tree_entry_byname(tree.pointer, name).map(Entry.init)
+  }
+
   /// The entries of the tree `oid`.
   func entries(of oid: git_oid) throws -> [Entry] {
     var id = oid
@@ -596,6 +686,14 @@ private final class Repository {
     return oid
   }
 
+  /// The tree `oid`, loaded.
+  func tree(_ oid: git_oid) throws -> Tree {
+    var id = oid
+    var t: OpaquePointer?
+    try check(git_tree_lookup(&t, repo, &id), "cannot read tree '\(hex(oid))' in '\(path)'")
+    return Tree(t!, owner: self)
+  }
+
   func createBlob(_ data: Data) throws -> git_oid {
     var oid = git_oid()
     try data.withUnsafeBytes { buf in
@@ -604,10 +702,10 @@ private final class Repository {
     return oid
   }
 
-  /// Writes `base` with `files` (path components, blob) put in, or taken out where the blob
-  /// is nil, one tree builder per changed folder, so the cost follows the change, not the size
-  /// of the store. A folder left empty is dropped. Returns the tree and its entry count.
-  func writeTree(base: Tree?, files: [(ArraySlice<String>, git_oid?)]) throws -> (oid: git_oid, count: Int) {
+  /// Writes `base` with `files` (path components, edit) put in or taken out, one tree builder
+  /// per changed folder, so the cost follows the change, not the size of the store. A folder
+  /// left empty is dropped. Returns the tree and its entry count.
+  func writeTree(base: Tree?, files: [(ArraySlice<String>, TreeEdit)]) throws -> (oid: git_oid, count: Int) {
     var bld: OpaquePointer?
     try check(git_treebuilder_new(&bld, repo, base?.pointer), "cannot build a tree in '\(path)'")
     defer { git_treebuilder_free(bld) }
@@ -618,22 +716,20 @@ private final class Repository {
     let groups = Dictionary(grouping: files, by: { $0.0.first ?? "" })
     for (name, group) in groups {
       let what = "cannot add '\(name)' to a tree in '\(path)'"
-      for (parts, blob) in group where parts.count == 1 {
-        guard var oid = blob else {
-          try drop(name)
-          continue
+      for (parts, edit) in group where parts.count == 1 {
+        switch edit {
+        case .remove: try drop(name)
+        case .blob(var oid): try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_BLOB), what)
+        case .tree(var oid): try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
         }
-        try check(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_BLOB), what)
       }
       let deeper = group.filter { $0.0.count > 1 }.map { ($0.0.dropFirst(), $0.1) }
       if deeper.isEmpty { continue }
       var sub: Tree?
       if let base, let e = git_tree_entry_byname(base.pointer, name), git_tree_entry_type(e) == GIT_OBJECT_TREE {
-        var t: OpaquePointer?
-        try check(git_tree_lookup(&t, repo, git_tree_entry_id(e)), "cannot read folder '\(name)' in '\(path)'")
-        sub = Tree(t!, owner: self)
+        sub = try tree(git_tree_entry_id(e).pointee)
       }
-      if sub == nil && deeper.allSatisfy({ $0.1 == nil }) { continue }
+      if sub == nil && deeper.allSatisfy({ if case .remove = $0.1 { true } else { false } }) { continue }
       var (oid, count) = try writeTree(base: sub, files: deeper)
       if count == 0 {
         try drop(name)

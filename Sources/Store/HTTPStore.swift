@@ -52,6 +52,7 @@ public final class HTTPStore: ObjectStore {
 
   @discardableResult
   public func apply(_ change: StoreChange) throws -> ApplyReport { throw readOnly() }
+  public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport { throw readOnly() }
 
   public func remove(_ ids: [ObjectID]) throws {
     if !ids.isEmpty { throw readOnly() }

@@ -32,20 +32,32 @@ public final class MemoryStore: ObjectStore {
   }
 
   @discardableResult
-  public func apply(_ change: StoreChange) throws -> ApplyReport {
-    let hashed = change.objects.map { (SHA256.hash($0), $0) }
+  public func apply(_ change: StoreChange) throws -> ApplyReport { try apply(change, sources: []) }
+
+  /// Sources are read without holding the lock (a source may read from this store): the
+  /// precondition is checked before and again after.
+  @discardableResult
+  public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {
+    let blobs = ChangeBlobs(change, sources: sources)
+    let lacking = try state.withLock { s in
+      try checkPrecondition(change.precondition, current: s.documents[.index], location: location)
+      return blobs.indices.filter { s.objects[blobs[$0].id] == nil }
+    }
+    // Present sources are not read; the others are all read before anything is stored.
+    let fresh = try lacking.map { (blobs[$0].id, try blobs[$0].load()) }
     return try state.withLock { s in
       try checkPrecondition(change.precondition, current: s.documents[.index], location: location)
       var report = ApplyReport()
-      for (id, data) in hashed {
+      report.objectsPresent = blobs.duplicates + blobs.count - fresh.count
+      for (id, data) in fresh {
         if s.objects[id] != nil {
           report.objectsPresent += 1
-        } else {
-          s.objects[id] = data
-          s.written[id] = Date()
-          report.objectsWritten += 1
-          report.bytesWritten += data.count
+          continue
         }
+        s.objects[id] = data
+        s.written[id] = Date()
+        report.objectsWritten += 1
+        report.bytesWritten += data.count
       }
       for (name, data) in change.orderedDocuments {
         s.documents[name] = data

@@ -142,6 +142,13 @@ public protocol ObjectStore: AnyObject, Sendable {
   @discardableResult
   func apply(_ change: StoreChange) throws -> ApplyReport
 
+  /// `apply` with more blobs given as sources: read in bounded batches as they are written
+  /// (never all at once), and not read at all when the store already has them. The same order
+  /// and precondition as `apply` (every blob, then the documents, `index.json` last; nothing
+  /// written by a publisher that lost the race); a git store makes one commit.
+  @discardableResult
+  func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport
+
   /// Deletes blobs (a corrupt cached copy, an evicted or revoked one). Absent ones are ignored.
   func remove(_ ids: [ObjectID]) throws
 

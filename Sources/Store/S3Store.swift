@@ -151,7 +151,10 @@ public final class S3Store: ObjectStore {
   }
 
   @discardableResult
-  public func apply(_ change: StoreChange) throws -> ApplyReport {
+  public func apply(_ change: StoreChange) throws -> ApplyReport { try apply(change, sources: []) }
+
+  @discardableResult
+  public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {
     var report = ApplyReport()
     // A publisher that lost a race writes nothing: check before the blobs.
     var indexTag: String?
@@ -160,18 +163,17 @@ public final class S3Store: ObjectStore {
       try checkPrecondition(change.precondition, current: read.data, location: location)
       indexTag = read.etag
     }
-    var seen = Set<ObjectID>()
-    var fresh = [(ObjectID, Data)]()
-    for data in change.objects {
-      let id = SHA256.hash(data)
-      if seen.insert(id).inserted { fresh.append((id, data)) } else { report.objectsPresent += 1 }
+    let blobs = ChangeBlobs(change, sources: sources)
+    report.objectsPresent = blobs.duplicates
+    let sizes = try existingSizes(blobs.map(\.id))
+    let lacking = blobs.indices.filter { sizes[blobs[$0].id] != blobs[$0].size }
+    report.objectsPresent += blobs.count - lacking.count
+    // Read and uploaded a batch at a time: the bytes of a change are never all in memory.
+    try BlobSource.batches(lacking.lazy.map { blobs[$0] }) { batch in
+      try upload(batch.map { (blobs[lacking[$0.0]].id.path, $0.1, [("Cache-Control", Self.immutableCacheControl)]) })
     }
-    let sizes = try existingSizes(fresh.map(\.0))
-    let lacking = fresh.filter { sizes[$0.0] != $0.1.count }
-    report.objectsPresent += fresh.count - lacking.count
-    try upload(lacking.map { ($0.0.path, $0.1, [("Cache-Control", Self.immutableCacheControl)]) })
     report.objectsWritten = lacking.count
-    report.bytesWritten = lacking.reduce(0) { $0 + $1.1.count }
+    report.bytesWritten = lacking.reduce(0) { $0 + blobs[$1].size }
 
     let docs = change.orderedDocuments
     if docs.isEmpty { return report }

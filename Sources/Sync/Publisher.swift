@@ -16,18 +16,6 @@ public struct PublishInput: Sendable {
   }
 }
 
-/// The validated content of a publish: index entries and the blobs they name.
-public struct PublishScan: Sendable {
-  public var entries: [IndexEntry] = []
-  public var blobs: [ObjectID: Data] = [:]
-  /// Files that are neither recipes nor golden files (a README, discovery JSON), skipped.
-  public var skipped: [String] = []
-  public var goldenCount = 0
-  /// Golden files whose plan disagrees with their name (indexed by the name).
-  public var notes: [String] = []
-  public var criticalCount: Int { entries.filter { $0.category == .critical }.count }
-}
-
 /// What a publish did, per target.
 public struct PublishResult: Sendable {
   public var indexVersion: Int
@@ -40,69 +28,6 @@ public struct PublishResult: Sendable {
 public enum Publisher {
   static let maxFileSize = 4 * 1024 * 1024
 
-  /// Reads and validates every file; throws on the first bad one, naming it. Nothing is written.
-  public static func scan(_ input: PublishInput) throws -> PublishScan {
-    var scan = PublishScan()
-    var byName = [String: IndexEntry]()
-    for (dir, category) in [(input.critical, Category.critical), (input.recipes, .community)] {
-      guard let dir else { continue }
-      for rel in try files(in: dir) {
-        let parts = rel.split(separator: "/")
-        let isRecipe =
-          rel.hasSuffix(".toml") && (parts.count == 1 || (parts.count == 2 && parts[0].count == 1))
-        guard isRecipe else {
-          scan.skipped.append(dir + "/" + rel)
-          continue
-        }
-        let path = dir + "/" + rel
-        let data = try read(path)
-        let info = try RecipeFile.validate(data, fileName: String(parts.last!))
-        try RecipeName.validate(info.name)
-        if let other = byName[info.name] {
-          throw TsukuError(
-            .usage, "\(path): recipe '\(info.name)' is also in the \(other.category.rawValue) set")
-        }
-        let ref = BlobRef(of: data)
-        scan.blobs[ref.sha256] = data
-        byName[info.name] = IndexEntry(
-          name: info.name, category: category, recipe: ref, golden: [], description: info.description,
-          homepage: info.homepage, type: info.type, dependencies: info.dependencies,
-          runtime_dependencies: info.runtimeDependencies, source_commit: nil)
-      }
-    }
-    if let dir = input.golden {
-      for rel in try files(in: dir) {
-        let parts = rel.split(separator: "/")
-        guard rel.hasSuffix(".json"), parts.count >= 2, parts.last!.hasPrefix("v") else {
-          scan.skipped.append(dir + "/" + rel)
-          continue
-        }
-        let path = dir + "/" + rel
-        let data = try read(path)
-        let info = try GoldenFile.validate(data, path: path)
-        if let note = info.note { scan.notes.append(note) }
-        guard var entry = byName[info.tool] else {
-          throw TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no recipe")
-        }
-        if entry.golden.contains(where: { $0.platform == info.platform && $0.version == info.version }) {
-          throw TsukuError(.usage, "\(path): a second golden file for '\(info.tool)' \(info.version) on \(info.platform)")
-        }
-        let ref = BlobRef(of: data)
-        scan.blobs[ref.sha256] = data
-        entry.golden.append(
-          GoldenRef(platform: info.platform, version: info.version, sha256: ref.sha256, size: ref.size))
-        byName[info.tool] = entry
-        scan.goldenCount += 1
-      }
-    }
-    scan.entries = byName.values.map { e in
-      var e = e
-      e.golden.sort { ($0.platform, $0.version) < ($1.platform, $1.version) }
-      return e
-    }.sorted { $0.name < $1.name }
-    return scan
-  }
-
   /// Shards the entries and returns the tree blob plus every shard blob.
   /// (Subtree blobs, when the tree has them, come first in `shards`.)
   public static func buildTree(_ entries: [IndexEntry], packs: [IndexTree.PackRef]? = nil) -> (tree: Data, shards: [Data]) {
@@ -114,19 +39,26 @@ public enum Publisher {
   /// The shards of `entries`: the prefix length (the smallest that keeps shards at 64
   /// entries on average or fewer), their tree references and their blobs.
   static func buildShards(_ entries: [IndexEntry]) -> (Int, [IndexTree.Shard], [Data]) {
+    var blobs = [Data]()
+    let (length, refs) = buildShards(entries) { blobs.append($0) }
+    return (length, refs, blobs)
+  }
+
+  /// The same, handing each shard blob to `emit` as it is made (in prefix order) instead of
+  /// keeping them.
+  static func buildShards(_ entries: [IndexEntry], emit: (Data) throws -> Void) rethrows -> (Int, [IndexTree.Shard]) {
     var length = 1
     while length < 4 && entries.count > 64 * (1 << (4 * length)) { length += 1 }
-    var groups = [String: [IndexEntry]]()
-    for e in entries { groups[IndexTree.prefix(of: e.name, length: length), default: []].append(e) }
+    var groups = [String: [Int]]()
+    for (i, e) in entries.enumerated() { groups[IndexTree.prefix(of: e.name, length: length), default: []].append(i) }
     var shardRefs = [IndexTree.Shard]()
-    var shardBlobs = [Data]()
     for prefix in groups.keys.sorted() {
-      let list = groups[prefix]!.sorted { $0.name < $1.name }
+      let list = groups[prefix]!.map { entries[$0] }.sorted { $0.name < $1.name }
       let blob = JSON.encode(IndexShard(format: Format.current, type: "index-shard", prefix: prefix, entries: list))
-      shardBlobs.append(blob)
+      try emit(blob)
       shardRefs.append(.init(prefix: prefix, sha256: SHA256.hash(blob), size: blob.count, entries: list.count))
     }
-    return (length, shardRefs, shardBlobs)
+    return (length, shardRefs)
   }
 
   /// The subtrees of a tree with more than `IndexTree.maxDirectShards` shards (nil for a
@@ -195,10 +127,17 @@ public enum Publisher {
     guard (1...3650).contains(expiresDays) else {
       throw TsukuError(.usage, "invalid --expires-days '\(expiresDays)': expected 1 to 3650")
     }
-    let scan = try scan(input)
+    #if os(Linux)
+      // Buffers of up to a pack (16 MiB) come and go while blobs are written. With a fixed
+      // mmap threshold glibc gives each large one back when it is freed; by default it raises
+      // the threshold after the first such free and keeps them in the heap, which then stays
+      // at its high-water mark (about 25 MB more at 10K recipes).
+      _ = mallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 20)
+    #endif
+    var scan = try scan(input)
     if scan.entries.isEmpty { throw TsukuError(.usage, "nothing to publish: no recipes found") }
     for n in scan.notes.prefix(5) { log("note: " + n) }
-    if scan.notes.count > 5 { log("note: \(scan.notes.count - 5) more golden files whose plan disagrees with their name") }
+    if scan.noteCount > 5 { log("note: \(scan.noteCount - 5) more golden files whose plan disagrees with their name") }
     log("validated \(scan.entries.count) recipes (\(scan.criticalCount) critical), \(scan.goldenCount) golden files, skipped \(scan.skipped.count) other files")
 
     var states = [(store: any ObjectStore, root: TrustedRoot, previous: VerifiedIndex?)]()
@@ -243,18 +182,52 @@ public enum Publisher {
       revocation = env
     }
 
-    let (prefixLength, shardRefs, shards) = buildShards(scan.entries)
+    // The shards wait in a temporary file, not in memory, until they are packed and written.
+    let spill = try SpillFile()
+    var shards = [BlobSource]()
+    let (prefixLength, shardRefs) = try buildShards(scan.entries) { shards.append(try spill.append($0)) }
     let (subtrees, subtreeBlobs) = buildSubtrees(prefixLength: prefixLength, shards: shardRefs)
-    var live = subtreeBlobs + shards + Array(scan.blobs.values)
-    if let revocationBlob { live.append(revocationBlob) }
-    var packRefs: [IndexTree.PackRef]?
-    var packBlobs = [Data]()
-    if packs {
-      let previousTree = try states.first.flatMap { s in
-        try s.previous.map { p in try IndexTree.parse(try s.store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree") }
+    // Every blob to write, in one list that the new packs refer to by position: the input's
+    // files (read only when packed and written), the shards from the spill file, the small
+    // blobs from memory, then the packs. The scan's blobs move into it (no copy) and are given
+    // back at the end.
+    let previousTree = try states.first.flatMap { s in
+      try s.previous.map { p in
+        try IndexTree.parse(try s.store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree")
       }
-      (packRefs, packBlobs) = try PackPlanner.plan(live: live, previous: previousTree?.packs ?? [], store: states[0].store)
-      log("packs: \(packRefs!.count) (\(packBlobs.count) new)")
+    }
+    let previousPacks = packs ? previousTree?.packs ?? [] : []
+    let blobCount = scan.blobs.count
+    let inputBytes = scan.blobs.reduce(0) { $0 + $1.size } + shardRefs.reduce(0) { $0 + $1.size }
+    let list = BlobList(scan.blobs)
+    scan.blobs = []
+    let packRoom = previousPacks.count + PackPlanner.maxPacks(liveBytes: inputBytes)
+    list.reserve(blobCount + subtreeBlobs.count + shards.count + 1 + packRoom + 8)
+    list.append(contentsOf: subtreeBlobs.map(BlobSource.init))
+    list.append(contentsOf: shards)
+    shards = []
+    if let revocationBlob { list.append(BlobSource(revocationBlob)) }
+    func giveBack() {
+      var items = list.take()
+      items.removeLast(items.count - blobCount)
+      scan.blobs = items
+    }
+    var packRefs: [IndexTree.PackRef]?
+    if packs {
+      let packSources: [BlobSource]
+      (packRefs, packSources) = try PackPlanner.plan(live: list, previous: previousPacks, store: states[0].store)
+      log("packs: \(packRefs!.count) (\(packSources.count) new)")
+      // The packs kept from the first target's previous index go too, read from it only by a
+      // target that lacks them. Nothing names a pack until the tree does, which is written last.
+      let first = states[0].store
+      let newPacks = Set(packSources.map(\.id))
+      list.append(contentsOf: packSources)
+      list.append(
+        contentsOf: packRefs!.filter { !newPacks.contains($0.sha256) }.map { r in
+          BlobSource(id: r.sha256, size: r.size, origin: "pack '\(r.sha256.hex.prefix(16))' in '\(first.location)'") {
+            try first.get(r.sha256, maxSize: r.size)
+          }
+        })
     }
     let tree = encodeTree(prefixLength: prefixLength, shards: shardRefs, subtrees: subtrees, packs: packRefs)
     let payload = IndexPayload(
@@ -265,8 +238,6 @@ public enum Publisher {
       revocation_version: revocation.flatMap { $0.payloadBytes }.flatMap { try? RevocationPayload.parse($0, what: "r") }?.version)
     let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
     if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
-    // Packs first (they are only named once the tree is), then every blob, the tree last.
-    let objects = packBlobs + live + [tree]
     let indexFile = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation)
     let file = indexFile.bytes
     if let stage {
@@ -274,7 +245,11 @@ public enum Publisher {
       // the index waits in a staged file for more signatures.
       let base = states[0].previous.map { SHA256.hash($0.bytes) }
       var results = [(location: String, report: ApplyReport)]()
-      for s in states { results.append((s.store.location, try s.store.apply(StoreChange(objects: objects, message: "stage")))) }
+      for s in states {
+        let report = try s.store.apply(StoreChange(objects: [tree], message: "stage"), sources: list.items)
+        results.append((s.store.location, report))
+      }
+      giveBack()
       try Staged(base: base, index: indexFile, sign: [.index]).write(to: stage)
       log("staged index version \(version) in \(stage): \(indexEnv.signatures.count) signature(s); add more with 'tsuku registry sign'")
       return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
@@ -285,49 +260,23 @@ public enum Publisher {
     var results = [(location: String, report: ApplyReport)]()
     // Pruning keeps what the new index needs: every blob written now and the packs kept from
     // the previous index.
-    let keep = prune ? Set(objects.map { SHA256.hash($0) } + (packRefs ?? []).map(\.sha256)) : nil
+    let keep = prune ? Set(list.items.map(\.id) + [SHA256.hash(tree)] + (packRefs ?? []).map(\.sha256)) : nil
     for s in states {
       // The archive copy (`index/<N>.index.json`) lets retention keep the last K versions.
       let change = StoreChange(
-        objects: objects, documents: [(.archivedIndex(version), file), (.index, file)],
+        objects: [tree], documents: [(.archivedIndex(version), file), (.index, file)],
         precondition: s.previous.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent,
         message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files",
         time: commitTime, keepOnly: keep)
-      let report = try s.store.apply(change)
+      let report = try s.store.apply(change, sources: list.items)
       let pruned = report.objectsPruned > 0 ? ", pruned \(report.objectsPruned)" : ""
       log("\(s.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
       results.append((s.store.location, report))
     }
+    giveBack()
     return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
   }
 
-  private static func files(in dir: String) throws -> [String] {
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-      throw TsukuError(.usage, "'\(dir)' is not a directory")
-    }
-    guard let e = FileManager.default.enumerator(atPath: dir) else { return [] }
-    var out = [String]()
-    while let rel = e.nextObject() as? String {
-      var d: ObjCBool = false
-      if FileManager.default.fileExists(atPath: dir + "/" + rel, isDirectory: &d), !d.boolValue {
-        if (rel as NSString).lastPathComponent.hasPrefix(".") { continue }
-        out.append(rel)
-      }
-    }
-    return out.sorted()
-  }
-
-  private static func read(_ path: String) throws -> Data {
-    let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-    if let size = attrs?[.size] as? Int, size > maxFileSize {
-      throw TsukuError(.usage, "\(path): \(size) bytes, more than the \(maxFileSize) allowed")
-    }
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw TsukuError(.other, "cannot read '\(path)'")
-    }
-    return data
-  }
 }
 
 /// Recipe names: what may appear in the index and on the command line.
@@ -352,3 +301,8 @@ public enum RecipeName {
     if name.contains("..") { throw fail("must not contain '..'") }
   }
 }
+
+#if os(Linux)
+  // glibc's <malloc.h>, which the Glibc module does not include.
+  @_silgen_name("mallopt") private func mallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif

@@ -70,6 +70,12 @@ public final class FaultyStore: ObjectStore {
     return try inner.apply(change)
   }
 
+  public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {
+    try enter()
+    guard let inner else { throw TsukuError(.usage, "'\(location)' is read-only") }
+    return try inner.apply(change, sources: sources)
+  }
+
   public func remove(_ ids: [ObjectID]) throws {
     try enter()
     try inner?.remove(ids)

@@ -53,6 +53,9 @@ final class ReadWriteStore: ObjectStore {
     try reader.readDocument(name, maxSize: maxSize, ifNoneMatch: etag)
   }
   func apply(_ change: StoreChange) throws -> ApplyReport { try writer.apply(change) }
+  func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {
+    try writer.apply(change, sources: sources)
+  }
   func remove(_ ids: [ObjectID]) throws { try reader.remove(ids) }
 }
 

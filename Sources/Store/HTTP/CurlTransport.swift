@@ -159,6 +159,10 @@ private final class Transfer {
         overflow = true
         return 0  // curl aborts the transfer with CURLE_WRITE_ERROR
       }
+      if body.isEmpty, let length = headers["content-length"].flatMap({ Int($0) }), length <= request.maxResponseSize {
+        // One allocation of the announced size, not a series of doublings (a pack is megabytes).
+        body.reserveCapacity(length)
+      }
       body.append(UnsafeRawPointer(bytes).assumingMemoryBound(to: UInt8.self), count: count)
     } else if body.count < Self.errorBodyLimit {
       let keep = min(count, Self.errorBodyLimit - body.count)

@@ -1,0 +1,240 @@
+import Dispatch
+import Foundation
+import Store
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The validated content of a publish: index entries and the files their blobs are read from.
+public struct PublishScan: Sendable {
+  public var entries: [IndexEntry] = []
+  /// Every blob of the input, once each, in the order the files were read: a source that reads
+  /// its file when it is written. Bytes are hashed while scanning, not kept.
+  public var blobs: [BlobSource] = []
+  /// Files that are neither recipes nor golden files (a README, discovery JSON), skipped.
+  public var skipped: [String] = []
+  public var goldenCount = 0
+  /// The first golden files whose plan disagrees with their name (indexed by the name), at
+  /// most `keptNotes`; `noteCount` counts them all.
+  public var notes: [String] = []
+  public var noteCount = 0
+  public static let keptNotes = 5
+  public var criticalCount: Int { entries.filter { $0.category == .critical }.count }
+}
+
+extension Publisher {
+  /// What one input file says, once read and validated.
+  private enum Checked: Sendable {
+    case recipe(RecipeInfo, BlobRef)
+    case golden(GoldenInfo, BlobRef)
+  }
+
+  /// Files validated in parallel per chunk: the most results held at once.
+  static let scanChunk = 4096
+
+  /// Reads and validates every file; throws on the first bad one, naming it. Nothing is written.
+  ///
+  /// Files are read, validated and hashed on every core, a chunk of files at a time, one file
+  /// per core at once; only names, sizes, paths (in one buffer per folder) and metadata are
+  /// kept. Each chunk's results are taken in path order, so the error for a bad input is the
+  /// one a file-by-file pass gives.
+  public static func scan(_ input: PublishInput) throws -> PublishScan {
+    var scan = PublishScan()
+    // The entries in one array (a name maps to its position), grown once per folder.
+    var entries = [IndexEntry]()
+    var byName = [String: Int]()
+    for (dir, category) in [(input.critical, Category.critical), (input.recipes, .community)] {
+      guard let dir else { continue }
+      let table = try files(in: dir)
+      var work = [Int32]()
+      for i in table.sortedIndices() {
+        let rel = table.relative(i)
+        let parts = rel.split(separator: "/")
+        let isRecipe =
+          rel.hasSuffix(".toml") && (parts.count == 1 || (parts.count == 2 && parts[0].count == 1))
+        guard isRecipe else {
+          scan.skipped.append(dir + "/" + rel)
+          continue
+        }
+        work.append(i)
+      }
+      // Room for the shards and packs a publish adds to the same list (see `publish`).
+      scan.blobs.reserveCapacity(scan.blobs.count + work.count + work.count / 16 + 1024)
+      entries.reserveCapacity(entries.count + work.count)
+      byName.reserveCapacity(entries.count + work.count)
+      try check(table, work, golden: false) { i, checked in
+        guard case .recipe(let info, let ref) = checked else { return }
+        if let other = byName[info.name] {
+          throw TsukuError(
+            .usage, "\(table.path(i)): recipe '\(info.name)' is also in the \(entries[other].category.rawValue) set")
+        }
+        scan.blobs.append(.file(table, i, id: ref.sha256, size: ref.size))
+        byName[info.name] = entries.count
+        entries.append(
+          IndexEntry(
+            name: info.name, category: category, recipe: ref, golden: [], description: info.description,
+            homepage: info.homepage, type: info.type, dependencies: info.dependencies,
+            runtime_dependencies: info.runtimeDependencies, source_commit: nil))
+      }
+    }
+    if let dir = input.golden {
+      let table = try files(in: dir)
+      var work = [Int32]()
+      for i in table.sortedIndices() {
+        let rel = table.relative(i)
+        let parts = rel.split(separator: "/")
+        guard rel.hasSuffix(".json"), parts.count >= 2, parts.last!.hasPrefix("v") else {
+          scan.skipped.append(dir + "/" + rel)
+          continue
+        }
+        work.append(i)
+      }
+      // Room for the shards and packs a publish adds to the same list (see `publish`).
+      scan.blobs.reserveCapacity(scan.blobs.count + work.count + work.count / 16 + 1024)
+      try check(table, work, golden: true) { i, checked in
+        guard case .golden(let info, let ref) = checked else { return }
+        let path = table.path(i)
+        if let note = info.note {
+          if scan.notes.count < PublishScan.keptNotes { scan.notes.append(note) }
+          scan.noteCount += 1
+        }
+        guard let k = byName[info.tool] else {
+          throw TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no recipe")
+        }
+        if entries[k].golden.contains(where: { $0.platform == info.platform && $0.version == info.version }) {
+          throw TsukuError(
+            .usage, "\(path): a second golden file for '\(info.tool)' \(info.version) on \(info.platform)")
+        }
+        scan.blobs.append(.file(table, i, id: ref.sha256, size: ref.size))
+        entries[k].golden.append(
+          GoldenRef(platform: info.platform, version: info.version, sha256: ref.sha256, size: ref.size))
+        scan.goldenCount += 1
+      }
+    }
+    byName = [:]
+    // Files with the same bytes are one blob: the first copy stays (sorting positions, not a set).
+    let unique = firstCopies(scan.blobs)
+    if unique.count < scan.blobs.count {
+      var w = 0
+      for r in unique.map({ Int($0) }) {
+        scan.blobs.swapAt(w, r)
+        w += 1
+      }
+      scan.blobs.removeLast(scan.blobs.count - w)
+    }
+    for i in entries.indices { entries[i].golden.sort { ($0.platform, $0.version) < ($1.platform, $1.version) } }
+    entries.sort { $0.name < $1.name }
+    scan.entries = entries
+    return scan
+  }
+
+  /// Reads, validates and hashes the files of `table` at the positions `work` on every core,
+  /// `scanChunk` at a time, and hands each result to `take` in order; the first failure (in
+  /// order) is thrown.
+  private static func check(
+    _ table: PathTable, _ work: [Int32], golden: Bool, _ take: (Int32, Checked) throws -> Void
+  ) throws {
+    var start = 0
+    while start < work.count {
+      let chunk = Array(work[start..<min(start + scanChunk, work.count)])
+      let results = Mutex([Result<Checked, any Error>?](repeating: nil, count: chunk.count))
+      let next = Atomic<Int>(0)
+      let firstFailure = Atomic<Int>(Int.max)
+      let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), chunk.count)
+      DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        while true {
+          let i = next.add(1, ordering: .relaxed).oldValue
+          // Past a failure nothing more is needed: it is thrown before any later result is read.
+          if i >= chunk.count || i > firstFailure.load(ordering: .relaxed) { break }
+          let rel = table.relative(chunk[i])
+          let path = table.base + "/" + rel
+          let r = Result<Checked, any Error> {
+            let data = try read(path)
+            if golden { return .golden(try GoldenFile.validate(data, path: path), BlobRef(of: data)) }
+            let info = try RecipeFile.validate(data, fileName: String(rel.split(separator: "/").last!))
+            try RecipeName.validate(info.name)
+            return .recipe(info, BlobRef(of: data))
+          }
+          if case .failure = r { firstFailure.min(i, ordering: .relaxed) }
+          results.withLock { $0[i] = r }
+        }
+      }
+      let done = results.withLock { $0 }
+      for (i, index) in chunk.enumerated() { try take(index, try done[i]!.get()) }
+      start += chunk.count
+    }
+  }
+
+  /// Every file under `dir` (not directories; a symbolic link counts as what it points to,
+  /// and a link to a directory is not followed), as paths relative to `dir` in one table (in
+  /// the order found; `sortedIndices` orders them); files whose name starts with "." are left
+  /// out.
+  private static func files(in dir: String) throws -> PathTable {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+      throw TsukuError(.usage, "'\(dir)' is not a directory")
+    }
+    let out = PathTable(base: dir)
+    walk(dir, "", into: out)
+    return out
+  }
+
+  private static func walk(_ path: String, _ prefix: String, into out: PathTable) {
+    guard let d = opendir(path) else { return }
+    defer { closedir(d) }
+    while let e = readdir(d) {
+      let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+      }
+      if name == "." || name == ".." { continue }
+      let full = path + "/" + name
+      let rel = prefix.isEmpty ? name : prefix + "/" + name
+      var type = Int32(e.pointee.d_type)
+      if type == Int32(DT_UNKNOWN) {
+        var st = stat()
+        guard lstat(full, &st) == 0 else { continue }
+        let mode = st.st_mode & S_IFMT
+        type = mode == S_IFDIR ? Int32(DT_DIR) : mode == S_IFLNK ? Int32(DT_LNK) : Int32(DT_REG)
+      }
+      if type == Int32(DT_DIR) {
+        walk(full, rel, into: out)
+        continue
+      }
+      if type == Int32(DT_LNK) {
+        var st = stat()
+        guard stat(full, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { continue }
+      }
+      if !name.hasPrefix(".") { _ = out.add(rel) }
+    }
+  }
+
+  /// The bytes of an input file, refused above `maxFileSize` before they are read.
+  private static func read(_ path: String) throws -> Data {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw TsukuError(.other, "cannot read '\(path)'") }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw TsukuError(.other, "cannot read '\(path)'") }
+    let size = Int(st.st_size)
+    if size > maxFileSize {
+      throw TsukuError(.usage, "\(path): \(size) bytes, more than the \(maxFileSize) allowed")
+    }
+    var data = Data(count: size)
+    var got = 0
+    let ok = data.withUnsafeMutableBytes { buf -> Bool in
+      while got < size {
+        let n = Glibc.read(fd, buf.baseAddress! + got, size - got)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return false }
+        if n == 0 { break }
+        got += n
+      }
+      return true
+    }
+    guard ok else { throw TsukuError(.other, "cannot read '\(path)'") }
+    if got < size { data.count = got }
+    return data
+  }
+}

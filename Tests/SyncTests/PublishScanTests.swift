@@ -1,0 +1,48 @@
+import Foundation
+import Store
+import Testing
+
+@testable import Sync
+import TestSupport
+
+/// The scan of a publish: files read on every core, only names, sizes and paths kept.
+@Suite struct PublishScanTests {
+  @Test func theFirstBadFileInPathOrderIsReportedAcrossChunks() throws {
+    let f = try RegistryFixture()
+    var recipes = [String: String]()
+    let n = Publisher.scanChunk + 600
+    for i in 0..<n { recipes[String(format: "t%05d", i)] = RegistryFixture.recipe(String(format: "t%05d", i)) }
+    // Two bad files, in different chunks: the earlier one is named, whichever is read first.
+    recipes["t00010"] = "not toml ["
+    recipes[String(format: "t%05d", n - 3)] = "[metadata]\nname = \"wrong\"\n"
+    let input = try f.writeInput(recipes: recipes)
+    let e = #expect(throws: TsukuError.self) { try Publisher.scan(input) }
+    #expect(e?.code == .usage)
+    #expect(e?.message.hasPrefix("t00010.toml: ") == true, "\(e?.message ?? "")")
+  }
+
+  @Test func sameBytesAreOneBlobAndOnlyFiveNotesAreKept() throws {
+    let f = try RegistryFixture()
+    var recipes = [String: String]()
+    var golden = [String: String]()
+    for i in 0..<7 {
+      recipes["tool\(i)"] = RegistryFixture.recipe("tool\(i)")
+      // The plan says another version than the name: indexed by the name, with a note.
+      golden["tool\(i)/v1.0.0-linux-amd64.json"] = RegistryFixture.golden("tool\(i)", version: "dev")
+    }
+    // Two copies of one golden file under two versions of one tool: one blob.
+    golden["tool0/v2.0.0-linux-amd64.json"] = golden["tool0/v1.0.0-linux-amd64.json"]
+    let input = try f.writeInput(recipes: recipes, golden: golden)
+    try Data().write(to: URL(fileURLWithPath: input.golden! + "/.hidden.json"))
+    let scan = try Publisher.scan(input)
+    #expect(scan.entries.count == 7 && scan.goldenCount == 8)
+    #expect(scan.blobs.count == 7 + 7)
+    #expect(Set(scan.blobs.map(\.id)).count == scan.blobs.count)
+    #expect(scan.notes.count == 5 && scan.noteCount == 8)
+    #expect(scan.skipped.isEmpty)
+    // Each blob reads back its own file, checked.
+    for b in scan.blobs { #expect(SHA256.hash(try b.load()) == b.id) }
+    let tool0 = try #require(scan.entries.first { $0.name == "tool0" })
+    #expect(tool0.golden.map(\.version) == ["1.0.0", "2.0.0"] && tool0.golden[0].sha256 == tool0.golden[1].sha256)
+  }
+}
