@@ -36,8 +36,14 @@ public enum Publisher {
     return (encodeTree(prefixLength: length, shards: refs, subtrees: subtrees, packs: packs), subtreeBlobs + blobs)
   }
 
-  /// The shards of `entries`: the prefix length (the smallest that keeps shards at 64
+  /// The shards of `entries`: the prefix length (the smallest that keeps shards at 32
   /// entries on average or fewer), their tree references and their blobs.
+  /// The most entries a shard holds on average before the prefix grows by one digit. Fewer
+  /// means a bigger tree (about 110 bytes per shard) but smaller changed shards: at 1K
+  /// recipes, 64 gave 16 shards of about 28 KB and an incremental sync fetching 2.6x the bytes
+  /// that changed after a 1% bump (BENCHMARKS.md); 32 gives 256 shards of about 2 KB.
+  static let maxShardAverage = 32
+
   static func buildShards(_ entries: [IndexEntry]) -> (Int, [IndexTree.Shard], [Data]) {
     var blobs = [Data]()
     let (length, refs) = buildShards(entries) { blobs.append($0) }
@@ -48,7 +54,7 @@ public enum Publisher {
   /// keeping them.
   static func buildShards(_ entries: [IndexEntry], emit: (Data) throws -> Void) rethrows -> (Int, [IndexTree.Shard]) {
     var length = 1
-    while length < 4 && entries.count > 64 * (1 << (4 * length)) { length += 1 }
+    while length < 4 && entries.count > maxShardAverage * (1 << (4 * length)) { length += 1 }
     var groups = [String: [Int]]()
     for (i, e) in entries.enumerated() { groups[IndexTree.prefix(of: e.name, length: length), default: []].append(i) }
     var shardRefs = [IndexTree.Shard]()
