@@ -105,6 +105,20 @@ public final class DirectoryStore: ObjectStore {
   public func looseObjects() throws -> [ObjectID] { try looseList() }
 
   /// Every stored blob with its size and modification time (loose files and packed blobs).
+  /// An upper bound of the blob bytes stored, without listing the packed blobs: the loose
+  /// files' sizes plus the packs' sizes on disk (tables and any copy held twice included).
+  public func diskBytes() -> Int {
+    var total = packs.diskBytes()
+    for id in (try? looseList()) ?? [] {
+      var st = stat()
+      if stat(objectPath(id), &st) == 0 { total += Int(st.st_size) }
+    }
+    return total
+  }
+
+  /// Lets the kernel take back the pack table pages that lookups made resident.
+  public func releasePackPages() { packs.releasePages() }
+
   public func sizes() -> [(ObjectID, Int, Int)] {
     var out = [(ObjectID, Int, Int)]()
     for id in (try? looseList()) ?? [] {
@@ -230,7 +244,7 @@ public final class DirectoryStore: ObjectStore {
       }
     }
     if !ids.isEmpty, FileManager.default.fileExists(atPath: packs.dir) {
-      _ = try packs.remove(Set(ids)) { data, path in try writeAtomically(data, to: path, durable: true) }
+      _ = try packs.remove(Set(ids))
     }
   }
 

@@ -44,24 +44,32 @@ public enum PackFile {
     let dataStart = 12 + count * 44
     guard dataStart <= fileSize else { throw bad("table of \(count) entries is longer than the pack") }
     let dataLength = fileSize - dataStart
-    var raw = [UInt8](repeating: 0, count: count * 44)
-    guard try readFully(fd, &raw, at: 12, path) == raw.count else { throw bad("short table") }
+    // Read a slice at a time: the raw table is as big as the entries (15 MB at 100K recipes).
     var entries = [Entry]()
     entries.reserveCapacity(count)
     var previous: ObjectID?
-    try raw.withUnsafeBytes { b in
-      for i in 0..<count {
-        let at = i * 44
-        let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)]))
-        var offset = 0
-        for k in 0..<8 { offset = offset << 8 | Int(b[at + 32 + k]) }
-        var size = 0
-        for k in 0..<4 { size = size << 8 | Int(b[at + 40 + k]) }
-        guard offset >= 0, offset <= dataLength, size <= dataLength - offset else { throw bad("entry \(i) points outside the pack") }
-        if let p = previous, !(p < id) { throw bad("table not sorted at entry \(i)") }
-        previous = id
-        entries.append(Entry(id: id, offset: offset, size: size))
+    let perRead = 1 << 14
+    var raw = [UInt8](repeating: 0, count: min(count, perRead) * 44)
+    var done = 0
+    while done < count {
+      let n = min(perRead, count - done)
+      guard try readFully(fd, &raw, at: 12 + done * 44, path, count: n * 44) == n * 44 else { throw bad("short table") }
+      try raw.withUnsafeBytes { b in
+        for j in 0..<n {
+          let i = done + j
+          let at = j * 44
+          let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)]))
+          var offset = 0
+          for k in 0..<8 { offset = offset << 8 | Int(b[at + 32 + k]) }
+          var size = 0
+          for k in 0..<4 { size = size << 8 | Int(b[at + 40 + k]) }
+          guard offset >= 0, offset <= dataLength, size <= dataLength - offset else { throw bad("entry \(i) points outside the pack") }
+          if let p = previous, !(p < id) { throw bad("table not sorted at entry \(i)") }
+          previous = id
+          entries.append(Entry(id: id, offset: offset, size: size))
+        }
       }
+      done += n
     }
     return Table(path: path, entries: entries, dataStart: dataStart, fileSize: fileSize)
   }
@@ -69,24 +77,28 @@ public enum PackFile {
   /// Re-hashes every blob of the pack at `path` on all cores, reading it in bounded chunks.
   /// Returns the ids of the blobs whose bytes do not hash to their names, and the bytes read.
   public static func verify(_ path: String, chunk: Int = 4 << 20) throws -> (corrupt: [ObjectID], blobs: Int, bytes: Int) {
-    // The table's entries, taken so that sorting them sorts in place (a copy would be 16 MB at
-    // a hundred thousand recipes).
-    func take() throws -> (Int, [Entry]) {
-      let t = try table(path)
-      return (t.dataStart, t.entries)
+    let t = try table(path)
+    let dataStart = t.dataStart
+    let entries = t.entries
+    // Entries in file order (a permutation of 4-byte positions, not a sorted copy of the
+    // 48-byte entries: 16 MB at a hundred thousand recipes), cut into runs of about `chunk`
+    // bytes: each run is one read.
+    var order = [UInt32](unsafeUninitializedCapacity: entries.count) { b, n in
+      for i in 0..<entries.count { b[i] = UInt32(i) }
+      n = entries.count
     }
-    let dataStart: Int
-    var entries: [Entry]
-    (dataStart, entries) = try take()
-    // Entries in file order, cut into runs of about `chunk` bytes: each run is one read.
-    entries.sort { $0.offset < $1.offset }
-    let ordered = entries
+    order.sort { entries[Int($0)].offset < entries[Int($1)].offset }
+    let ordered = order
     var cut = [Range<Int>]()
     var start = 0
     while start < ordered.count {
       var end = start
-      let first = ordered[start].offset
-      while end < ordered.count, end == start || ordered[end].offset + ordered[end].size - first <= chunk { end += 1 }
+      let first = entries[Int(ordered[start])].offset
+      while end < ordered.count,
+        end == start || entries[Int(ordered[end])].offset + entries[Int(ordered[end])].size - first <= chunk
+      {
+        end += 1
+      }
       cut.append(start..<end)
       start = end
     }
@@ -108,8 +120,8 @@ public enum PackFile {
         let r = next.add(1, ordering: .relaxed).oldValue
         if r >= runs.count { break }
         let run = runs[r]
-        let from = ordered[run.lowerBound].offset
-        let to = run.map { ordered[$0].offset + ordered[$0].size }.max()!
+        let from = entries[Int(ordered[run.lowerBound])].offset
+        let to = run.map { entries[Int(ordered[$0])].offset + entries[Int(ordered[$0])].size }.max()!
         if to - from > buffer.count { buffer = [UInt8](repeating: 0, count: to - from) }
         do {
           guard try readFully(fd, &buffer, at: dataStart + from, path, count: to - from) == to - from else {
@@ -121,7 +133,7 @@ public enum PackFile {
         } catch { return }
         buffer.withUnsafeBytes { b in
           for i in run {
-            let e = ordered[i]
+            let e = entries[Int(ordered[i])]
             let o = e.offset - from
             if SHA256.hash(UnsafeRawBufferPointer(rebasing: b[o..<(o + e.size)])) != e.id { bad.append(e.id) }
           }
@@ -130,7 +142,7 @@ public enum PackFile {
       if !bad.isEmpty { corrupt.withLock { $0 += bad } }
     }
     if let e = failure.withLock({ $0 }) { throw e }
-    return (corrupt.withLock { $0 }.sorted(), ordered.count, ordered.reduce(0) { $0 + $1.size })
+    return (corrupt.withLock { $0 }.sorted(), entries.count, entries.reduce(0) { $0 + $1.size })
   }
 
   /// Merges the packs at `paths` into one new pack in `dir` (the first copy of a blob wins)
@@ -138,21 +150,20 @@ public enum PackFile {
   /// bytes are copied by the kernel, region by region; only the tables pass through memory.
   /// The new file is fsynced before it is renamed into place.
   public static func merge(_ paths: [String], into dir: String) throws -> String {
-    // The merged table, in id order; each input's data region is copied whole, so an entry's
-    // new offset is its old one plus where its region lands. Tables are read one at a time.
-    var inputs = [(path: String, dataStart: Int, fileSize: Int)]()
-    var merged = [(ObjectID, Int, Int)]()
+    // The merged table, in id order, streamed from the inputs' tables (each sorted) through a
+    // k-way merge with a small buffer per input, twice: once to count the distinct ids for the
+    // header, once to write. Each input's data region is copied whole, so an entry's new
+    // offset is its old one plus where its region lands. Memory: a few megabytes whatever the
+    // number of entries (a merged table in memory was 16 MB at a hundred thousand recipes).
+    var inputs = [(path: String, dataStart: Int, fileSize: Int, count: Int, base: Int)]()
     var total = 0
     for p in paths {
-      let t = try table(p)
-      merged.reserveCapacity(merged.count + t.entries.count)
-      for e in t.entries { merged.append((e.id, total + e.offset, e.size)) }
-      inputs.append((t.path, t.dataStart, t.fileSize))
-      total += t.fileSize - t.dataStart
+      let h = try header(p)
+      inputs.append((p, h.dataStart, h.fileSize, h.count, total))
+      total += h.fileSize - h.dataStart
     }
-    merged.sort { $0.0 < $1.0 }
     var count = 0
-    for i in merged.indices where i == 0 || merged[i - 1].0 != merged[i].0 { count += 1 }
+    try mergeTables(inputs) { _, _, _ in count += 1 }
     var head = [UInt8](Pack.magic)
     withUnsafeBytes(of: UInt32(count).bigEndian) { head.append(contentsOf: $0) }
     // Named by the hash of its header and table, which pin every blob it holds.
@@ -170,8 +181,7 @@ public enum PackFile {
     do {
       defer { close(out) }
       try writeFully(out, head, tmp)
-      for i in merged.indices where i == 0 || merged[i - 1].0 != merged[i].0 {
-        let (id, offset, size) = merged[i]
+      try mergeTables(inputs) { id, offset, size in
         table.append(contentsOf: id.bytes)
         withUnsafeBytes(of: UInt64(offset).bigEndian) { table.append(contentsOf: $0) }
         withUnsafeBytes(of: UInt32(size).bigEndian) { table.append(contentsOf: $0) }
@@ -184,7 +194,6 @@ public enum PackFile {
       table.withUnsafeBytes { hasher.update($0) }
       try writeFully(out, table, tmp)
       table = []
-      merged = []
       for t in inputs {
         let fd = open(t.path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw TsukuError.io("cannot read", t.path, errno: errno) }
@@ -216,6 +225,211 @@ public enum PackFile {
       close(dfd)
     }
     return path
+  }
+
+  /// Writes the pack at `path` without the blobs in `drop` as a new pack in `dir` (nil when
+  /// nothing is left) and returns it with the ids that were dropped; the input is left in
+  /// place. Like `merge`, the table is streamed and the kept blobs are copied by the kernel,
+  /// so memory does not grow with the pack (an eviction at 100K recipes used to read a 3.3 GB
+  /// pack whole).
+  public static func rewrite(_ path: String, dropping drop: Set<ObjectID>, into dir: String) throws -> (path: String?, dropped: [ObjectID]) {
+    let h = try header(path)
+    let input = [(path: path, dataStart: h.dataStart, fileSize: h.fileSize, count: h.count, base: 0)]
+    var count = 0
+    var dropped = [ObjectID]()
+    try mergeTables(input) { id, _, _ in
+      if drop.contains(id) { dropped.append(id) } else { count += 1 }
+    }
+    if dropped.isEmpty { return (path, []) }
+    if count == 0 { return (nil, dropped) }
+    var head = [UInt8](Pack.magic)
+    withUnsafeBytes(of: UInt32(count).bigEndian) { head.append(contentsOf: $0) }
+    var hasher = SHA256()
+    head.withUnsafeBytes { hasher.update($0) }
+    let tmp = "\(dir)/.tmp-rewrite-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    if out < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
+    var ok = false
+    defer {
+      if !ok { unlink(tmp) }
+    }
+    do {
+      defer { close(out) }
+      let fd = open(path, O_RDONLY | O_CLOEXEC)
+      if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+      defer { close(fd) }
+      try writeFully(out, head, tmp)
+      // The kept blobs are laid out in table order: the table first (offsets known as it
+      // goes), then the same walk copies the bytes.
+      var table = [UInt8]()
+      table.reserveCapacity(1 << 20)
+      var at = 0
+      try mergeTables(input) { id, offset, size in
+        if drop.contains(id) { return }
+        table.append(contentsOf: id.bytes)
+        withUnsafeBytes(of: UInt64(at).bigEndian) { table.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(size).bigEndian) { table.append(contentsOf: $0) }
+        at += size
+        if table.count >= 1 << 20 {
+          table.withUnsafeBytes { hasher.update($0) }
+          try writeFully(out, table, tmp)
+          table.removeAll(keepingCapacity: true)
+        }
+      }
+      table.withUnsafeBytes { hasher.update($0) }
+      try writeFully(out, table, tmp)
+      try mergeTables(input) { id, offset, size in
+        if drop.contains(id) { return }
+        var inOff = off_t(h.dataStart + offset)
+        var left = size
+        while left > 0 {
+          let n = copyFileRange(fd, &inOff, out, nil, left, 0)
+          if n < 0 {
+            if errno == EINTR { continue }
+            if errno == EXDEV || errno == ENOSYS || errno == EINVAL {
+              try copyByReading(fd, Int(inOff), left, to: out, path, tmp)
+              break
+            }
+            throw TsukuError.io("cannot copy", path, errno: errno)
+          }
+          if n == 0 { throw TsukuError(.other, "pack '\(path)' shrank while it was rewritten") }
+          left -= n
+        }
+      }
+      if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
+    }
+    let newPath = dir + "/" + hasher.finish().hex + ".pack"
+    if rename(tmp, newPath) != 0 { throw TsukuError.io("cannot rename into", newPath, errno: errno) }
+    ok = true
+    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dfd >= 0 {
+      fsync(dfd)
+      close(dfd)
+    }
+    return (newPath, dropped)
+  }
+
+  /// A pack's header: entry count, where its data starts, its size (checked like `table`).
+  static func header(_ path: String) throws -> (count: Int, dataStart: Int, fileSize: Int) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
+    let fileSize = Int(st.st_size)
+    var head = [UInt8](repeating: 0, count: 12)
+    guard fileSize >= 12, try readFully(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
+      throw TsukuError(.integrity, "pack '\(path)' is malformed: no TSUKUPK1 header")
+    }
+    let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
+    guard count <= Pack.maxEntries, 12 + count * 44 <= fileSize else {
+      throw TsukuError(.integrity, "pack '\(path)' is malformed: table of \(count) entries")
+    }
+    return (count, 12 + count * 44, fileSize)
+  }
+
+  /// One input table read a slice at a time, checked as it goes (bounds, strict order).
+  private struct TableCursor {
+    let fd: Int32
+    let path: String
+    let count: Int
+    let dataLength: Int
+    let base: Int
+    var next = 0
+    var buffer: [UInt8]
+    var bufferStart = 0
+    var bufferCount = 0
+    var current: Entry?
+
+    init(_ path: String, count: Int, dataStart: Int, fileSize: Int, base: Int) throws {
+      let fd = open(path, O_RDONLY | O_CLOEXEC)
+      if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+      self.fd = fd
+      self.path = path
+      self.count = count
+      self.dataLength = fileSize - dataStart
+      self.base = base
+      self.buffer = [UInt8](repeating: 0, count: 256 * 44)
+    }
+
+    /// Moves to the next entry (nil at the end).
+    mutating func advance() throws {
+      if next >= count {
+        current = nil
+        return
+      }
+      if next >= bufferStart + bufferCount {
+        let n = min(256, count - next)
+        guard try PackFile.readFully(fd, &buffer, at: 12 + next * 44, path, count: n * 44) == n * 44 else {
+          throw TsukuError(.integrity, "pack '\(path)' is malformed: short table")
+        }
+        (bufferStart, bufferCount) = (next, n)
+      }
+      let at = (next - bufferStart) * 44
+      let e = buffer.withUnsafeBytes { b in
+        var offset = 0
+        for k in 0..<8 { offset = offset << 8 | Int(b[at + 32 + k]) }
+        var size = 0
+        for k in 0..<4 { size = size << 8 | Int(b[at + 40 + k]) }
+        return Entry(id: ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)])), offset: offset, size: size)
+      }
+      guard e.offset <= dataLength, e.size <= dataLength - e.offset else {
+        throw TsukuError(.integrity, "pack '\(path)' is malformed: entry \(next) points outside the pack")
+      }
+      if let p = current, !(p.id < e.id) {
+        throw TsukuError(.integrity, "pack '\(path)' is malformed: table not sorted at entry \(next)")
+      }
+      current = e
+      next += 1
+    }
+  }
+
+  /// Visits the distinct ids of the inputs' tables in order, with their offsets in the merged
+  /// data region (the first input holding an id wins).
+  private static func mergeTables(
+    _ inputs: [(path: String, dataStart: Int, fileSize: Int, count: Int, base: Int)],
+    _ visit: (ObjectID, Int, Int) throws -> Void
+  ) throws {
+    var cursors = [TableCursor]()
+    defer { for c in cursors { close(c.fd) } }
+    for i in inputs {
+      cursors.append(try TableCursor(i.path, count: i.count, dataStart: i.dataStart, fileSize: i.fileSize, base: i.base))
+      try cursors[cursors.count - 1].advance()
+    }
+    // A binary min-heap of cursor positions, ordered by (current id, input position).
+    func less(_ a: Int, _ b: Int) -> Bool {
+      let x = cursors[a].current!.id
+      let y = cursors[b].current!.id
+      return x < y || (x == y && a < b)
+    }
+    var heap = cursors.indices.filter { cursors[$0].current != nil }
+    func down(_ from: Int) {
+      var i = from
+      while true {
+        let l = 2 * i + 1
+        if l >= heap.count { return }
+        var m = l
+        if l + 1 < heap.count, less(heap[l + 1], heap[l]) { m = l + 1 }
+        if !less(heap[m], heap[i]) { return }
+        heap.swapAt(i, m)
+        i = m
+      }
+    }
+    for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { down(i) }
+    var last: ObjectID?
+    while let top = heap.first {
+      let e = cursors[top].current!
+      if last != e.id {
+        try visit(e.id, cursors[top].base + e.offset, e.size)
+        last = e.id
+      }
+      try cursors[top].advance()
+      if cursors[top].current == nil {
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+      }
+      down(0)
+    }
   }
 
   private static func copyByReading(_ fd: Int32, _ at: Int, _ count: Int, to out: Int32, _ path: String, _ tmp: String) throws {

@@ -129,24 +129,31 @@ final class PackedObjects: Sendable {
     return out
   }
 
-  /// Rewrites the packs holding any of `ids` without them; returns the ids that were packed.
-  func remove(_ ids: Set<ObjectID>, write: (Data, String) throws -> Void) throws -> Set<ObjectID> {
+  /// Rewrites the packs holding any of `ids` without them (streamed: `PackFile.rewrite`);
+  /// returns the ids that were packed.
+  func remove(_ ids: Set<ObjectID>) throws -> Set<ObjectID> {
     var removed = Set<ObjectID>()
     for p in load() {
-      guard let data = FileManager.default.contents(atPath: p.path), let pack = try? Pack(data, what: "cached pack") else {
-        continue
-      }
-      let hit = pack.entries.filter { ids.contains($0.id) }
-      if hit.isEmpty { continue }
-      removed.formUnion(hit.map(\.id))
-      let keep = pack.entries.filter { !ids.contains($0.id) }.compactMap { try? pack.blob($0) }
-      if !keep.isEmpty {
-        let data = Pack.build(keep)
-        try write(data, dir + "/" + SHA256.hash(data).hex + ".pack")
-      }
-      unlink(p.path)
+      let (path, dropped) = try PackFile.rewrite(p.path, dropping: ids, into: dir)
+      if dropped.isEmpty { continue }
+      removed.formUnion(dropped)
+      if path != p.path { unlink(p.path) }
     }
     invalidate()
     return removed
+  }
+
+  /// Lets the kernel take back the table pages a run of lookups made resident (they are
+  /// read again from the page cache when needed): a sync or a verify that looks up every blob
+  /// of a large cache would otherwise keep every table resident (15 MB at 100K recipes).
+  func releasePages() {
+    for p in state.withLock({ $0?.packs ?? [] }) {
+      madvise(UnsafeMutableRawPointer(mutating: p.table.baseAddress), p.table.count, MADV_DONTNEED)
+    }
+  }
+
+  /// The bytes the packs take on disk, without reading their tables.
+  func diskBytes() -> Int {
+    load().reduce(0) { $0 + $1.fileSize }
   }
 }

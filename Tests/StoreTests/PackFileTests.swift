@@ -33,6 +33,64 @@ import TestSupport
     #expect(try PackFile.merge([p1, p2], into: tmp.path) == merged)
   }
 
+  /// Many inputs with overlapping ids and tables longer than one read of the merge's
+  /// per-input buffer (256 entries): every id once, from the first input that has it.
+  @Test func aMergeOfManyOverlappingPacksKeepsEachBlobOnce() throws {
+    let tmp = try TemporaryDirectory()
+    func blob(_ i: Int) -> Data { Data("m \(i) ".utf8) + Data(repeating: UInt8(i & 0xff), count: i % 97) }
+    var paths = [String]()
+    var all = Set<Data>()
+    for k in 0..<12 {
+      let blobs = (k * 250..<(k * 250 + 600)).map(blob)
+      all.formUnion(blobs)
+      paths.append(try Self.write(blobs, in: tmp.path, "in\(k)"))
+    }
+    let merged = try PackFile.merge(paths, into: tmp.path)
+    let pack = try Pack(try Data(contentsOf: URL(fileURLWithPath: merged)))
+    #expect(pack.entries.count == all.count)
+    for b in all { #expect(try pack.entry(SHA256.hash(b)).map { try pack.blob($0) } == b) }
+    #expect(try PackFile.verify(merged).corrupt.isEmpty)
+  }
+
+  @Test func aRewrittenPackLacksTheDroppedBlobsAndKeepsTheRest() throws {
+    let tmp = try TemporaryDirectory()
+    let blobs = (0..<700).map { Data("r \($0) ".utf8) + Data(repeating: 3, count: $0 % 50) }
+    let p1 = try Self.write(Array(blobs[0..<400]), in: tmp.path, "one")
+    let p2 = try Self.write(Array(blobs[300...]), in: tmp.path, "two")
+    let merged = try PackFile.merge([p1, p2], into: tmp.path)
+    let drop = Set(blobs.indices.filter { $0 % 3 == 0 }.map { SHA256.hash(blobs[$0]) })
+    let (out, dropped) = try PackFile.rewrite(merged, dropping: drop, into: tmp.path)
+    #expect(Set(dropped) == drop)
+    let path = try #require(out)
+    #expect(path != merged)
+    let pack = try Pack(try Data(contentsOf: URL(fileURLWithPath: path)))
+    #expect(pack.entries.count == blobs.count - drop.count)
+    for (i, b) in blobs.enumerated() {
+      let e = pack.entry(SHA256.hash(b))
+      if i % 3 == 0 { #expect(e == nil) } else { #expect(try e.map { try pack.blob($0) } == b) }
+    }
+    #expect(try PackFile.verify(path).corrupt.isEmpty)
+    // Nothing to drop: the same file; everything dropped: no file.
+    #expect(try PackFile.rewrite(path, dropping: drop, into: tmp.path).path == path)
+    #expect(try PackFile.rewrite(path, dropping: Set(blobs.map { SHA256.hash($0) }), into: tmp.path).path == nil)
+  }
+
+  @Test func attackAPackTableOutOfOrderIsRefusedByMergeAndRewrite() throws {
+    let tmp = try TemporaryDirectory()
+    let blobs = (0..<5).map { Data("o \($0)".utf8) }
+    let path = try Self.write(blobs, in: tmp.path, "bad")
+    // Swap the first two table entries (44 bytes each after the 12-byte header).
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    let first = bytes[12..<56]
+    let second = bytes[56..<100]
+    bytes.replaceSubrange(12..<100, with: second + first)
+    try bytes.write(to: URL(fileURLWithPath: path))
+    let other = try Self.write([Data("fine".utf8)], in: tmp.path, "fine")
+    #expect(throws: TsukuError.self) { _ = try PackFile.merge([other, path], into: tmp.path) }
+    #expect(throws: TsukuError.self) { _ = try PackFile.rewrite(path, dropping: [SHA256.hash(blobs[0])], into: tmp.path) }
+    #expect(throws: TsukuError.self) { _ = try PackFile.table(path) }
+  }
+
   @Test func attackTamperedBlobInACachedPackIsFoundByVerifyAndNotServed() throws {
     let tmp = try TemporaryDirectory()
     let store = DirectoryStore(path: tmp.path + "/cache")
