@@ -73,12 +73,15 @@ public final class DirectoryStore: ObjectStore {
 
   /// Merges the pack files at `paths` (in this store's pack folder) into one, on disk (see
   /// `PackFile.merge`), and removes them.
-  public func mergePacks(_ paths: [String]) throws {
+  /// Returns the merged pack's path (the one path when there is nothing to merge).
+  @discardableResult
+  public func mergePacks(_ paths: [String]) throws -> String? {
     let distinct = Array(Set(paths)).sorted()
-    guard distinct.count > 1 else { return }
+    guard distinct.count > 1 else { return distinct.first }
     let merged = try PackFile.merge(distinct, into: packs.dir)
     for p in distinct where p != merged { unlink(p) }
     packs.invalidate()
+    return merged
   }
 
   /// Merges the smallest packs into one when there are more than `keeping` of them, so a
@@ -115,9 +118,6 @@ public final class DirectoryStore: ObjectStore {
     }
     return total
   }
-
-  /// Lets the kernel take back the pack table pages that lookups made resident.
-  public func releasePackPages() { packs.releasePages() }
 
   public func sizes() -> [(ObjectID, Int, Int)] {
     var out = [(ObjectID, Int, Int)]()

@@ -64,29 +64,83 @@ final class PackedObjects: Sendable {
 
   func invalidate() { state.withLock { $0 = nil } }
 
+  /// Lookups since the tables' pages were last released.
+  private let lookups = Atomic<Int>(0)
+  /// How many lookups make the tables' pages be released (when they are large enough to
+  /// matter): each lookup touches a couple of pages, so at most a few hundred stay resident.
+  static let releaseEvery = 512
+
   /// Where `id` is: its pack and the blob's byte range in the file.
   private func locate(_ id: ObjectID) -> (Mapped, Range<Int>)? {
-    for p in load() {
+    let packs = load()
+    if lookups.add(1, ordering: .relaxed).newValue % Self.releaseEvery == 0,
+      packs.reduce(0, { $0 + $1.table.count }) > 4 << 20
+    {
+      release(packs)
+    }
+    for p in packs {
+      guard let i = Self.search(id, in: p) else { continue }
       let b = p.table
-      guard let base = b.baseAddress else { continue }
-      var lo = 0
-      var hi = p.count
-      while lo < hi {
-        let mid = (lo + hi) / 2
-        let at = 12 + mid * 44
-        // The table's id against the wanted one.
-        let order = -id.compare(toBigEndianAt: base + at)
-        if order == 0 {
-          let offset = (0..<8).reduce(0) { $0 << 8 | Int(b[at + 32 + $1]) }
-          let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
-          let dataStart = 12 + p.count * 44
-          guard offset >= 0, size >= 0, offset <= p.fileSize - dataStart, size <= p.fileSize - dataStart - offset else {
-            return nil
-          }
-          return (p, (dataStart + offset)..<(dataStart + offset + size))
-        }
-        if order < 0 { lo = mid + 1 } else { hi = mid }
+      let at = 12 + i * 44
+      let offset = (0..<8).reduce(0) { $0 << 8 | Int(b[at + 32 + $1]) }
+      let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
+      let dataStart = 12 + p.count * 44
+      guard offset >= 0, size >= 0, offset <= p.fileSize - dataStart, size <= p.fileSize - dataStart - offset else {
+        return nil
       }
+      return (p, (dataStart + offset)..<(dataStart + offset + size))
+    }
+    return nil
+  }
+
+  /// The position of `id` in a pack's table. Ids are SHA-256 digests, spread evenly, so the
+  /// search starts where the id's leading bits say it should be and gallops from there: a
+  /// lookup reads a couple of pages of a large table, not one page per halving.
+  private static func search(_ id: ObjectID, in p: Mapped) -> Int? {
+    guard let base = p.table.baseAddress, p.count > 0 else { return nil }
+    let n = p.count
+    // Below zero: the table's id at i sorts before the wanted one.
+    @inline(__always) func order(_ i: Int) -> Int { -id.compare(toBigEndianAt: base + 12 + i * 44) }
+    let guess = min(n - 1, Int((Double(id.w0) / 18_446_744_073_709_551_616.0) * Double(n)))
+    var lo = 0
+    var hi = n
+    let c = order(guess)
+    if c == 0 { return guess }
+    var step = 8
+    if c < 0 {
+      lo = guess + 1
+      while true {
+        let probe = lo + step - 1
+        if probe >= n { break }
+        let o = order(probe)
+        if o == 0 { return probe }
+        if o > 0 {
+          hi = probe
+          break
+        }
+        lo = probe + 1
+        step *= 2
+      }
+    } else {
+      hi = guess
+      while true {
+        let probe = hi - step
+        if probe < 0 { break }
+        let o = order(probe)
+        if o == 0 { return probe }
+        if o < 0 {
+          lo = probe + 1
+          break
+        }
+        hi = probe
+        step *= 2
+      }
+    }
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      let o = order(mid)
+      if o == 0 { return mid }
+      if o < 0 { lo = mid + 1 } else { hi = mid }
     }
     return nil
   }
@@ -143,11 +197,10 @@ final class PackedObjects: Sendable {
     return removed
   }
 
-  /// Lets the kernel take back the table pages a run of lookups made resident (they are
-  /// read again from the page cache when needed): a sync or a verify that looks up every blob
-  /// of a large cache would otherwise keep every table resident (15 MB at 100K recipes).
-  func releasePages() {
-    for p in state.withLock({ $0?.packs ?? [] }) {
+  /// Lets the kernel take back the table pages that lookups made resident (they are read
+  /// again from the page cache when needed).
+  private func release(_ packs: [Mapped]) {
+    for p in packs {
       madvise(UnsafeMutableRawPointer(mutating: p.table.baseAddress), p.table.count, MADV_DONTNEED)
     }
   }

@@ -91,11 +91,7 @@ extension Client {
           }
           pinned += recipes.withLock { $0 }
         }
-        // The lookups touch every page of the packs' tables: let them go now and then.
-        for (i, r) in pinned.enumerated() {
-          if i % 16384 == 0 { cache.releasePackPages() }
-          if !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
-        }
+        for r in pinned where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
       } catch let e as TsukuError {
         report.index_error = e.message
         if e.code == .integrity { metrics.verificationFailed(backend: "cache", e) }

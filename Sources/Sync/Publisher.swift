@@ -133,13 +133,7 @@ public enum Publisher {
     guard (1...3650).contains(expiresDays) else {
       throw TsukuError(.usage, "invalid --expires-days '\(expiresDays)': expected 1 to 3650")
     }
-    #if os(Linux)
-      // Buffers of up to a pack (16 MiB) come and go while blobs are written. With a fixed
-      // mmap threshold glibc gives each large one back when it is freed; by default it raises
-      // the threshold after the first such free and keeps them in the heap, which then stays
-      // at its high-water mark (about 25 MB more at 10K recipes).
-      _ = mallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 20)
-    #endif
+    ProcessMemory.returnLargeBuffers()
     var scan = try scan(input)
     if scan.entries.isEmpty { throw TsukuError(.usage, "nothing to publish: no recipes found") }
     for n in scan.notes.prefix(5) { log("note: " + n) }
@@ -307,8 +301,3 @@ public enum RecipeName {
     if name.contains("..") { throw fail("must not contain '..'") }
   }
 }
-
-#if os(Linux)
-  // glibc's <malloc.h>, which the Glibc module does not include.
-  @_silgen_name("mallopt") private func mallopt(_ param: Int32, _ value: Int32) -> Int32
-#endif

@@ -163,6 +163,10 @@ extension Client {
         // Kept whole in the cache: one file instead of one per blob.
         if !dryRun { newPackFiles += try cache.addPacks(files) }
       }
+      // Merged now, so that the lookups below search one table, not one per pack.
+      if !dryRun, newPackFiles.count > 1 {
+        newPackFiles = try cache.mergePacks(newPackFiles).map { [$0] } ?? []
+      }
     }
     let shards = try tree.allShards(fetch: { r, _ in try obtain(r) })
     var revoked = [ObjectID: String]()
@@ -178,9 +182,7 @@ extension Client {
     var recipes = 0
     var golden = 0
     var changedEntries = [String: EntrySummary]()
-    for (i, s) in shards.enumerated() {
-      // The lookups below touch every page of the packs' tables: let them go now and then.
-      if i % 512 == 511 { cache.releasePackPages() }
+    for s in shards {
       let shard = try IndexShard.parse(obtain(BlobRef(sha256: s.sha256, size: s.size)), what: "index shard '\(s.prefix)' from '\(url)'")
       let unchanged = old.hashes.contains(s.sha256)
       for e in shard.entries {

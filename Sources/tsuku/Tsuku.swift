@@ -73,6 +73,7 @@ enum Main {
         finish(1)
       }
     }
+    ProcessMemory.returnLargeBuffers()
     do {
       var command = try Tsuku.parseAsRoot()
       try command.run()

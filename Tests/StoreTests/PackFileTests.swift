@@ -91,6 +91,21 @@ import TestSupport
     #expect(throws: TsukuError.self) { _ = try PackFile.table(path) }
   }
 
+  /// Lookups start where an id's leading bits place it and gallop: every blob of a large
+  /// cached pack is found, and ids that are not there (the extremes among them) are not.
+  @Test func everyBlobOfALargeCachedPackIsFoundAndNoOtherIs() throws {
+    let tmp = try TemporaryDirectory()
+    let store = DirectoryStore(path: tmp.path + "/cache")
+    let blobs = (0..<6000).map { Data("large \($0)".utf8) }
+    let paths = try store.addPacks([Pack.build(Array(blobs[0..<3000])), Pack.build(Array(blobs[3000...]))])
+    try store.mergePacks(paths)
+    #expect(store.packFiles().count == 1)
+    for b in blobs { #expect(try store.get(SHA256.hash(b), maxSize: 100) == b) }
+    let absent = [ObjectID(bytes: [UInt8](repeating: 0, count: 32)), ObjectID(bytes: [UInt8](repeating: 0xff, count: 32))]
+      + (0..<500).map { SHA256.hash(Data("absent \($0)".utf8)) }
+    for id in absent { #expect(try !store.contains(id)) }
+  }
+
   @Test func attackTamperedBlobInACachedPackIsFoundByVerifyAndNotServed() throws {
     let tmp = try TemporaryDirectory()
     let store = DirectoryStore(path: tmp.path + "/cache")
