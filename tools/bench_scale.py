@@ -37,6 +37,9 @@ GEN = os.path.join(HERE, "tools", "gen-registry")
 DEVNULL = os.open(os.devnull, os.O_RDWR)
 
 
+CACHE_LIMIT = "64GB"
+
+
 def parse_tiers(text):
     out = []
     for part in text.split(","):
@@ -290,7 +293,10 @@ class Scale:
         # TSUKU_API_TIMEOUT: one request's whole time, retries included (default 30 s). At 100K a
         # publish sends a 3.3 GB pack and a cold sync receives it: raised, and said in the report.
         self.env = dict(base, TSUKU_S3_ACCESS_KEY_ID=bench.ADMIN_KEY, TSUKU_S3_SECRET_ACCESS_KEY=bench.ADMIN_SECRET,
-                        TSUKU_API_TIMEOUT=str(args.api_timeout))
+                        TSUKU_API_TIMEOUT=str(args.api_timeout),
+                        # The default cache limit (500 MB) is below the 100K registry (3.3 GB):
+                        # the cache must hold every tier whole for verify and show to measure it.
+                        TSUKU_RECIPE_CACHE_SIZE_LIMIT=CACHE_LIMIT)
         conf = work + "/rclone-scale.conf"
         open(conf, "w").close()
         self.penv = dict(base, AWS_ACCESS_KEY_ID=bench.ADMIN_KEY, AWS_SECRET_ACCESS_KEY=bench.ADMIN_SECRET,
@@ -888,8 +894,10 @@ def report(scale, mach, load, cmdline):
     add("Runs: tsuku's sync and verify runs %d each, peers %s, `show` %d each, all interleaved; times are wall-clock "
         "medians of whole processes (posix_spawn to exit); peak RSS from `/usr/bin/time` (one run each); requests "
         "counted at the server by one more run through `tools/counting-proxy`; tsuku ran with TSUKU_API_TIMEOUT=%s "
-        "(default 30 s per request, retries included)." % (
-            scale.args.runs, scale.args.peer_runs or "3 (1 above 20K)", scale.args.show_runs, scale.args.api_timeout))
+        "(default 30 s per request, retries included) and TSUKU_RECIPE_CACHE_SIZE_LIMIT=%s (default 500 MB, less "
+        "than the 100K registry)." % (
+            scale.args.runs, scale.args.peer_runs or "3 (1 above 20K)", scale.args.show_runs, scale.args.api_timeout,
+            CACHE_LIMIT))
     add("Machine: %d CPUs (%s), %s memory, Linux %s, %s; load average %s at the start, %s at the end (shared with "
         "other builds). Measured %s; %s." % (
             mach["cpus"], mach["model"], mach["memory"], mach["kernel"], mach["os"], load[0], load[1], mach["date"],

@@ -67,8 +67,8 @@ final class PackedObjects: Sendable {
   /// Lookups since the tables' pages were last released.
   private let lookups = Atomic<Int>(0)
   /// How many lookups make the tables' pages be released (when they are large enough to
-  /// matter): each lookup touches a couple of pages, so at most a few hundred stay resident.
-  static let releaseEvery = 512
+  /// matter): a lookup touches a few pages, so a few hundred at most stay resident.
+  static let releaseEvery = 64
 
   /// Where `id` is: its pack and the blob's byte range in the file.
   private func locate(_ id: ObjectID) -> (Mapped, Range<Int>)? {
