@@ -138,10 +138,19 @@ extension Client {
     }
     let tree = try IndexTree.parse(obtain(verified.index.tree), what: "index tree from '\(url)'")
     // A cold (or nearly cold) cache takes the packs whole: a handful of requests instead of
-    // one per blob. A warm one fetches only what changed.
-    let top = tree.subtrees != nil ? tree.subtreeRefs.map(\.sha256) : tree.shards.map(\.sha256)
-    let missingTop = try top.filter { !(try cache.contains($0)) }.count
-    if let packs = tree.packs, !packs.isEmpty, missingTop * 2 >= top.count {
+    // one per blob. A warm one fetches only what changed. Which it is, the shards say, not the
+    // subtrees: a subtree changes with any of its 256 shards, so after a 1% bump nearly every
+    // subtree is new while nearly every shard is cached. A cache without an index takes the
+    // packs without reading the subtrees first.
+    var listed: [IndexTree.Shard]?
+    var cold = cachedHash == nil
+    if !cold, tree.packs?.isEmpty == false {
+      let all = try tree.allShards(fetch: { r, _ in try obtain(r) })
+      let missing = try all.filter { !(try cache.contains($0.sha256)) }.count
+      cold = missing * 2 >= all.count
+      listed = all
+    }
+    if let packs = tree.packs, !packs.isEmpty, cold {
       for batch in Client.batches(packs.map { ($0.sha256, $0.size) }, maxBytes: Client.fetchBatchBytes) {
         let got = try src.getMany(batch)
         var files = [Data]()
@@ -168,7 +177,7 @@ extension Client {
         newPackFiles = try cache.mergePacks(newPackFiles).map { [$0] } ?? []
       }
     }
-    let shards = try tree.allShards(fetch: { r, _ in try obtain(r) })
+    let shards = try listed ?? tree.allShards(fetch: { r, _ in try obtain(r) })
     var revoked = [ObjectID: String]()
     if let r = verified.revocation {
       let list = try RevocationList.parse(obtain(r.list), what: "revocation list from '\(url)'")

@@ -75,6 +75,41 @@ import TestSupport
     #expect(r2.fetched_bytes < 4096)
   }
 
+  /// Above 8,192 recipes the tree lists subtrees, and a change spread over the registry makes
+  /// every subtree new while most shards stay cached: the warm client must still fetch only
+  /// the changes, not take the packs as if it were cold.
+  @Test func aWarmSyncOfATreeWithSubtreesFetchesTheChangesNotThePacks() throws {
+    let f = try RegistryFixture()
+    let store = DirectoryStore(path: f.dir.file("store"))
+    try f.initialize(store)
+    var recipes = [String: String]()
+    for i in 0..<8_300 { recipes["t\(i)"] = RegistryFixture.recipe("t\(i)") }
+    try Publisher.publish(
+      try f.writeInput("v1", recipes: recipes), keys: [f.indexKey], revocationKeys: [f.revocationKey], to: [store],
+      expiresDays: 30, now: f.now, packs: true)
+    let c = Client(home: try f.home(), chain: SourceChain(["src"]), now: f.now)
+    c.register(store, as: "src")
+    let cold = try c.updateRegistry()
+    #expect(cold.recipes == 8_300)
+    let index = try IndexFile.parse(try #require(try store.readDocument(.index, maxSize: 1 << 20)), what: "i")
+    let payload = try IndexPayload.parse(try #require(index.index.payloadBytes), what: "p")
+    let tree = try IndexTree.parse(try store.get(payload.tree.sha256, maxSize: payload.tree.size), what: "t")
+    #expect(tree.subtrees?.count == 16)
+
+    // 1% changed, one in a hundred names: every subtree is touched.
+    for i in stride(from: 0, to: 8_300, by: 100) { recipes["t\(i)"] = RegistryFixture.recipe("t\(i)", description: "bumped") }
+    try Publisher.publish(
+      try f.writeInput("v2", recipes: recipes), keys: [f.indexKey], to: [store], expiresDays: 30,
+      now: f.now.addingTimeInterval(60), packs: true)
+    let c2 = Client(home: try f.home(), chain: SourceChain(["src"]), now: f.now.addingTimeInterval(120))
+    c2.register(store, as: "src")
+    let warm = try c2.updateRegistry()
+    #expect(warm.changed.count == 83)
+    // The 83 recipes, their shards, the 16 subtrees and the tree: no pack.
+    #expect(warm.fetched_objects <= 83 + 83 + 16 + 1)
+    #expect(warm.fetched_bytes * 10 < cold.fetched_bytes)
+  }
+
   @Test func aTamperedCachedPackIsRefusedNotTrapped() throws {
     let f = try RegistryFixture()
     let store = DirectoryStore(path: f.dir.file("store"))
