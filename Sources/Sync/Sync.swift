@@ -151,6 +151,9 @@ extension Client {
       listed = all
     }
     if let packs = tree.packs, !packs.isEmpty, cold {
+      // Staged without an fsync, then merged into one durable pack before any lookup.
+      var staged = [String]()
+      defer { for p in staged { unlink(p) } }
       for batch in Client.batches(packs.map { ($0.sha256, $0.size) }, maxBytes: Client.fetchBatchBytes) {
         let got = try src.getMany(batch)
         var files = [Data]()
@@ -170,12 +173,11 @@ extension Client {
           }
         }
         // Kept whole in the cache: one file instead of one per blob.
-        if !dryRun { newPackFiles += try cache.addPacks(files) }
+        if !dryRun { staged += try cache.stagePacks(files) }
       }
       // Merged now, so that the lookups below search one table, not one per pack.
-      if !dryRun, newPackFiles.count > 1 {
-        newPackFiles = try cache.mergePacks(newPackFiles).map { [$0] } ?? []
-      }
+      if let merged = try cache.commitStagedPacks(staged) { newPackFiles.append(merged) }
+      staged = []
     }
     let shards = try listed ?? tree.allShards(fetch: { r, _ in try obtain(r) })
     var revoked = [ObjectID: String]()
