@@ -652,6 +652,10 @@ class Scale:
         T.requests["incremental"] = self.srv.count()
         T.values["inc_report"] = json.loads(p.stdout)
         self.rm(d)
+        # and its peak RSS (update-registry's goal covers every sync, not only cold and no-op)
+        d = copy("tsuku")
+        T.rss["update-registry (incremental)"] = peak_rss([self.tsuku, "update-registry"], self.tenv(d))[0]
+        self.rm(d)
 
     def check_peer(self, T, tool, folder, expected):
         """The peer's folder holds the newer snapshot's changed files with the newer bytes."""
@@ -876,7 +880,8 @@ def report(scale, mach, load, cmdline):
         goal("incremental (1%): bytes fetched ≤ 2x bytes changed", T.name, fmt_x(ir), None if ir is None else ir <= 2)
     for T in tiers:
         judged = T.n == 100000
-        for cmd in ("show", "info", "update-registry (cold)", "update-registry (no-op)", "verify"):
+        for cmd in ("show", "info", "update-registry (cold)", "update-registry (no-op)", "update-registry (incremental)",
+                    "verify"):
             if cmd in T.rss:
                 mb = T.rss[cmd] / 1024
                 goal("peak RSS of `%s` < 64 MB%s" % (cmd, "" if judged else " (judged at 100K)"), T.name, "%.1f MB" % mb,
