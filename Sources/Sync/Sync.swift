@@ -4,6 +4,9 @@ import Store
 extension Client {
   /// The most blob bytes a sync holds in memory at once (a batch of packs or of blobs).
   static let fetchBatchBytes = 16 << 20
+  /// The same for blobs fetched one by one: they are journaled as a pack built in memory, so a
+  /// batch is held twice (at 100K recipes, 16 MB batches took a 1% incremental sync to 95 MB).
+  static let singleBatchBytes = 4 << 20
 
   /// `items` cut into consecutive batches of at most `maxBytes` (a larger item alone).
   static func batches(_ items: [(ObjectID, Int)], maxBytes: Int) -> [[(ObjectID, Int)]] {
@@ -130,7 +133,7 @@ extension Client {
       fetchedBytes += d.count
       fetchedBlobs += 1
       fetchedObjects += 1
-      if objectBytes >= Client.fetchBatchBytes, !dryRun {
+      if objectBytes >= Client.singleBatchBytes, !dryRun {
         newPackFiles += try cache.addPacks([Pack.build(objects)])
         (objects, objectBytes) = ([], 0)
       }
@@ -217,7 +220,7 @@ extension Client {
     }
     // What came one by one is kept as packs (a journal): one file and one fsync per batch,
     // not one per blob, and never more than a batch in memory.
-    for batch in Client.batches(wanted.map { ($0.sha256, $0.size) }, maxBytes: Client.fetchBatchBytes) {
+    for batch in Client.batches(wanted.map { ($0.sha256, $0.size) }, maxBytes: Client.singleBatchBytes) {
       let got = try src.getMany(batch)
       var list = [Data]()
       for (id, _) in batch {
