@@ -198,32 +198,12 @@ public enum PackFile {
         let fd = open(t.path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw TsukuError.io("cannot read", t.path, errno: errno) }
         defer { close(fd) }
-        var inOff = off_t(t.dataStart)
-        var left = t.fileSize - t.dataStart
-        while left > 0 {
-          let n = copyFileRange(fd, &inOff, out, nil, left, 0)
-          if n < 0 {
-            if errno == EINTR { continue }
-            if errno == EXDEV || errno == ENOSYS || errno == EINVAL {
-              try copyByReading(fd, Int(inOff), left, to: out, t.path, tmp)
-              break
-            }
-            throw TsukuError.io("cannot copy", t.path, errno: errno)
-          }
-          if n == 0 { throw TsukuError(.other, "pack '\(t.path)' shrank while it was merged") }
-          left -= n
-        }
+        try copyRange(fd, at: t.dataStart, count: t.fileSize - t.dataStart, to: out, t.path, tmp, "merged")
       }
       if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     }
-    let path = dir + "/" + hasher.finish().hex + ".pack"
-    if rename(tmp, path) != 0 { throw TsukuError.io("cannot rename into", path, errno: errno) }
+    let path = try rename(tmp, as: hasher.finish(), in: dir)
     ok = true
-    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if dfd >= 0 {
-      fsync(dfd)
-      close(dfd)
-    }
     return path
   }
 
@@ -280,32 +260,12 @@ public enum PackFile {
       try writeFully(out, table, tmp)
       try mergeTables(input) { id, offset, size in
         if drop.contains(id) { return }
-        var inOff = off_t(h.dataStart + offset)
-        var left = size
-        while left > 0 {
-          let n = copyFileRange(fd, &inOff, out, nil, left, 0)
-          if n < 0 {
-            if errno == EINTR { continue }
-            if errno == EXDEV || errno == ENOSYS || errno == EINVAL {
-              try copyByReading(fd, Int(inOff), left, to: out, path, tmp)
-              break
-            }
-            throw TsukuError.io("cannot copy", path, errno: errno)
-          }
-          if n == 0 { throw TsukuError(.other, "pack '\(path)' shrank while it was rewritten") }
-          left -= n
-        }
+        try copyRange(fd, at: h.dataStart + offset, count: size, to: out, path, tmp, "rewritten")
       }
       if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     }
-    let newPath = dir + "/" + hasher.finish().hex + ".pack"
-    if rename(tmp, newPath) != 0 { throw TsukuError.io("cannot rename into", newPath, errno: errno) }
+    let newPath = try rename(tmp, as: hasher.finish(), in: dir)
     ok = true
-    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if dfd >= 0 {
-      fsync(dfd)
-      close(dfd)
-    }
     return (newPath, dropped)
   }
 
@@ -430,6 +390,41 @@ public enum PackFile {
       }
       down(0)
     }
+  }
+
+  /// Copies `count` bytes of `fd` from `offset` to the end of `out` through the kernel
+  /// (`copy_file_range`), reading and writing where it cannot; `what` names the operation in
+  /// the error when the input shrinks.
+  private static func copyRange(
+    _ fd: Int32, at offset: Int, count: Int, to out: Int32, _ path: String, _ tmp: String, _ what: String
+  ) throws {
+    var inOff = off_t(offset)
+    var left = count
+    while left > 0 {
+      let n = copyFileRange(fd, &inOff, out, nil, left, 0)
+      if n < 0 {
+        if errno == EINTR { continue }
+        if errno == EXDEV || errno == ENOSYS || errno == EINVAL {
+          try copyByReading(fd, Int(inOff), left, to: out, path, tmp)
+          return
+        }
+        throw TsukuError.io("cannot copy", path, errno: errno)
+      }
+      if n == 0 { throw TsukuError(.other, "pack '\(path)' shrank while it was \(what)") }
+      left -= n
+    }
+  }
+
+  /// Renames the finished (fsynced) pack `tmp` to `<dir>/<name>.pack` and syncs the folder.
+  private static func rename(_ tmp: String, as name: ObjectID, in dir: String) throws -> String {
+    let path = dir + "/" + name.hex + ".pack"
+    if Glibc.rename(tmp, path) != 0 { throw TsukuError.io("cannot rename into", path, errno: errno) }
+    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dfd >= 0 {
+      fsync(dfd)
+      close(dfd)
+    }
+    return path
   }
 
   private static func copyByReading(_ fd: Int32, _ at: Int, _ count: Int, to out: Int32, _ path: String, _ tmp: String) throws {
