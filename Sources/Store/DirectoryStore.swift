@@ -71,38 +71,21 @@ public final class DirectoryStore: ObjectStore {
     return paths
   }
 
-  /// Packs a sync is still receiving, written without an fsync under temporary names that no
-  /// reader sees (`.tmp-…`, swept if left behind); `commitStagedPacks` makes them one durable
-  /// pack. One fsync per sync instead of one per 16 MB pack, which on this machine's disk was
-  /// a large part of a cold sync.
-  public func stagePacks(_ list: [Data]) throws -> [String] {
-    guard !list.isEmpty else { return [] }
+  /// A merged pack that a sync writes as its packs arrive, under a temporary name no reader
+  /// sees (`.tmp-…`, swept if left behind); `commit(_:arrived:)` puts it in place. One write
+  /// and one fsync for all the packs of a cold sync (see `PackAssembly`).
+  public func assembly(of parts: [PackAssembly.Part], describe: @escaping @Sendable (PackAssembly.Part) -> String) throws
+    -> PackAssembly
+  {
     try makeDirectory(packs.dir)
-    var paths = [String]()
-    for data in list {
-      let path = "\(packs.dir)/.tmp-staged-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-      let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-      if fd < 0 { throw TsukuError.io("cannot write", path, errno: errno) }
-      do {
-        defer { close(fd) }
-        try data.withUnsafeBytes { try PackFile.writeFully(fd, $0, path) }
-      } catch {
-        unlink(path)
-        throw error
-      }
-      paths.append(path)
-    }
-    return paths
+    return try PackAssembly(parts: parts, in: packs.dir, describe: describe)
   }
 
-  /// Merges staged packs into one pack (fsynced, then renamed into place) and removes them;
-  /// nil when there are none.
-  public func commitStagedPacks(_ staged: [String]) throws -> String? {
-    guard !staged.isEmpty else { return nil }
-    defer { for p in staged { unlink(p) } }
-    let merged = try PackFile.merge(staged, into: packs.dir)
+  /// Finishes `assembly` with the parts that arrived, as one durable pack (nil path when none did).
+  public func commit(_ assembly: PackAssembly, arrived: [Bool]) throws -> PackAssembly.Outcome {
+    let outcome = try assembly.commit(arrived: arrived)
     packs.invalidate()
-    return merged
+    return outcome
   }
 
   /// Merges the pack files at `paths` (in this store's pack folder) into one, on disk (see

@@ -36,6 +36,10 @@ public final class HTTPStore: ObjectStore {
     try fetchVerified(wanted, reader: reader)
   }
 
+  public func fetch(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)]) throws -> [Bool] {
+    try fetchVerified(into: wanted, reader: reader)
+  }
+
   public func contains(_ id: ObjectID) throws -> Bool { try reader.size(of: [id.path])[0] != nil }
 
   public func list() throws -> [ObjectID] {

@@ -138,6 +138,12 @@ public protocol ObjectStore: AnyObject, Sendable {
   /// corrupt one throws. Remote backends overlap the requests.
   func getMany(_ wanted: [(ObjectID, Int)]) throws -> [ObjectID: Data]
 
+  /// Fetches blobs into sinks, each blob's bytes handed over as they arrive (a pack written to
+  /// disk without being held in memory), verified as `get` does once the last byte is in: a
+  /// corrupt one throws (the sink has then seen bytes it must drop). Returns, in order, whether
+  /// each was found. Remote backends overlap the requests.
+  func fetch(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)]) throws -> [Bool]
+
   /// Writes the blobs the store lacks, then the documents, `index.json` last.
   @discardableResult
   func apply(_ change: StoreChange) throws -> ApplyReport
@@ -183,6 +189,20 @@ extension ObjectStore {
       do { out[id] = try get(id, maxSize: max) } catch let e as TsukuError where e.code == .notFound { continue }
     }
     return out
+  }
+
+  /// `fetch(into:)` one blob after the other through `get`: for backends that read whole blobs
+  /// anyway (a directory, a git history, memory).
+  public func fetch(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)]) throws -> [Bool] {
+    try wanted.map { w in
+      let data: Data
+      do { data = try get(w.id, maxSize: w.maxSize) } catch let e as TsukuError where e.code == .notFound { return false }
+      w.sink.restart()
+      if !data.withUnsafeBytes({ w.sink.write($0) }) {
+        throw w.sink.refusal ?? TsukuError(.integrity, "blob '\(w.id.hex)' from '\(location)' was refused")
+      }
+      return true
+    }
   }
 
   /// The error every backend throws for a blob whose bytes do not hash to its name.

@@ -155,11 +155,13 @@ public enum PackFile {
     // header, once to write. Each input's data region is copied whole, so an entry's new
     // offset is its old one plus where its region lands. Memory: a few megabytes whatever the
     // number of entries (a merged table in memory was 16 MB at a hundred thousand recipes).
-    var inputs = [(path: String, dataStart: Int, fileSize: Int, count: Int, base: Int)]()
+    var inputs = [TableRun]()
+    var starts = [Int]()
     var total = 0
     for p in paths {
       let h = try header(p)
-      inputs.append((p, h.dataStart, h.fileSize, h.count, total))
+      inputs.append(TableRun(path: p, tableStart: 12, count: h.count, dataLength: h.fileSize - h.dataStart, base: total))
+      starts.append(h.dataStart)
       total += h.fileSize - h.dataStart
     }
     var count = 0
@@ -194,11 +196,11 @@ public enum PackFile {
       table.withUnsafeBytes { hasher.update($0) }
       try writeFully(out, table, tmp)
       table = []
-      for t in inputs {
+      for (t, start) in zip(inputs, starts) {
         let fd = open(t.path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw TsukuError.io("cannot read", t.path, errno: errno) }
         defer { close(fd) }
-        try copyRange(fd, at: t.dataStart, count: t.fileSize - t.dataStart, to: out, t.path, tmp, "merged")
+        try copyRange(fd, at: start, count: t.dataLength, to: out, t.path, tmp, "merged")
       }
       if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     }
@@ -214,7 +216,7 @@ public enum PackFile {
   /// pack whole).
   public static func rewrite(_ path: String, dropping drop: Set<ObjectID>, into dir: String) throws -> (path: String?, dropped: [ObjectID]) {
     let h = try header(path)
-    let input = [(path: path, dataStart: h.dataStart, fileSize: h.fileSize, count: h.count, base: 0)]
+    let input = [TableRun(path: path, tableStart: 12, count: h.count, dataLength: h.fileSize - h.dataStart, base: 0)]
     var count = 0
     var dropped = [ObjectID]()
     try mergeTables(input) { id, _, _ in
@@ -288,10 +290,21 @@ public enum PackFile {
     return (count, 12 + count * 44, fileSize)
   }
 
+  /// A sorted table of `count` entries at `tableStart` in the file at `path`, for the blobs of
+  /// a data region of `dataLength` bytes that lands at `base` in the merged data region.
+  struct TableRun {
+    var path: String
+    var tableStart: Int
+    var count: Int
+    var dataLength: Int
+    var base: Int
+  }
+
   /// One input table read a slice at a time, checked as it goes (bounds, strict order).
   private struct TableCursor {
     let fd: Int32
     let path: String
+    let tableStart: Int
     let count: Int
     let dataLength: Int
     let base: Int
@@ -301,14 +314,15 @@ public enum PackFile {
     var bufferCount = 0
     var current: Entry?
 
-    init(_ path: String, count: Int, dataStart: Int, fileSize: Int, base: Int) throws {
-      let fd = open(path, O_RDONLY | O_CLOEXEC)
-      if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+    init(_ run: TableRun) throws {
+      let fd = open(run.path, O_RDONLY | O_CLOEXEC)
+      if fd < 0 { throw TsukuError.io("cannot read", run.path, errno: errno) }
       self.fd = fd
-      self.path = path
-      self.count = count
-      self.dataLength = fileSize - dataStart
-      self.base = base
+      self.path = run.path
+      self.tableStart = run.tableStart
+      self.count = run.count
+      self.dataLength = run.dataLength
+      self.base = run.base
       self.buffer = [UInt8](repeating: 0, count: 256 * 44)
     }
 
@@ -320,7 +334,7 @@ public enum PackFile {
       }
       if next >= bufferStart + bufferCount {
         let n = min(256, count - next)
-        guard try PackFile.readFully(fd, &buffer, at: 12 + next * 44, path, count: n * 44) == n * 44 else {
+        guard try PackFile.readFully(fd, &buffer, at: tableStart + next * 44, path, count: n * 44) == n * 44 else {
           throw TsukuError(.integrity, "pack '\(path)' is malformed: short table")
         }
         (bufferStart, bufferCount) = (next, n)
@@ -346,14 +360,11 @@ public enum PackFile {
 
   /// Visits the distinct ids of the inputs' tables in order, with their offsets in the merged
   /// data region (the first input holding an id wins).
-  private static func mergeTables(
-    _ inputs: [(path: String, dataStart: Int, fileSize: Int, count: Int, base: Int)],
-    _ visit: (ObjectID, Int, Int) throws -> Void
-  ) throws {
+  static func mergeTables(_ inputs: [TableRun], _ visit: (ObjectID, Int, Int) throws -> Void) throws {
     var cursors = [TableCursor]()
     defer { for c in cursors { close(c.fd) } }
     for i in inputs {
-      cursors.append(try TableCursor(i.path, count: i.count, dataStart: i.dataStart, fileSize: i.fileSize, base: i.base))
+      cursors.append(try TableCursor(i))
       try cursors[cursors.count - 1].advance()
     }
     // A binary min-heap of cursor positions, ordered by (current id, input position).
@@ -416,7 +427,7 @@ public enum PackFile {
   }
 
   /// Renames the finished (fsynced) pack `tmp` to `<dir>/<name>.pack` and syncs the folder.
-  private static func rename(_ tmp: String, as name: ObjectID, in dir: String) throws -> String {
+  static func rename(_ tmp: String, as name: ObjectID, in dir: String) throws -> String {
     let path = dir + "/" + name.hex + ".pack"
     if Glibc.rename(tmp, path) != 0 { throw TsukuError.io("cannot rename into", path, errno: errno) }
     let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -130,6 +130,10 @@ public final class S3Store: ObjectStore {
     try fetchVerified(wanted, reader: reader)
   }
 
+  public func fetch(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)]) throws -> [Bool] {
+    try fetchVerified(into: wanted, reader: reader)
+  }
+
   public func contains(_ id: ObjectID) throws -> Bool { try reader.size(of: [id.path])[0] != nil }
 
   public func list() throws -> [ObjectID] { try listSizes().keys.sorted() }
@@ -361,6 +365,17 @@ extension DocumentRead {
 
 extension ObjectStore {
   /// `getMany` over HTTP: one parallel batch, each blob verified.
+  /// `fetch(into:)` over HTTP: the blobs in parallel, each hashed on its way to its sink.
+  func fetchVerified(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)], reader: RemoteReader) throws -> [Bool] {
+    let hashing = wanted.map { HashingSink($0.sink) }
+    let found = try reader.fetchInto(zip(wanted, hashing).map { ($0.id.path, $0.maxSize, $1) })
+    for (w, (h, got)) in zip(wanted, zip(hashing, found)) where got {
+      let actual = h.digest()
+      if actual != w.id { throw corrupt(w.id, actual: actual) }
+    }
+    return found
+  }
+
   func fetchVerified(_ wanted: [(ObjectID, Int)], reader: RemoteReader) throws -> [ObjectID: Data] {
     let got = try reader.fetchMany(wanted.map { ($0.0.path, $0.1) })
     var out = [ObjectID: Data]()

@@ -271,6 +271,15 @@ struct MeteredSource {
     return got
   }
 
+  func fetch(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)]) throws -> [Bool] {
+    if wanted.isEmpty { return [] }
+    let found = try measure("batch", { f in
+      zip(wanted, f).reduce((0, 0)) { acc, x in x.1 ? (acc.0 + 1, acc.1 + x.0.maxSize) : acc }
+    }) { try store.fetch(into: wanted) }
+    absent(found.filter { !$0 }.count)
+    return found
+  }
+
   func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data? {
     let d = try measure("document", document: true, { ($0 == nil ? 0 : 1, $0?.count ?? 0) }) {
       try store.readDocument(name, maxSize: maxSize)

@@ -154,33 +154,34 @@ extension Client {
       listed = all
     }
     if let packs = tree.packs, !packs.isEmpty, cold {
-      // Staged without an fsync, then merged into one durable pack before any lookup.
-      var staged = [String]()
-      defer { for p in staged { unlink(p) } }
-      for batch in Client.batches(packs.map { ($0.sha256, $0.size) }, maxBytes: Client.fetchBatchBytes) {
-        let got = try src.getMany(batch)
-        var files = [Data]()
-        for (id, _) in batch {
-          guard let data = got[id] else { continue }
-          fetchedBytes += data.count
-          fetchedObjects += 1
-          let pack = try Pack(data, what: "pack '\(id.hex.prefix(16))' from '\(url)'")
-          if let bad = pack.corruptEntries().first {
-            throw TsukuError(.integrity, "pack '\(id.hex.prefix(16))' from '\(url)' holds a corrupt blob '\(bad.hex)'")
-          }
-          fetchedBlobs += pack.entries.count
-          if dryRun {
+      if dryRun {
+        for batch in Client.batches(packs.map { ($0.sha256, $0.size) }, maxBytes: Client.fetchBatchBytes) {
+          for (id, data) in try src.getMany(batch) {
+            fetchedBytes += data.count
+            fetchedObjects += 1
+            let pack = try Pack(data, what: "pack '\(id.hex.prefix(16))' from '\(url)'")
+            if let bad = pack.corruptEntries().first {
+              throw TsukuError(.integrity, "pack '\(id.hex.prefix(16))' from '\(url)' holds a corrupt blob '\(bad.hex)'")
+            }
+            fetchedBlobs += pack.entries.count
             for e in pack.entries { dryPacked[e.id] = try pack.blob(e) }
-          } else {
-            files.append(data)
           }
         }
-        // Kept whole in the cache: one file instead of one per blob.
-        if !dryRun { staged += try cache.stagePacks(files) }
+      } else {
+        // Written once, each pack into its place in one merged pack as it arrives (several at
+        // once, nothing held in memory), checked while the others download, fsynced once;
+        // merged, so that the lookups below search one table, not one per pack.
+        let parts = packs.map { PackAssembly.Part(id: $0.sha256, size: $0.size, count: $0.count) }
+        let assembly = try cache.assembly(of: parts) { "pack '\($0.id.hex.prefix(16))' from '\(url)'" }
+        defer { assembly.abandon() }
+        let arrived = try src.fetch(into: parts.indices.map { (parts[$0].id, parts[$0].size, assembly.sink($0)) })
+        for (p, got) in zip(parts, arrived) where got {
+          fetchedBytes += p.size
+          fetchedObjects += 1
+          fetchedBlobs += p.count
+        }
+        if let merged = try cache.commit(assembly, arrived: arrived).path { newPackFiles.append(merged) }
       }
-      // Merged now, so that the lookups below search one table, not one per pack.
-      if let merged = try cache.commitStagedPacks(staged) { newPackFiles.append(merged) }
-      staged = []
     }
     let shards = try listed ?? tree.allShards(fetch: { r, _ in try obtain(r) })
     var revoked = [ObjectID: String]()
@@ -330,9 +331,13 @@ extension Client {
       }
       for e in entries { before[e.name] = EntrySummary(e) }
     }
-    let added = new.keys.filter { before[$0] == nil }.sorted()
-    let removed = before.keys.filter { new[$0] == nil }.sorted()
-    let changed = new.keys.filter { k in before[k].map { $0 != new[k]! } ?? false }.sorted()
+    // Sorted in place: after a cold sync of 100K recipes each list copy is megabytes.
+    var added = new.keys.filter { before[$0] == nil }
+    added.sort()
+    var removed = before.keys.filter { new[$0] == nil }
+    removed.sort()
+    var changed = new.keys.filter { k in before[k].map { $0 != new[k]! } ?? false }
+    changed.sort()
     return (added, changed, removed)
   }
 }

@@ -99,12 +99,21 @@ public final class ScriptedTransport: HTTPTransport {
       if (200..<300).contains(status) && body.count > request.maxResponseSize {
         return .failure(.tooLarge(request.maxResponseSize))
       }
+      if (200..<300).contains(status), request.method != "HEAD", let sink = request.sink {
+        sink.restart()
+        let taken = body.withUnsafeBytes { sink.write($0) }
+        return taken ? .success(HTTPResponse(status: status, headers: headers)) : .failure(.refusedBody)
+      }
       return .success(HTTPResponse(status: status, headers: headers, body: request.method == "HEAD" ? Data() : body))
     case .refused: return .failure(.refused)
     case .timeout: return .failure(.timeout(30))
     case .stall: return .failure(.stall(15))
     case .truncated(let sent, let declared):
       if sent.count > request.maxResponseSize { return .failure(.tooLarge(request.maxResponseSize)) }
+      if let sink = request.sink {
+        sink.restart()
+        _ = sent.withUnsafeBytes { sink.write($0) }
+      }
       return .failure(.truncated("transfer closed with \(declared - sent.count) bytes remaining to read"))
     }
   }

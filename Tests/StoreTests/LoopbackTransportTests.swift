@@ -89,6 +89,34 @@ import Testing
     #expect(server.requests.count == 1)
   }
 
+  /// A body handed to a sink as it arrives: none in the response; a truncated first attempt
+  /// is retried and the sink restarted; a refusal aborts the transfer and is not retried.
+  @Test func aSinkTakesTheBodyAndIsRestartedOnARetry() throws {
+    let body = sampleData(count: 300_000, seed: 9)
+    let seen = Atomic<Int>(0)
+    let server = try LoopbackServer { [body] _ in
+      seen.add(1, ordering: .relaxed).newValue == 1
+        ? .truncate(sent: body.prefix(100_000), declared: body.count) : .respond(200, body: body)
+    }
+    defer { server.stop() }
+    let t = CurlTransport(options: quickOptions())
+    let sink = CollectingSink()
+    var req = HTTPRequest("GET", server.url + "/pack", maxResponseSize: body.count)
+    req.sink = sink
+    let r = try t.perform(req)
+    #expect(r.status == 200 && r.body.isEmpty)
+    #expect(sink.bytes == body)
+    #expect(sink.restarts == 2)
+    #expect(server.requests.count == 2)
+
+    let refusing = CollectingSink(limit: 1000)
+    req.sink = refusing
+    let e = failure(t.perform([req])[0])
+    #expect(e?.code == .integrity)
+    #expect(e?.message == "GET '\(server.url)/pack': the body was refused where it was being stored")
+    #expect(server.requests.count == 3)
+  }
+
   @Test func flippedByteIsRefusedByTheStore() throws {
     let good = sampleData(count: 300, seed: 5)
     var bad = good
@@ -176,4 +204,22 @@ import Testing
       #expect(try viaEnv.get(SHA256.hash(blob), maxSize: 100) == blob)
     }
   }
+}
+
+/// Keeps what it is given, up to `limit` bytes (then refuses).
+final class CollectingSink: BodySink, @unchecked Sendable {
+  let limit: Int
+  var bytes = Data()
+  var restarts = 0
+  init(limit: Int = .max) { self.limit = limit }
+  func restart() {
+    bytes = Data()
+    restarts += 1
+  }
+  func write(_ b: UnsafeRawBufferPointer) -> Bool {
+    if bytes.count + b.count > limit { return false }
+    bytes.append(contentsOf: b)
+    return true
+  }
+  var refusal: TsukuError? { nil }
 }

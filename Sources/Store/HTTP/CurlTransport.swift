@@ -95,7 +95,10 @@ private final class Transfer {
   var status = 0
   var headers = [String: String]()
   var body = Data()
+  /// Success-body bytes received in this attempt (those handed to a sink included).
+  var received = 0
   var overflow = false
+  var refused = false
   var uploadOffset = 0
   /// When bytes last moved, and how many had moved then: for stall detection.
   var lastProgress = 0.0
@@ -120,7 +123,10 @@ private final class Transfer {
     status = 0
     headers = [:]
     body = Data()
+    received = 0
     overflow = false
+    refused = false
+    request.sink?.restart()
     uploadOffset = 0
     errorBuffer[0] = 0
     lastProgress = now()
@@ -155,9 +161,15 @@ private final class Transfer {
   /// to a small limit and the rest dropped.
   func receive(_ bytes: UnsafeMutablePointer<CChar>, _ count: Int) -> Int {
     if (200..<300).contains(status) {
-      if body.count + count > request.maxResponseSize {
+      if received + count > request.maxResponseSize {
         overflow = true
         return 0  // curl aborts the transfer with CURLE_WRITE_ERROR
+      }
+      received += count
+      if let sink = request.sink {
+        if sink.write(UnsafeRawBufferPointer(start: bytes, count: count)) { return count }
+        refused = true
+        return 0
       }
       if body.isEmpty, let length = headers["content-length"].flatMap({ Int($0) }), length <= request.maxResponseSize {
         // One allocation of the announced size, not a series of doublings (a pack is megabytes).
@@ -181,6 +193,7 @@ private final class Transfer {
       status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
       headers = [:]
       body = Data()  // the body of a redirect before this answer
+      received = 0
     } else if let colon = line.firstIndex(of: ":") {
       let name = line[..<colon].lowercased()
       headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -401,6 +414,8 @@ private final class Batch {
       return .stall(options.stallTimeout)
     case CURLE_WRITE_ERROR where t.overflow:
       return .tooLarge(t.request.maxResponseSize)
+    case CURLE_WRITE_ERROR where t.refused:
+      return .refusedBody
     case CURLE_COULDNT_CONNECT:
       var os = 0
       if let easy = t.easy { _ = tsuku_curl_getinfo_long(easy, CURLINFO_OS_ERRNO, &os) }

@@ -29,6 +29,10 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
   public var maxResponseSize: Int
   /// Signs the request with SigV4 when set.
   public var signing: AWSSigning?
+  /// Where a success (2xx) body goes as it arrives, instead of `HTTPResponse.body` (which is
+  /// then empty): a pack written to disk without being held in memory. Error bodies still
+  /// come back in the response.
+  public var sink: (any BodySink)?
 
   public init(
     _ method: String, _ url: String, headers: [(name: String, value: String)] = [], body: Data? = nil,
@@ -49,6 +53,18 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
 
   /// `GET 'url'`: the subject of every message about this request.
   public var description: String { "\(method) '\(url)'" }
+}
+
+/// Takes a success body a piece at a time, as the transport receives it. Each attempt of the
+/// request starts with `restart` (a retry resends the body from its first byte).
+public protocol BodySink: AnyObject, Sendable {
+  /// A new attempt: forget whatever an earlier one wrote.
+  func restart()
+  /// The next bytes of the body; false refuses them and aborts the transfer (the sink keeps
+  /// the reason in `refusal`, for the caller to report).
+  func write(_ bytes: UnsafeRawBufferPointer) -> Bool
+  /// Why the sink refused bytes, if it did.
+  var refusal: TsukuError? { get }
 }
 
 /// What a server answered: any status, 2xx or not.
@@ -85,6 +101,8 @@ public struct HTTPFailure: Error, Sendable, Equatable {
     case truncated
     /// The body was longer than the request's `maxResponseSize`; it was cut off.
     case tooLarge
+    /// The request's `sink` refused the body (it holds the reason).
+    case refusedBody
     /// TLS or certificate failure.
     case tls
     /// The request could not be set up (a bad URL, an option libcurl lacks).
@@ -114,18 +132,19 @@ public struct HTTPFailure: Error, Sendable, Equatable {
   public static func tooLarge(_ max: Int) -> HTTPFailure {
     HTTPFailure(.tooLarge, "the body is longer than the \(max) bytes allowed; cut off")
   }
+  public static let refusedBody = HTTPFailure(.refusedBody, "the body was refused where it was being stored")
 
   /// Whether trying again could help: connection-level trouble, not a refusal or a limit.
   public var isRetryable: Bool {
     switch kind {
     case .refused, .resolve, .connectTimeout, .stall, .truncated, .other: true
-    case .timeout, .tooLarge, .tls, .setup: false
+    case .timeout, .tooLarge, .refusedBody, .tls, .setup: false
     }
   }
 
   /// The project error for this failure of `request` after `attempts` tries.
   public func error(for request: HTTPRequest, attempts: Int) -> TsukuError {
-    let code: TsukuError.Code = kind == .tooLarge ? .integrity : .unavailable
+    let code: TsukuError.Code = kind == .tooLarge || kind == .refusedBody ? .integrity : .unavailable
     let details = attempts > 1 ? ["tried \(attempts) times"] : []
     return TsukuError(code, "\(request): \(detail)", details: details)
   }

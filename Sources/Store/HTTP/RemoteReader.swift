@@ -49,6 +49,23 @@ struct RemoteReader: Sendable {
     }
   }
 
+  /// Many paths in one batch, each success body handed to its sink as it arrives (nothing held
+  /// in memory); false for absent ones. A sink's refusal is thrown as the sink gave it.
+  func fetchInto(_ wanted: [(path: String, maxSize: Int, sink: any BodySink)]) throws -> [Bool] {
+    let requests = wanted.map { w -> HTTPRequest in
+      var r = request("GET", w.path, maxSize: w.maxSize)
+      r.sink = w.sink
+      return r
+    }
+    return try zip(requests, transport.perform(requests)).map { req, result in
+      if case .failure = result, let why = req.sink?.refusal { throw why }
+      let r = try result.get()
+      if r.isSuccess { return true }
+      if isAbsent(r) { return false }
+      throw failure(r, req)
+    }
+  }
+
   /// Whether a HEAD finds `path`, and its size.
   func size(of paths: [String]) throws -> [Int?] {
     let requests = paths.map { request("HEAD", $0) }
