@@ -101,7 +101,8 @@ public final class PackAssembly: @unchecked Sendable {
     var tableBase = [Int]()
     for p in parts {
       guard p.count >= 0, p.count <= Pack.maxEntries, p.size >= p.dataStart else {
-        throw TsukuError(.integrity, "\(describe(p)) is declared as \(p.size) bytes holding \(p.count) blobs: no pack is")
+        throw TsukuError(
+          .integrity, "\(describe(p)) is declared as \(p.size) bytes holding \(p.count) blobs, too small for its own table")
       }
       tableBase.append(total)
       dataBase.append(data)

@@ -364,7 +364,6 @@ extension DocumentRead {
 }
 
 extension ObjectStore {
-  /// `getMany` over HTTP: one parallel batch, each blob verified.
   /// `fetch(into:)` over HTTP: the blobs in parallel, each hashed on its way to its sink.
   func fetchVerified(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)], reader: RemoteReader) throws -> [Bool] {
     let hashing = wanted.map { HashingSink($0.sink) }
@@ -376,6 +375,7 @@ extension ObjectStore {
     return found
   }
 
+  /// `getMany` over HTTP: one parallel batch, each blob verified.
   func fetchVerified(_ wanted: [(ObjectID, Int)], reader: RemoteReader) throws -> [ObjectID: Data] {
     let got = try reader.fetchMany(wanted.map { ($0.0.path, $0.1) })
     var out = [ObjectID: Data]()
