@@ -282,6 +282,12 @@ public func readWholeFile(_ path: String, expected: Int? = nil) throws -> Data {
       "'\(path)' changed while publishing (\(size) bytes, \(expected) expected); the index was not written, run it again"
     )
   }
+  return try readOpenFile(fd, size: size, path)
+}
+
+/// Up to `size` bytes of the open file `fd` from where it stands (fewer if it ends first);
+/// `path` names it in errors.
+func readOpenFile(_ fd: Int32, size: Int, _ path: String) throws -> Data {
   var data = Data(count: size)
   var got = 0
   try data.withUnsafeMutableBytes { buf in

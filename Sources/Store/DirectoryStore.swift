@@ -297,21 +297,7 @@ public final class DirectoryStore: ObjectStore {
     guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
     let size = Int(st.st_size)
     if size > maxSize { throw tooLarge(what, size: size, max: maxSize) }
-    var data = Data(count: size)
-    var got = 0
-    try data.withUnsafeMutableBytes { buf in
-      while got < size {
-        let n = read(fd, buf.baseAddress! + got, size - got)
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw TsukuError.io("cannot read", path, errno: errno)
-        }
-        if n == 0 { break }
-        got += n
-      }
-    }
-    if got < size { data.count = got }
-    return data
+    return try readOpenFile(fd, size: size, path)
   }
 
   private func writeAtomically(_ data: Data, to path: String, durable: Bool) throws {
