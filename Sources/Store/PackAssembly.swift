@@ -169,15 +169,23 @@ public final class PackAssembly: @unchecked Sendable {
     }
   }
 
+  /// Part `i`'s table as written to the side file, for its blobs in the merged data region.
+  private func run(_ i: Int) -> PackFile.TableRun {
+    let p = parts[i]
+    return PackFile.TableRun(
+      path: tablesPath, what: describe(p), tableStart: tableBase[i] * 44, count: p.count, dataLength: p.dataLength,
+      base: dataBase[i])
+  }
+
   /// Checks part `i` as written: its table in order and in bounds, and every blob hashing to
   /// its id. Then starts the writeback of its data (the one fsync at the end waits for less).
   private func check(_ i: Int) throws {
     let p = parts[i]
     let what = describe(p)
-    var raw = [UInt8](repeating: 0, count: p.count * 44)
-    guard try PackFile.readFully(tables, &raw, at: tableBase[i] * 44, tablesPath) == raw.count else {
-      throw TsukuError(.integrity, "\(what) is malformed: short table")
-    }
+    // The table read through the merge's cursor, which checks it (bounds, strict order).
+    var entries = [(offset: Int, size: Int, id: ObjectID)]()
+    entries.reserveCapacity(p.count)
+    try PackFile.mergeTables([run(i)]) { id, offset, size in entries.append((offset - dataBase[i], size, id)) }
     if p.dataLength == 0 { return }
     let at = dataStart + dataBase[i]
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -191,30 +199,8 @@ public final class PackAssembly: @unchecked Sendable {
       munmap(map, length)
     }
     let data = UnsafeRawPointer(map) + (at - start)
-    // The table checked first; then the blobs hashed in the order they lie, the pages behind
-    // released every few megabytes, so the mapping adds little to the resident set.
-    var entries = [(offset: Int, size: Int, id: ObjectID)]()
-    entries.reserveCapacity(p.count)
-    try raw.withUnsafeBytes { b in
-      var previous: ObjectID?
-      for j in 0..<p.count {
-        let e = j * 44
-        let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[e..<(e + 32)]))
-        var offset = 0
-        for k in 0..<8 { offset = offset << 8 | Int(b[e + 32 + k]) }
-        var size = 0
-        for k in 0..<4 { size = size << 8 | Int(b[e + 40 + k]) }
-        guard offset <= p.dataLength, size <= p.dataLength - offset else {
-          throw TsukuError(.integrity, "\(what) is malformed: entry \(j) points outside the pack")
-        }
-        if let prev = previous, !(prev < id) {
-          throw TsukuError(.integrity, "\(what) is malformed: table not sorted at entry \(j)")
-        }
-        previous = id
-        entries.append((offset, size, id))
-      }
-    }
-    raw = []
+    // The blobs hashed in the order they lie, the pages behind released every few megabytes,
+    // so the mapping adds little to the resident set.
     entries.sort { $0.offset < $1.offset }
     var released = 0
     for e in entries {
@@ -253,7 +239,7 @@ public final class PackAssembly: @unchecked Sendable {
       } else {
         try check(i)  // its bytes came again after the check (a retry), or it was not checked
       }
-      runs.append(PackFile.TableRun(path: tablesPath, tableStart: tableBase[i] * 44, count: p.count, dataLength: p.dataLength, base: dataBase[i]))
+      runs.append(run(i))
     }
     if runs.isEmpty { return Outcome(path: nil, blobs: 0) }
     var count = 0
@@ -269,11 +255,11 @@ public final class PackAssembly: @unchecked Sendable {
     var at = 12
     func flush() throws {
       table.withUnsafeBytes { hasher!.update($0) }
-      try Self.pwriteFully(out, table, at: at, tmp)
+      try PackFile.writeFully(out, table, tmp, at: at)
       at += table.count
       table.removeAll(keepingCapacity: true)
     }
-    try Self.pwriteFully(out, head, at: 0, tmp)
+    try PackFile.writeFully(out, head, tmp, at: 0)
     try PackFile.mergeTables(runs) { id, offset, size in
       table.append(contentsOf: id.bytes)
       withUnsafeBytes(of: UInt64(offset + shift).bigEndian) { table.append(contentsOf: $0) }
@@ -284,22 +270,6 @@ public final class PackAssembly: @unchecked Sendable {
     if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     let path = try PackFile.rename(tmp, as: hasher.take()!.finish(), in: dir)
     return Outcome(path: path, blobs: count)
-  }
-
-  static func pwriteFully(_ fd: Int32, _ bytes: [UInt8], at offset: Int, _ path: String) throws {
-    try bytes.withUnsafeBytes { try pwriteFully(fd, $0, at: offset, path) }
-  }
-
-  static func pwriteFully(_ fd: Int32, _ b: UnsafeRawBufferPointer, at offset: Int, _ path: String) throws {
-    var done = 0
-    while done < b.count {
-      let n = pwrite(fd, b.baseAddress! + done, b.count - done, off_t(offset + done))
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw TsukuError.io("cannot write", path, errno: errno)
-      }
-      done += n
-    }
   }
 
   /// Places the bytes of one part as they arrive: its header checked against the index, its
@@ -352,13 +322,13 @@ public final class PackAssembly: @unchecked Sendable {
         if !b.isEmpty && position < part.dataStart {
           let n = min(part.dataStart - position, b.count)
           let at = assembly.tableBase[index] * 44 + (position - 12)
-          try PackAssembly.pwriteFully(assembly.tables, UnsafeRawBufferPointer(rebasing: b[0..<n]), at: at, assembly.tablesPath)
+          try PackFile.writeFully(assembly.tables, UnsafeRawBufferPointer(rebasing: b[0..<n]), assembly.tablesPath, at: at)
           position += n
           b = UnsafeRawBufferPointer(rebasing: b[n...])
         }
         if !b.isEmpty {
           let at = assembly.dataStart + assembly.dataBase[index] + (position - part.dataStart)
-          try PackAssembly.pwriteFully(assembly.out, b, at: at, assembly.tmp)
+          try PackFile.writeFully(assembly.out, b, assembly.tmp, at: at)
           position += b.count
         }
       } catch let e as TsukuError {

@@ -160,7 +160,7 @@ public enum PackFile {
     var total = 0
     for p in paths {
       let h = try header(p)
-      inputs.append(TableRun(path: p, tableStart: 12, count: h.count, dataLength: h.fileSize - h.dataStart, base: total))
+      inputs.append(TableRun(path: p, what: "pack '\(p)'", tableStart: 12, count: h.count, dataLength: h.fileSize - h.dataStart, base: total))
       starts.append(h.dataStart)
       total += h.fileSize - h.dataStart
     }
@@ -216,7 +216,7 @@ public enum PackFile {
   /// pack whole).
   public static func rewrite(_ path: String, dropping drop: Set<ObjectID>, into dir: String) throws -> (path: String?, dropped: [ObjectID]) {
     let h = try header(path)
-    let input = [TableRun(path: path, tableStart: 12, count: h.count, dataLength: h.fileSize - h.dataStart, base: 0)]
+    let input = [TableRun(path: path, what: "pack '\(path)'", tableStart: 12, count: h.count, dataLength: h.fileSize - h.dataStart, base: 0)]
     var count = 0
     var dropped = [ObjectID]()
     try mergeTables(input) { id, _, _ in
@@ -291,9 +291,11 @@ public enum PackFile {
   }
 
   /// A sorted table of `count` entries at `tableStart` in the file at `path`, for the blobs of
-  /// a data region of `dataLength` bytes that lands at `base` in the merged data region.
+  /// a data region of `dataLength` bytes that lands at `base` in the merged data region;
+  /// `what` names the pack in messages.
   struct TableRun {
     var path: String
+    var what: String
     var tableStart: Int
     var count: Int
     var dataLength: Int
@@ -304,6 +306,7 @@ public enum PackFile {
   private struct TableCursor {
     let fd: Int32
     let path: String
+    let what: String
     let tableStart: Int
     let count: Int
     let dataLength: Int
@@ -319,6 +322,7 @@ public enum PackFile {
       if fd < 0 { throw TsukuError.io("cannot read", run.path, errno: errno) }
       self.fd = fd
       self.path = run.path
+      self.what = run.what
       self.tableStart = run.tableStart
       self.count = run.count
       self.dataLength = run.dataLength
@@ -335,7 +339,7 @@ public enum PackFile {
       if next >= bufferStart + bufferCount {
         let n = min(256, count - next)
         guard try PackFile.readFully(fd, &buffer, at: tableStart + next * 44, path, count: n * 44) == n * 44 else {
-          throw TsukuError(.integrity, "pack '\(path)' is malformed: short table")
+          throw TsukuError(.integrity, "\(what) is malformed: short table")
         }
         (bufferStart, bufferCount) = (next, n)
       }
@@ -348,10 +352,10 @@ public enum PackFile {
         return Entry(id: ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)])), offset: offset, size: size)
       }
       guard e.offset <= dataLength, e.size <= dataLength - e.offset else {
-        throw TsukuError(.integrity, "pack '\(path)' is malformed: entry \(next) points outside the pack")
+        throw TsukuError(.integrity, "\(what) is malformed: entry \(next) points outside the pack")
       }
       if let p = current, !(p.id < e.id) {
-        throw TsukuError(.integrity, "pack '\(path)' is malformed: table not sorted at entry \(next)")
+        throw TsukuError(.integrity, "\(what) is malformed: table not sorted at entry \(next)")
       }
       current = e
       next += 1
@@ -468,15 +472,16 @@ public enum PackFile {
     return got
   }
 
-  static func writeFully(_ fd: Int32, _ bytes: [UInt8], _ path: String) throws {
-    try bytes.withUnsafeBytes { try writeFully(fd, $0, path) }
+  static func writeFully(_ fd: Int32, _ bytes: [UInt8], _ path: String, at offset: Int? = nil) throws {
+    try bytes.withUnsafeBytes { try writeFully(fd, $0, path, at: offset) }
   }
 
-  /// Writes all of `b` to `fd`, retrying short writes and EINTR; `path` names it in errors.
-  static func writeFully(_ fd: Int32, _ b: UnsafeRawBufferPointer, _ path: String) throws {
+  /// Writes all of `b` to `fd` (at `offset` with `pwrite` when given, else where it stands),
+  /// retrying short writes and EINTR; `path` names it in errors.
+  static func writeFully(_ fd: Int32, _ b: UnsafeRawBufferPointer, _ path: String, at offset: Int? = nil) throws {
     var off = 0
     while off < b.count {
-      let n = write(fd, b.baseAddress! + off, b.count - off)
+      let n = offset.map { pwrite(fd, b.baseAddress! + off, b.count - off, off_t($0 + off)) } ?? write(fd, b.baseAddress! + off, b.count - off)
       if n < 0 {
         if errno == EINTR { continue }
         throw TsukuError.io("cannot write", path, errno: errno)

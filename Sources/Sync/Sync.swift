@@ -2,7 +2,7 @@ import Foundation
 import Store
 
 extension Client {
-  /// The most blob bytes a sync holds in memory at once (a batch of packs or of blobs).
+  /// The most pack bytes a dry run holds in memory at once (a real sync streams packs to disk).
   static let fetchBatchBytes = 16 << 20
   /// The same for blobs fetched one by one: they are journaled as a pack built in memory, so a
   /// batch is held twice (at 100K recipes, 16 MB batches took a 1% incremental sync to 95 MB).

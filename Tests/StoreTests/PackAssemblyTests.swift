@@ -137,6 +137,24 @@ import TestSupport
     #expect(Self.leftovers(tmp.path).isEmpty)
   }
 
+  /// A table out of order is refused by the check, named by the pack it came in.
+  @Test func attackAPackTableOutOfOrderIsRefused() throws {
+    let tmp = try TemporaryDirectory()
+    let list = Self.packs(1, each: 10)
+    var bytes = list[0].bytes
+    let first = bytes.subdata(in: 12..<56)
+    bytes.replaceSubrange(12..<56, with: bytes.subdata(in: 56..<100))
+    bytes.replaceSubrange(56..<100, with: first)
+    let a = try PackAssembly(parts: [list[0].part], in: tmp.path, describe: Self.describe)
+    #expect(Self.feed(a.sink(0), bytes))
+    #expect {
+      try a.commit(arrived: [true])
+    } throws: { e in
+      (e as? TsukuError)?.message == "\(Self.describe(list[0].part)) is malformed: table not sorted at entry 1"
+    }
+    #expect(Self.leftovers(tmp.path).isEmpty)
+  }
+
   @Test func attackADeclaredSizeTooSmallForItsTableIsRefusedBeforeAnyByte() throws {
     let tmp = try TemporaryDirectory()
     let part = PackAssembly.Part(id: SHA256.hash(Data("x".utf8)), size: 100, count: 1000)
