@@ -94,15 +94,3 @@ func checkFormat(_ format: Int, _ what: String) throws {
     )
   }
 }
-
-/// The format version every document carries.
-public enum Format {
-  public static let current = 1
-}
-
-/// Size limits on documents, checked before anything is parsed.
-public enum Limits {
-  public static let indexFile = 64 * 1024
-  public static let root = 512 * 1024
-  public static let maxRootRotations = 256
-}

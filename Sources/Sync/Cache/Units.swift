@@ -1,42 +1,4 @@
 import Foundation
-import Store
-
-/// How long cached data may be used, and how much of it may be kept. tsuku's names:
-/// `TSUKU_RECIPE_CACHE_TTL` (24h; 5m..7d), `TSUKU_RECIPE_CACHE_MAX_STALE` (7d),
-/// `TSUKU_RECIPE_CACHE_SIZE_LIMIT` (500MB; 1MB..10GB).
-public struct CachePolicy: Sendable, Equatable {
-  /// After this long since a source last confirmed the cached index, a read asks the sources first.
-  public var ttl: TimeInterval = 24 * 3600
-  /// How long past the TTL a verified cached copy may still be served when every source fails.
-  public var maxStale: TimeInterval = 7 * 86400
-  /// The cache's size bound in bytes; least recently used blobs are evicted beyond it.
-  public var sizeLimit: Int = 500 * 1024 * 1024
-
-  public init() {}
-
-  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CachePolicy {
-    var p = CachePolicy()
-    if let s = env["TSUKU_RECIPE_CACHE_TTL"], !s.isEmpty {
-      guard let t = Duration.parse(s), t >= 300, t <= 7 * 86400 else {
-        throw TsukuError(.usage, "invalid TSUKU_RECIPE_CACHE_TTL '\(s)': expected a duration from 5m to 7d, e.g. 24h")
-      }
-      p.ttl = t
-    }
-    if let s = env["TSUKU_RECIPE_CACHE_MAX_STALE"], !s.isEmpty {
-      guard let t = Duration.parse(s), t >= 0, t <= 365 * 86400 else {
-        throw TsukuError(.usage, "invalid TSUKU_RECIPE_CACHE_MAX_STALE '\(s)': expected a duration such as 7d (0 to 365d)")
-      }
-      p.maxStale = t
-    }
-    if let s = env["TSUKU_RECIPE_CACHE_SIZE_LIMIT"], !s.isEmpty {
-      guard let n = ByteSize.parse(s), n >= 1 << 20, n <= 10 << 30 else {
-        throw TsukuError(.usage, "invalid TSUKU_RECIPE_CACHE_SIZE_LIMIT '\(s)': expected a size from 1MB to 10GB, e.g. 500MB")
-      }
-      p.sizeLimit = n
-    }
-    return p
-  }
-}
 
 /// Durations: `90` (seconds), `90s`, `15m`, `24h`, `7d`.
 public enum Duration {
