@@ -116,6 +116,14 @@ public protocol ObjectStore: AnyObject, Sendable {
   /// The URL or path this store was opened from, for messages.
   var location: String { get }
 
+  /// The revision this store reads at, for the audit trail: a git store's commit; nil for
+  /// stores without revisions.
+  var revision: String? { get }
+
+  /// The revision a blob was read from: for a git store, the commit of its history that still
+  /// held a blob which has left the tip, else `revision`.
+  func revision(of id: ObjectID) -> String?
+
   /// The verified bytes of a blob.
   func get(_ id: ObjectID, maxSize: Int) throws -> Data
 
@@ -174,6 +182,12 @@ public protocol ObjectStore: AnyObject, Sendable {
 }
 
 extension ObjectStore {
+  /// Default: no revisions.
+  public var revision: String? { nil }
+
+  /// Default: the store's own revision.
+  public func revision(of id: ObjectID) -> String? { revision }
+
   /// The conditional read for backends without ETags: the tag is the SHA-256 of the bytes.
   public func readDocument(_ name: DocumentName, maxSize: Int, ifNoneMatch etag: String?) throws -> DocumentRead {
     guard let data = try readDocument(name, maxSize: maxSize) else { return .absent }

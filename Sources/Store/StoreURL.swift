@@ -36,15 +36,30 @@ public enum StoreURL {
     case http(baseURL: String)
   }
 
+  /// How a git source reads blobs that have left its tip: from the commits of the last `days`
+  /// days of its history, the map of which is cached in `cacheDirectory` (nil: not cached).
+  public struct GitHistoryWindow: Sendable {
+    public var days: Int
+    public var cacheDirectory: String?
+    public init(days: Int, cacheDirectory: String?) {
+      self.days = days
+      self.cacheDirectory = cacheDirectory
+    }
+  }
+
   /// Opens the store `url` names (a git repository is opened now; a directory is not checked;
-  /// a remote store sends nothing yet). `environment` supplies credentials and timeouts.
-  public static func open(_ url: String, environment: [String: String] = ProcessInfo.processInfo.environment)
-    throws -> any ObjectStore
-  {
+  /// a remote store sends nothing yet). `environment` supplies credentials and timeouts; a git
+  /// store also serves blobs from the `history` window, when one is given.
+  public static func open(
+    _ url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+    history: GitHistoryWindow? = nil
+  ) throws -> any ObjectStore {
     switch try parse(url) {
     case .directory(let path): return DirectoryStore(path: path)
     case .git(let repository, let sub, let ref):
-      return try GitStore(repository: repository, ref: ref, subdirectory: sub)
+      let git = try GitStore(repository: repository, ref: ref, subdirectory: sub)
+      if let history { git.enableHistory(days: history.days, cacheDirectory: history.cacheDirectory) }
+      return git
     case .s3(let location):
       let credentials = try S3Credentials.fromEnvironment(environment)
       return S3Store(location, credentials: credentials, transport: try CurlTransport.fromEnvironment(environment))

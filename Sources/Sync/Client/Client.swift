@@ -70,11 +70,10 @@ public final class Client {
 
   func store(_ url: String) throws -> any ObjectStore {
     if let s = stores[url] { return s }
-    let s = try StoreURL.open(url)
-    if let git = s as? GitStore {
-      // A git source also serves blobs that have left its tip, from a window of its history.
-      git.enableHistory(days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history")
-    }
+    // A git source also serves blobs that have left its tip, from a window of its history.
+    let history = TsukuMetrics.backend(of: url) == "git"
+      ? StoreURL.GitHistoryWindow(days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history") : nil
+    let s = try StoreURL.open(url, history: history)
     stores[url] = s
     return s
   }
@@ -233,7 +232,7 @@ public final class Client {
           let d = try src.get(ref.sha256, maxSize: ref.size)
           audit.record(
             AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
-              sourceCommit: (src.store as? GitStore).map { $0.historyCommit(for: ref.sha256) ?? $0.commitID }))
+              sourceCommit: src.store.revision(of: ref.sha256)))
           return d
         } catch let e as TsukuError {
           if e.code == .integrity {

@@ -183,12 +183,9 @@ public enum Validator {
     }
 
     func open(_ url: String, _ d: Deadline) throws -> any ObjectStore {
-      let s = try StoreURL.open(url, environment: environment(d))
-      if let git = s as? GitStore {
-        // As a client reads it: blobs that left the tip are served from its recent history.
-        git.enableHistory(days: (try? GitHistoryDays.fromEnvironment(options.environment)) ?? 90, cacheDirectory: nil)
-      }
-      return s
+      // As a client reads it: blobs that left the tip are served from its recent history.
+      let days = (try? GitHistoryDays.fromEnvironment(options.environment)) ?? 90
+      return try StoreURL.open(url, environment: environment(d), history: .init(days: days, cacheDirectory: nil))
     }
 
     // MARK: stages

@@ -125,6 +125,10 @@ public final class GitStore: ObjectStore {
 
   /// The commit a blob served from history came from (the newest commit of the window that
   /// held it), as 40 hex digits; nil when this store has not served that blob from history.
+  public var revision: String? { commitID }
+
+  public func revision(of id: ObjectID) -> String? { historyCommit(for: id) ?? commitID }
+
   public func historyCommit(for id: ObjectID) -> String? {
     state.withLock { $0.history?.served[id].map(hexBytes) }
   }
