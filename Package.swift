@@ -38,6 +38,12 @@ let package = Package(
         "Store", "Sync",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
+    .executableTarget(
+      name: "tsuku-dev",
+      dependencies: [
+        "Store", "Sync",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
     .target(name: "TestSupport", dependencies: ["Store", "Sync"]),
     .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
     .testTarget(name: "SyncTests", dependencies: ["Store", "Sync", "TestSupport"]),

@@ -49,15 +49,41 @@ public struct TsukuError: Error, CustomStringConvertible, Sendable, Equatable {
     }
   }
 
+  /// Why bytes were refused, set where the refusal is thrown: metrics and reports read this,
+  /// never the message text. A struct over fixed names, so new reasons can be added.
+  public struct Reason: Hashable, Sendable, CustomStringConvertible {
+    /// The label metrics use (`tsuku_verification_failures_total{reason=...}`).
+    public let label: String
+    private init(_ label: String) { self.label = label }
+
+    /// Bytes that do not hash to their name.
+    public static let hashMismatch = Reason("hash_mismatch")
+    /// A document without the threshold of valid signatures of its role.
+    public static let badSignature = Reason("bad_signature")
+    /// A version older than (or the same version with other content than) the trusted one.
+    public static let rollback = Reason("rollback")
+    /// A document past its expiry.
+    public static let expired = Reason("expired")
+    /// More bytes than the signed index or a limit allows.
+    public static let tooLarge = Reason("too_large")
+    /// Anything else that does not parse or check out.
+    public static let malformed = Reason("malformed")
+
+    public var description: String { label }
+  }
+
   public var code: Code
   /// One line, lower case, values in quotes.
   public var message: String
   /// Extra lines printed indented under the message.
   public var details: [String]
+  /// Why, for refusals (`.integrity`); nil where no reason was given (read as `malformed`).
+  public var reason: Reason?
 
-  public init(_ code: Code, _ message: String, details: [String] = []) {
+  public init(_ code: Code, _ message: String, reason: Reason? = nil, details: [String] = []) {
     self.code = code
     self.message = message
+    self.reason = reason
     self.details = details
   }
 
