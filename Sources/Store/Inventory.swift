@@ -38,29 +38,3 @@ public struct StoredObject: Sendable, Equatable, Hashable {
     self.modified = modified
   }
 }
-
-extension ObjectStore {
-  /// The refusal of a store that cannot list or move blobs (plain HTTPS, wrappers).
-  public func cannotManage(_ what: String) -> TsukuError {
-    TsukuError(.usage, "'\(location)' cannot \(what): only directory, git and s3:// stores can")
-  }
-
-  /// Default: this store cannot list its blobs with sizes.
-  public func inventory(_ area: ObjectArea, dated: Bool) throws -> [StoredObject] {
-    throw cannotManage("list its blobs with their sizes")
-  }
-
-  /// Default: this store cannot move blobs between areas.
-  @discardableResult
-  public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
-    if ids.isEmpty { return 0 }
-    throw cannotManage("move blobs to or from its quarantine")
-  }
-
-  /// Default: `.live` is `remove`; other areas are refused.
-  public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
-    if area == .live { return try remove(ids) }
-    if ids.isEmpty { return }
-    throw cannotManage("delete blobs from its quarantine")
-  }
-}

@@ -47,9 +47,21 @@ public enum StoreURL {
     }
   }
 
-  /// Opens the store `url` names (a git repository is opened now; a directory is not checked;
-  /// a remote store sends nothing yet). `environment` supplies credentials and timeouts; a git
-  /// store also serves blobs from the `history` window, when one is given.
+  /// Opens the store `url` names for reading (a git repository is opened now; a directory is
+  /// not checked; a remote store sends nothing yet). `environment` supplies credentials and
+  /// timeouts; a git store also serves blobs from the `history` window, when one is given.
+  /// Every URL form opens, `https://` included.
+  public static func openReader(
+    _ url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+    history: GitHistoryWindow? = nil
+  ) throws -> any ObjectReader {
+    if case .http(let base) = try parse(url) { return try httpStore(base, environment: environment) }
+    return try open(url, environment: environment, history: history)
+  }
+
+  /// Opens the store `url` names for writing, listing and retention, as `openReader` does. An
+  /// `https://` URL opens reads only: its writers and its listing refuse with `.usage`, when a
+  /// command first uses them (the store is read-only; publish to the bucket behind it).
   public static func open(
     _ url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
     history: GitHistoryWindow? = nil
@@ -64,8 +76,12 @@ public enum StoreURL {
       let credentials = try S3Credentials.fromEnvironment(environment)
       return S3Store(location, credentials: credentials, transport: try CurlTransport.fromEnvironment(environment))
     case .http(let base):
-      return HTTPStore(baseURL: base, transport: try CurlTransport.fromEnvironment(environment))
+      return ReadOnlyHTTPStore(try httpStore(base, environment: environment))
     }
+  }
+
+  private static func httpStore(_ base: String, environment: [String: String]) throws -> HTTPStore {
+    HTTPStore(baseURL: base, transport: try CurlTransport.fromEnvironment(environment))
   }
 
   private static let expected =

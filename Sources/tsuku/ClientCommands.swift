@@ -24,7 +24,7 @@ extension Tsuku {
       let home = Home.fromEnvironment()
       let anchor = try root.map(TrustedRoot.read) ?? DefaultRegistry.root()
       let chain = try SourceChain.parse(sources.isEmpty ? DefaultRegistry.source() : sources.joined(separator: ","))
-      for s in chain.urls { _ = try StoreURL.open(s) }
+      for s in chain.urls { _ = try StoreURL.openReader(s) }
       try home.withLock {
         if let (old, state) = try home.loadTrust() {
           if old.bytes == anchor.bytes || (old.version > anchor.version && old.payload.roles == anchor.payload.roles) {

@@ -63,8 +63,8 @@ extension Tsuku.Registry {
     func run() throws {
       let anchor = try root.map(TrustedRoot.read) ?? Home.fromEnvironment().loadTrust()?.0 ?? DefaultRegistry.root()
       var o = ValidateOptions(source: source, fallback: fallback, root: anchor, now: now.flatMap(Timestamp.parse) ?? Date())
-      _ = try StoreURL.open(source, environment: [:])  // a malformed URL is exit 64 up front
-      if let fallback { _ = try StoreURL.open(fallback, environment: [:]) }
+      _ = try StoreURL.openReader(source, environment: [:])  // a malformed URL is exit 64 up front
+      if let fallback { _ = try StoreURL.openReader(fallback, environment: [:]) }
       if let exclusions { o.exclusions = try GoldenExclusions.read(exclusions) }
       o.quota = quota.flatMap(ByteSize.parse)
       o.warnDays = warnDays

@@ -33,7 +33,8 @@ func s3Server() throws -> S3TestServer {
 }
 
 /// Reads through one store and writes through another: the https backend reads anonymously
-/// what the s3 backend wrote to the same bucket.
+/// what the s3 backend wrote to the same bucket (and lists and removes as an https URL opened
+/// for writing does: it refuses).
 final class ReadWriteStore: ObjectStore {
   let reader: any ObjectStore
   let writer: any ObjectStore
@@ -105,7 +106,7 @@ final class Backend {
     let s3 = server.store(bucket: bucket, prefix: prefix)
     if kind == .s3 { return s3 }
     let http = HTTPStore(baseURL: server.publicURL(bucket: bucket, prefix: prefix), transport: CurlTransport())
-    return ReadWriteStore(reader: http, writer: s3)
+    return ReadWriteStore(reader: ReadOnlyHTTPStore(http), writer: s3)
   }
 
   /// A second, independent handle on the same backing store ("someone else").

@@ -62,11 +62,35 @@ import Testing
   @Test func remoteStoresOpenWithoutNetwork() throws {
     let s3 = try StoreURL.open("s3://bkt/reg?endpoint=http://127.0.0.1:9", environment: [:])
     #expect((s3 as? S3Store)?.location == "s3://bkt/reg")
-    let https = try StoreURL.open("https://cdn.invalid/reg", environment: [:])
+    let https = try StoreURL.openReader("https://cdn.invalid/reg", environment: [:])
     #expect((https as? HTTPStore)?.baseURL == "https://cdn.invalid/reg")
     for env in [["TSUKU_API_TIMEOUT": "x"], ["AWS_ACCESS_KEY_ID": "k"]] {
       #expect(errorCode { _ = try StoreURL.open("s3://bkt?endpoint=http://h", environment: env) } == .usage)
     }
+  }
+
+  @Test func anHTTPSURLOpenedForWritingReadsButRefusesWritesAndListing() throws {
+    let url = "https://cdn.invalid/reg"
+    let store = try StoreURL.open(url, environment: [:])
+    #expect(store.location == url)
+    let readOnly = "'\(url)' is read-only: publish to its bucket with an s3:// URL"
+    let noListing = "'\(url)' cannot list its blobs: an https store has no listing (use its s3:// URL)"
+    func message(_ body: () throws -> Void) -> String? {
+      do { try body() } catch let e as TsukuError { return e.code == .usage ? e.message : "code \(e.code)" } catch {
+        return "\(error)"
+      }
+      return nil
+    }
+    #expect(message { try store.apply(StoreChange()) } == readOnly)
+    #expect(message { try store.apply(StoreChange(), sources: []) } == readOnly)
+    #expect(message { try store.remove([SHA256.hash(Data())]) } == readOnly)
+    #expect(message { try store.move([SHA256.hash(Data())], from: .live, to: .quarantine) } == readOnly)
+    #expect(message { try store.remove([SHA256.hash(Data())], from: .quarantine) } == readOnly)
+    #expect(message { _ = try store.list() } == noListing)
+    #expect(message { _ = try store.inventory(.live, dated: false) } == noListing)
+    // Nothing to do is no write: no refusal.
+    #expect(message { try store.remove([]) } == nil)
+    #expect(try store.move([], from: .live, to: .quarantine) == 0)
   }
 
   @Test func credentialsFromEnvironment() throws {

@@ -1,84 +1,9 @@
 import Foundation
 
-/// Credentials for a bucket. `description` and a mirror (`dump`) show the access key ID, never
-/// the secret.
-public struct S3Credentials: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-  public var accessKeyID: String
-  public var secretAccessKey: String
-  public init(accessKeyID: String, secretAccessKey: String) {
-    self.accessKeyID = accessKeyID
-    self.secretAccessKey = secretAccessKey
-  }
-  public var description: String { "access key '\(accessKeyID)'" }
-  public var debugDescription: String { description }
-  public var customMirror: Mirror { Mirror(self, children: ["accessKeyID": accessKeyID]) }
-
-  /// `TSUKU_S3_ACCESS_KEY_ID`/`TSUKU_S3_SECRET_ACCESS_KEY`, else `AWS_ACCESS_KEY_ID`/
-  /// `AWS_SECRET_ACCESS_KEY`; nil when neither pair is set (anonymous reads). Half a pair is a
-  /// usage error.
-  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws
-    -> S3Credentials?
-  {
-    for (id, secret) in [
-      ("TSUKU_S3_ACCESS_KEY_ID", "TSUKU_S3_SECRET_ACCESS_KEY"), ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
-    ] {
-      let k = env[id] ?? ""
-      let s = env[secret] ?? ""
-      if !k.isEmpty && !s.isEmpty { return S3Credentials(accessKeyID: k, secretAccessKey: s) }
-      if !k.isEmpty || !s.isEmpty {
-        throw TsukuError(.usage, "\(k.isEmpty ? secret : id) is set but \(k.isEmpty ? id : secret) is not")
-      }
-    }
-    return nil
-  }
-}
-
-/// Where a bucket is and how to address it, as `s3://BUCKET/PREFIX?endpoint=URL&region=R&style=S`
-/// says (see `StoreURL`).
-public struct S3Location: Sendable, Equatable {
-  public var bucket: String
-  /// The folder in the bucket that holds the layout; empty for the bucket's root.
-  public var prefix: String
-  /// `scheme://host[:port]`; nil for AWS S3 in `region`.
-  public var endpoint: String?
-  public var region: String
-  /// Virtual-host addressing (`BUCKET.host`) instead of path style (`host/BUCKET`).
-  public var virtualHost: Bool
-
-  public init(
-    bucket: String, prefix: String = "", endpoint: String? = nil, region: String = "auto", virtualHost: Bool? = nil
-  ) {
-    self.bucket = bucket
-    self.prefix = prefix
-    self.endpoint = endpoint
-    self.region = region
-    self.virtualHost = virtualHost ?? (endpoint == nil)
-  }
-
-  /// `s3://bucket/prefix`, for messages.
-  public var url: String { "s3://\(bucket)" + (prefix.isEmpty ? "" : "/" + prefix) }
-
-  /// The URL of the bucket's root, without a trailing `/`.
-  var bucketURL: String {
-    let ep = endpoint ?? "https://s3.\(region).amazonaws.com"
-    if !virtualHost { return ep + "/" + bucket }
-    let scheme = ep.hasPrefix("http://") ? "http://" : "https://"
-    return scheme + bucket + "." + ep.dropFirst(scheme.count)
-  }
-
-  /// The key of a layout path.
-  func key(_ path: String) -> String { prefix.isEmpty ? path : prefix + "/" + path }
-
-  func url(_ path: String) -> String { bucketURL + "/" + S3Protocol.encode(key(path), keepSlash: true) }
-}
-
 /// The store layout under a prefix of an S3-compatible bucket (Cloudflare R2, AWS S3,
 /// SeaweedFS, MinIO), over `HTTPTransport` with SigV4 signing by libcurl.
 ///
-/// - Reads: `get` verifies bytes against the name and the declared size (a longer body is cut
-///   off as it arrives); `getMany` runs in parallel; `readDocument(_:maxSize:ifNoneMatch:)` is a
-///   conditional GET, so an unchanged `index.json` costs one 304. Without credentials requests
-///   go unsigned (a public bucket).
+/// - Reads as `RemoteStore` does. Without credentials requests go unsigned (a public bucket).
 /// - `apply` checks the precondition before writing anything, uploads only the blobs the bucket
 ///   lacks (HEAD for a few, a listing for many; a present object of the wrong size is written
 ///   again) with `Cache-Control: public, max-age=31536000, immutable`, then roots, then
@@ -89,11 +14,8 @@ public struct S3Location: Sendable, Equatable {
 ///   a publisher that lost a race gets `.conflict`.
 /// - `remove` deletes; `list` and `inventory` page through ListObjectsV2 (sizes and
 ///   `LastModified`); `move` copies server-side (`CopyObject`) into the other area, then deletes.
-public final class S3Store: ObjectStore {
+public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
   public let s3: S3Location
-  public let transport: any HTTPTransport
-  public var location: String { s3.url }
-  let reader: RemoteReader
 
   /// Cache-Control of blobs: never changes, cache forever.
   public static let immutableCacheControl = "public, max-age=31536000, immutable"
@@ -109,42 +31,15 @@ public final class S3Store: ObjectStore {
     listPageSize: Int = 1000
   ) {
     self.s3 = s3
-    self.transport = transport
     self.listThreshold = listThreshold
     self.listPageSize = listPageSize
     let signing = credentials.map {
       AWSSigning(region: s3.region, accessKeyID: $0.accessKeyID, secretAccessKey: $0.secretAccessKey)
     }
-    reader = RemoteReader(location: s3.url, transport: transport, signing: signing, urlFor: { s3.url($0) })
+    super.init(location: s3.url, transport: transport, signing: signing, urlFor: { s3.url($0) })
   }
-
-  /// Requests made so far, retries included.
-  public var requestCount: Int { transport.requestCount }
-
-  public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
-    guard let data = try reader.fetch(id.path, maxSize: maxSize) else { throw missing(id) }
-    return try verified(data, as: id, maxSize: maxSize)
-  }
-
-  public func getMany(_ wanted: [(ObjectID, Int)]) throws -> [ObjectID: Data] {
-    try fetchVerified(wanted, reader: reader)
-  }
-
-  public func fetch(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)]) throws -> [Bool] {
-    try fetchVerified(into: wanted, reader: reader)
-  }
-
-  public func contains(_ id: ObjectID) throws -> Bool { try reader.size(of: [id.path])[0] != nil }
 
   public func list() throws -> [ObjectID] { try listSizes().keys.sorted() }
-
-  public func readDocument(_ name: DocumentName, maxSize: Int) throws -> Data? {
-    try reader.fetch(name.path, maxSize: maxSize)
-  }
-
-  public func readDocument(_ name: DocumentName, maxSize: Int, ifNoneMatch etag: String?) throws -> DocumentRead {
-    try reader.readDocument(name, maxSize: maxSize, ifNoneMatch: etag)
-  }
 
   /// Creates the bucket; one that exists and is ours already is fine.
   public func createBucket() throws {
@@ -353,35 +248,6 @@ public final class S3Store: ObjectStore {
         throw TsukuError(.other, "\(req): the listing is truncated but has no continuation token")
       }
     } while token != nil
-    return out
-  }
-}
-
-extension DocumentRead {
-  /// The bytes found, nil otherwise.
-  var data: Data? { if case .found(let d, _) = self { d } else { nil } }
-  var etag: String? { if case .found(_, let t) = self { t } else { nil } }
-}
-
-extension ObjectStore {
-  /// `fetch(into:)` over HTTP: the blobs in parallel, each hashed on its way to its sink.
-  func fetchVerified(into wanted: [(id: ObjectID, maxSize: Int, sink: any BodySink)], reader: RemoteReader) throws -> [Bool] {
-    let hashing = wanted.map { HashingSink($0.sink) }
-    let found = try reader.fetchInto(zip(wanted, hashing).map { ($0.id.path, $0.maxSize, $1) })
-    for (w, (h, got)) in zip(wanted, zip(hashing, found)) where got {
-      let actual = h.digest()
-      if actual != w.id { throw corrupt(w.id, actual: actual) }
-    }
-    return found
-  }
-
-  /// `getMany` over HTTP: one parallel batch, each blob verified.
-  func fetchVerified(_ wanted: [(ObjectID, Int)], reader: RemoteReader) throws -> [ObjectID: Data] {
-    let got = try reader.fetchMany(wanted.map { ($0.0.path, $0.1) })
-    var out = [ObjectID: Data]()
-    for ((id, max), data) in zip(wanted, got) {
-      if let data { out[id] = try verified(data, as: id, maxSize: max) }
-    }
     return out
   }
 }

@@ -353,7 +353,7 @@ public struct ChangeBlobs: RandomAccessCollection, Sendable {
   }
 }
 
-extension ObjectStore {
+extension ObjectWriter {
   /// The generic `apply(_:sources:)`: the precondition is checked before anything is written;
   /// then the sources the store lacks (by `present`) go in batches, each one `apply`; then
   /// `change` itself (its objects, documents and precondition) as the last one. A backend

@@ -23,7 +23,7 @@ public final class Client {
   /// when the client goes away.
   public let metrics = ClientMetrics()
   let runner: SourceRunner
-  var stores: [String: any ObjectStore] = [:]
+  var stores: [String: any ObjectReader] = [:]
   var loaded: LoadedIndex?
   var accessed = [(ObjectID, Bool)]()
   var warnedStale = false
@@ -68,12 +68,12 @@ public final class Client {
   /// Makes `url` in the source list mean `store` (for stores with no URL, such as memory).
   public func register(_ store: any ObjectStore, as url: String) { stores[url] = store }
 
-  func store(_ url: String) throws -> any ObjectStore {
+  func store(_ url: String) throws -> any ObjectReader {
     if let s = stores[url] { return s }
     // A git source also serves blobs that have left its tip, from a window of its history.
     let history = TsukuMetrics.backend(of: url) == "git"
       ? StoreURL.GitHistoryWindow(days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history") : nil
-    let s = try StoreURL.open(url, history: history)
+    let s = try StoreURL.openReader(url, history: history)
     stores[url] = s
     return s
   }
@@ -232,7 +232,7 @@ public final class Client {
           let d = try src.get(ref.sha256, maxSize: ref.size)
           audit.record(
             AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
-              sourceCommit: src.store.revision(of: ref.sha256)))
+              sourceCommit: src.revision(of: ref.sha256)))
           return d
         } catch let e as TsukuError {
           if e.code == .integrity {

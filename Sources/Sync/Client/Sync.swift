@@ -111,7 +111,7 @@ extension Client {
     }
     let verified = try IndexVerifier.verify(bytes, root: newRoot, state: state, now: now, source: url)
     let cache = home.cache
-    let commit = src.store.revision
+    let commit = src.revision
 
     // Memory stays bounded whatever the registry's size: packs and fetched blobs go to disk a
     // batch at a time, shards are read one at a time, and only the names that changed are kept.

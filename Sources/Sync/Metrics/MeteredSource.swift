@@ -1,14 +1,28 @@
 import Foundation
 import Store
 
-/// A source as the client uses it: every request timed and counted, per backend. What the
-/// source does not have (an absent document, blobs a batch left out) also counts as a
-/// `not-found` error.
-struct MeteredSource {
-  let store: any ObjectStore
+/// A source as the client reads it: a store decorator that times and counts every request
+/// under the source's backend label. What the source does not have (an absent document, blobs
+/// a batch left out) also counts as a `not-found` error. `location`, the revisions and
+/// `contains` pass through uncounted (they send no request the client makes while syncing).
+final class MeteredSource: ObjectReader {
+  let store: any ObjectReader
+  /// The backend label of the metrics (`file`, `git`, `s3`, `http`, `other`).
   let backend: String
   let metrics: ClientMetrics
   let now: Date
+
+  init(store: any ObjectReader, backend: String, metrics: ClientMetrics, now: Date) {
+    self.store = store
+    self.backend = backend
+    self.metrics = metrics
+    self.now = now
+  }
+
+  var location: String { store.location }
+  var revision: String? { store.revision }
+  func revision(of id: ObjectID) -> String? { store.revision(of: id) }
+  func contains(_ id: ObjectID) throws -> Bool { try store.contains(id) }
 
   private func measure<T>(_ op: String, document: Bool = false, _ size: (T) -> (objects: Int, bytes: Int), _ body: () throws -> T)
     throws -> T

@@ -37,9 +37,9 @@ public enum Health {
       verified: false, error: nil)
     let start = Date()
     let bytes: Data?
-    let store: any ObjectStore
+    let store: any ObjectReader
     do {
-      store = try StoreURL.open(url, environment: env)
+      store = try StoreURL.openReader(url, environment: env)
       bytes = try store.readDocument(.index, maxSize: Limits.indexFile)
     } catch let e as TsukuError {
       r.error = e.message

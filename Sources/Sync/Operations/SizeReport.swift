@@ -105,7 +105,7 @@ public struct SizeReport: Encodable, Sendable {
   /// through the source's newer roots) like `registry health` does; only `index.json`, the
   /// tree and the shards are read, each checked against its hash. Writes nothing.
   public static func sourceEntries(_ url: String, root: TrustedRoot, now: Date) throws -> (version: Int, entries: [IndexEntry]) {
-    let store = try StoreURL.open(url)
+    let store = try StoreURL.openReader(url)
     guard let bytes = try store.readDocument(.index, maxSize: Limits.indexFile) else {
       throw TsukuError(.notFound, "'\(url)' has no index.json")
     }

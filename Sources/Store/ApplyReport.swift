@@ -1,0 +1,14 @@
+import Foundation
+
+/// What applying a change did.
+public struct ApplyReport: Sendable, Equatable {
+  public var objectsWritten = 0
+  public var objectsPresent = 0
+  public var bytesWritten = 0
+  public var documentsWritten = 0
+  /// Blobs dropped from the committed tree by `StoreChange.keepOnly` (git).
+  public var objectsPruned = 0
+  /// The commit made, for backends that make one (git).
+  public var commit: String?
+  public init() {}
+}

@@ -1,0 +1,43 @@
+import Foundation
+
+/// What a publisher or a sync writes in one go. Blobs first, then documents, `index.json` last,
+/// so a reader never sees an index that names a blob the store lacks.
+public struct StoreChange: Sendable {
+  /// What `index.json` must be before the change is applied; otherwise the store refuses
+  /// with a `.conflict` error. This is how a publisher that lost a race finds out.
+  public enum Precondition: Sendable, Equatable {
+    case none
+    case indexAbsent
+    case indexHash(ObjectID)
+  }
+
+  public var objects: [Data]
+  public var documents: [(DocumentName, Data)]
+  public var precondition: Precondition
+  /// A one-line description, used as the commit message by the git backend.
+  public var message: String
+  /// The author and committer time of the commit the git backend makes (nil: now), so a
+  /// replay of old snapshots keeps their dates. Other backends ignore it.
+  public var time: Date?
+  /// Retention for backends that keep history (git): when set, the committed tree keeps only
+  /// these blobs and the change's own `objects`; every other `objects/` entry is dropped from
+  /// the tree (history still holds it). Other backends ignore it: they delete with `remove`.
+  public var keepOnly: Set<ObjectID>?
+
+  public init(
+    objects: [Data] = [], documents: [(DocumentName, Data)] = [], precondition: Precondition = .none,
+    message: String = "update registry", time: Date? = nil, keepOnly: Set<ObjectID>? = nil
+  ) {
+    self.objects = objects
+    self.documents = documents
+    self.precondition = precondition
+    self.message = message
+    self.time = time
+    self.keepOnly = keepOnly
+  }
+
+  /// Documents in write order: every root before `index.json`.
+  public var orderedDocuments: [(DocumentName, Data)] {
+    documents.filter { $0.0 != .index } + documents.filter { $0.0 == .index }
+  }
+}
