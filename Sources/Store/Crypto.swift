@@ -70,6 +70,22 @@ public struct SHA256: ~Copyable {
   public static func hash(_ text: String) -> ObjectID { hash(Array(text.utf8)) }
 }
 
+/// The MD5 algorithm, fetched once per process, for `MD5` (S3's `Content-MD5` and ETags only).
+nonisolated(unsafe) private let md5MD: OpaquePointer = {
+  _ = opensslReady
+  guard let md = EVP_MD_fetch(nil, "MD5", nil) else { fatalError("openssl has no MD5") }
+  return md
+}()
+
+/// The 16-byte MD5 digest of a whole buffer, through EVP.
+func opensslMD5(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+  var out = [UInt8](repeating: 0, count: 16)
+  var len: UInt32 = 0
+  let rc = EVP_Digest(bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, &out, &len, md5MD, nil)
+  precondition(rc == 1 && len == 16, "openssl MD5 failed")
+  return out
+}
+
 /// Ed25519 signing and verification through OpenSSL.
 public enum Ed25519 {
   public static let publicKeySize = 32

@@ -51,7 +51,7 @@ public struct Pack: Sendable {
 
   /// Parses a pack's table; throws `.integrity` for anything malformed. Never traps.
   public init(_ data: Data, what: String = "pack") throws {
-    func bad(_ why: String) -> TsukuError { TsukuError(.integrity, "\(what) is malformed: \(why)") }
+    func bad(_ why: String) -> TsukuError { TsukuError(.integrity, "\(what) is malformed: \(why)", reason: .malformed) }
     let count = data.count
     var entries = [Entry]()
     try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
@@ -93,7 +93,8 @@ public struct Pack: Sendable {
     let d = data.subdata(in: start..<(start + e.size))
     let actual = SHA256.hash(d)
     if actual != e.id {
-      throw TsukuError(.integrity, "blob '\(e.id.hex)' in a pack is corrupt: its bytes hash to '\(actual.hex)'")
+      throw TsukuError(
+        .integrity, "blob '\(e.id.hex)' in a pack is corrupt: its bytes hash to '\(actual.hex)'", reason: .hashMismatch)
     }
     return d
   }

@@ -102,7 +102,8 @@ public final class PackAssembly: @unchecked Sendable {
     for p in parts {
       guard p.count >= 0, p.count <= Pack.maxEntries, p.size >= p.dataStart else {
         throw TsukuError(
-          .integrity, "\(describe(p)) is declared as \(p.size) bytes holding \(p.count) blobs, too small for its own table")
+          .integrity, "\(describe(p)) is declared as \(p.size) bytes holding \(p.count) blobs, too small for its own table",
+          reason: .malformed)
       }
       tableBase.append(total)
       dataBase.append(data)
@@ -110,7 +111,8 @@ public final class PackAssembly: @unchecked Sendable {
       data += p.dataLength
     }
     guard total <= Pack.maxEntries else {
-      throw TsukuError(.integrity, "the packs declare \(total) blobs, more than the \(Pack.maxEntries) a pack may hold")
+      throw TsukuError(
+        .integrity, "the packs declare \(total) blobs, more than the \(Pack.maxEntries) a pack may hold", reason: .malformed)
     }
     self.parts = parts
     self.dir = dir
@@ -205,7 +207,7 @@ public final class PackAssembly: @unchecked Sendable {
     var released = 0
     for e in entries {
       if SHA256.hash(UnsafeRawBufferPointer(start: data + e.offset, count: e.size)) != e.id {
-        throw TsukuError(.integrity, "\(what) holds a corrupt blob '\(e.id.hex)'")
+        throw TsukuError(.integrity, "\(what) holds a corrupt blob '\(e.id.hex)'", reason: .malformed)
       }
       let done = (at - start + e.offset) / page * page
       if done - released >= Self.releaseBytes {
@@ -232,7 +234,8 @@ public final class PackAssembly: @unchecked Sendable {
     var runs = [PackFile.TableRun]()
     for (i, p) in parts.enumerated() where arrived[i] {
       if sinks[i].position != p.size {
-        throw TsukuError(.integrity, "\(describe(p)) is \(sinks[i].position) bytes; its index entry says \(p.size)")
+        throw TsukuError(
+          .integrity, "\(describe(p)) is \(sinks[i].position) bytes; its index entry says \(p.size)", reason: .malformed)
       }
       if let c = checked[i], c.completion == sinks[i].completions {
         if let e = c.failure { throw e }
@@ -301,7 +304,10 @@ public final class PackAssembly: @unchecked Sendable {
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
       var b = bytes
       if position + b.count > part.size {
-        return refuse(TsukuError(.integrity, "\(assembly.describe(part)) is longer than the \(part.size) bytes its index entry says"))
+        return refuse(
+          TsukuError(
+            .integrity, "\(assembly.describe(part)) is longer than the \(part.size) bytes its index entry says",
+            reason: .malformed))
       }
       if position < 12 {
         let n = min(12 - position, b.count)
@@ -311,10 +317,14 @@ public final class PackAssembly: @unchecked Sendable {
         if position == 12 {
           let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
           if Array(head[0..<8]) != Pack.magic {
-            return refuse(TsukuError(.integrity, "\(assembly.describe(part)) is malformed: no TSUKUPK1 header"))
+            return refuse(
+              TsukuError(.integrity, "\(assembly.describe(part)) is malformed: no TSUKUPK1 header", reason: .malformed))
           }
           if count != part.count {
-            return refuse(TsukuError(.integrity, "\(assembly.describe(part)) holds \(count) blobs; its index entry says \(part.count)"))
+            return refuse(
+              TsukuError(
+                .integrity, "\(assembly.describe(part)) holds \(count) blobs; its index entry says \(part.count)",
+                reason: .malformed))
           }
         }
       }

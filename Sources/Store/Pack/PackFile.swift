@@ -34,7 +34,9 @@ public enum PackFile {
     var st = stat()
     guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
     let fileSize = Int(st.st_size)
-    func bad(_ why: String) -> TsukuError { TsukuError(.integrity, "pack '\(path)' is malformed: \(why)") }
+    func bad(_ why: String) -> TsukuError {
+      TsukuError(.integrity, "pack '\(path)' is malformed: \(why)", reason: .malformed)
+    }
     var head = [UInt8](repeating: 0, count: 12)
     guard fileSize >= 12, try readFully(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
       throw bad("no TSUKUPK1 header")
@@ -125,7 +127,7 @@ public enum PackFile {
         if to - from > buffer.count { buffer = [UInt8](repeating: 0, count: to - from) }
         do {
           guard try readFully(fd, &buffer, at: dataStart + from, path, count: to - from) == to - from else {
-            throw TsukuError(.integrity, "pack '\(path)' is truncated")
+            throw TsukuError(.integrity, "pack '\(path)' is truncated", reason: .malformed)
           }
         } catch let e as TsukuError {
           failure.withLock { $0 = e }
@@ -281,11 +283,11 @@ public enum PackFile {
     let fileSize = Int(st.st_size)
     var head = [UInt8](repeating: 0, count: 12)
     guard fileSize >= 12, try readFully(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
-      throw TsukuError(.integrity, "pack '\(path)' is malformed: no TSUKUPK1 header")
+      throw TsukuError(.integrity, "pack '\(path)' is malformed: no TSUKUPK1 header", reason: .malformed)
     }
     let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
     guard count <= Pack.maxEntries, 12 + count * 44 <= fileSize else {
-      throw TsukuError(.integrity, "pack '\(path)' is malformed: table of \(count) entries")
+      throw TsukuError(.integrity, "pack '\(path)' is malformed: table of \(count) entries", reason: .malformed)
     }
     return (count, 12 + count * 44, fileSize)
   }
@@ -339,7 +341,7 @@ public enum PackFile {
       if next >= bufferStart + bufferCount {
         let n = min(256, count - next)
         guard try PackFile.readFully(fd, &buffer, at: tableStart + next * 44, path, count: n * 44) == n * 44 else {
-          throw TsukuError(.integrity, "\(what) is malformed: short table")
+          throw TsukuError(.integrity, "\(what) is malformed: short table", reason: .malformed)
         }
         (bufferStart, bufferCount) = (next, n)
       }
@@ -352,10 +354,10 @@ public enum PackFile {
         return Entry(id: ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)])), offset: offset, size: size)
       }
       guard e.offset <= dataLength, e.size <= dataLength - e.offset else {
-        throw TsukuError(.integrity, "\(what) is malformed: entry \(next) points outside the pack")
+        throw TsukuError(.integrity, "\(what) is malformed: entry \(next) points outside the pack", reason: .malformed)
       }
       if let p = current, !(p.id < e.id) {
-        throw TsukuError(.integrity, "\(what) is malformed: table not sorted at entry \(next)")
+        throw TsukuError(.integrity, "\(what) is malformed: table not sorted at entry \(next)", reason: .malformed)
       }
       current = e
       next += 1

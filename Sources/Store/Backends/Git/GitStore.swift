@@ -181,7 +181,7 @@ public final class GitStore: ObjectStore {
           return good
         } catch let e as TsukuError {
           let detail = "found in commit '\(hexBytes(c.commit))' of the history"
-          failure = failure ?? TsukuError(e.code, e.message, details: e.details + [detail])
+          failure = failure ?? TsukuError(e.code, e.message, reason: e.reason, details: e.details + [detail])
         }
       }
       // A cached map may be damaged: rebuild it from the commits once before refusing.
@@ -239,7 +239,9 @@ public final class GitStore: ObjectStore {
   /// object header, so an oversized blob is refused before it is loaded.
   private func read(_ repo: Repository, _ tree: Tree?, _ path: String, _ what: String, _ maxSize: Int) throws -> Data? {
     guard let tree, let entry = try repo.entry(tree, layoutPath(path)) else { return nil }
-    if !entry.isBlob { throw TsukuError(.integrity, "\(what) in '\(location)' is not a file in the git tree") }
+    if !entry.isBlob {
+      throw TsukuError(.integrity, "\(what) in '\(location)' is not a file in the git tree", reason: .malformed)
+    }
     let size = try repo.size(of: entry.oid)
     if size > maxSize { throw tooLarge(what, size: size, max: maxSize) }
     return try repo.blob(entry.oid)
