@@ -96,7 +96,8 @@ public struct TsukuError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 extension TsukuError {
-  static func io(_ what: String, _ path: String, errno code: Int32) -> TsukuError {
+  /// A failed file operation: `<what> '<path>': <strerror>`, code `.other`.
+  public static func io(_ what: String, _ path: String, errno code: Int32) -> TsukuError {
     TsukuError(.other, "\(what) '\(path)': \(String(cString: strerror(code)))")
   }
 }

@@ -199,7 +199,7 @@ public final class DirectoryStore: ObjectStore {
       if utimensat(AT_FDCWD, dst, nil, 0) != 0 { throw TsukuError.io("cannot date", dst, errno: errno) }
       moved += 1
     }
-    for dir in made { syncDirectory(dir) }
+    for dir in made { FileIO.syncFolder(dir) }
     return moved
   }
 
@@ -287,55 +287,30 @@ public final class DirectoryStore: ObjectStore {
   // MARK: - file primitives
 
   private func readFile(_ path: String, maxSize: Int, what: String) throws -> Data? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    let fd = FileIO.openRaw(path, O_RDONLY)
     if fd < 0 {
       if errno == ENOENT || errno == ENOTDIR { return nil }
       throw TsukuError.io("cannot read", path, errno: errno)
     }
     defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
-    let size = Int(st.st_size)
+    let size = try FileIO.size(fd, path)
     if size > maxSize { throw tooLarge(what, size: size, max: maxSize) }
-    return try readOpenFile(fd, size: size, path)
+    return try FileIO.read(fd, count: size, path)
   }
 
+  /// Through a `.tmp-` file of the same folder (removed by `sweepTemporaries` if a process
+  /// dies before the rename); every step is a `CrashPoint`.
   private func writeAtomically(_ data: Data, to path: String, durable: Bool) throws {
     let dir = (path as NSString).deletingLastPathComponent
     let name = (path as NSString).lastPathComponent
     let tmp = "\(dir)/.tmp-\(name.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    if fd < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
-    CrashPoint.step("created \(tmp)")
-    var ok = false
-    defer {
-      if !ok { unlink(tmp) }
-    }
-    do {
-      defer { close(fd) }
-      try data.withUnsafeBytes { try PackFile.writeFully(fd, $0, tmp) }
-      CrashPoint.step("wrote \(tmp)")
-      if durable && fsync(fd) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
-    }
-    CrashPoint.step("before renaming \(tmp)")
-    if rename(tmp, path) != 0 { throw TsukuError.io("cannot rename into", path, errno: errno) }
-    CrashPoint.step("renamed \(path)")
-    ok = true
-    if durable { syncDirectory(dir) }
-  }
-
-  private func syncDirectory(_ dir: String) {
-    let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if fd >= 0 {
-      fsync(fd)
-      close(fd)
-    }
+    try AtomicFile.write(
+      data, to: path, temporary: tmp, durable: durable, marks: [.created, .wrote, .beforeRenaming, .renamed])
   }
 
   /// One durability point for a batch of blobs.
   private func syncFileSystem() throws {
-    let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if fd < 0 { throw TsukuError.io("cannot open", root, errno: errno) }
+    let fd = try FileIO.open(root, O_RDONLY | O_DIRECTORY, failing: "cannot open")
     defer { close(fd) }
     #if os(Linux)
       if syncfs(fd) != 0 { throw TsukuError.io("cannot sync", root, errno: errno) }
@@ -358,8 +333,7 @@ public final class DirectoryStore: ObjectStore {
 
   private func withLock<T>(_ body: () throws -> T) throws -> T {
     let path = root + "/.lock"
-    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    if fd < 0 { throw TsukuError.io("cannot lock", path, errno: errno) }
+    let fd = try FileIO.open(path, O_RDWR | O_CREAT, failing: "cannot lock")
     defer { close(fd) }
     while flock(fd, LOCK_EX) != 0 {
       if errno != EINTR { throw TsukuError.io("cannot lock", path, errno: errno) }

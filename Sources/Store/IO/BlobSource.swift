@@ -224,7 +224,7 @@ public final class SpillFile: Sendable {
     var dir = directory
     while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }
     let name = "\(dir)/.tsuku-spill-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let fd = open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    let fd = FileIO.openRaw(name, O_RDWR | O_CREAT | O_EXCL, mode: 0o600)
     if fd < 0 { throw TsukuError.io("cannot create a temporary file in", dir, errno: errno) }
     unlink(name)
     self.fd = fd
@@ -236,15 +236,7 @@ public final class SpillFile: Sendable {
   /// Appends `data` and returns a source that reads it back.
   public func append(_ data: Data) throws -> BlobSource {
     try end.withLock { end in
-      try data.withUnsafeBytes { buf in
-        var done = 0
-        while done < buf.count {
-          let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(end + done))
-          if n < 0 && errno == EINTR { continue }
-          if n <= 0 { throw TsukuError.io("cannot write a temporary file in", path, errno: errno) }
-          done += n
-        }
-      }
+      try FileIO.write(fd, data, at: end, path, failing: "cannot write a temporary file in")
       let source = BlobSource(id: SHA256.hash(data), size: data.count, from: .spill(self, offset: end))
       end += data.count
       return source
@@ -252,57 +244,22 @@ public final class SpillFile: Sendable {
   }
 
   func read(at offset: Int, count: Int) throws -> Data {
-    var data = Data(count: count)
-    var got = 0
-    try data.withUnsafeMutableBytes { buf in
-      while got < count {
-        let n = pread(fd, buf.baseAddress! + got, count - got, off_t(offset + got))
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { throw TsukuError.io("cannot read a temporary file in", path, errno: errno) }
-        if n == 0 { break }
-        got += n
-      }
-    }
-    if got < count { data.count = got }
-    return data
+    try FileIO.read(fd, count: count, at: offset, path, failing: "cannot read a temporary file in")
   }
 }
 
 /// Reads a whole file, refusing one that is not `expected` bytes (when given).
 public func readWholeFile(_ path: String, expected: Int? = nil) throws -> Data {
-  let fd = open(path, O_RDONLY | O_CLOEXEC)
-  if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+  let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
   defer { close(fd) }
-  var st = stat()
-  guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
-  let size = Int(st.st_size)
+  let size = try FileIO.size(fd, path)
   if let expected, size != expected {
     throw TsukuError(
       .other,
       "'\(path)' changed while publishing (\(size) bytes, \(expected) expected); the index was not written, run it again"
     )
   }
-  return try readOpenFile(fd, size: size, path)
-}
-
-/// Up to `size` bytes of the open file `fd` from where it stands (fewer if it ends first);
-/// `path` names it in errors.
-func readOpenFile(_ fd: Int32, size: Int, _ path: String) throws -> Data {
-  var data = Data(count: size)
-  var got = 0
-  try data.withUnsafeMutableBytes { buf in
-    while got < size {
-      let n = read(fd, buf.baseAddress! + got, size - got)
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw TsukuError.io("cannot read", path, errno: errno)
-      }
-      if n == 0 { break }
-      got += n
-    }
-  }
-  if got < size { data.count = got }
-  return data
+  return try FileIO.read(fd, count: size, path)
 }
 
 /// Positions of the first copy of each name in `sources`: a publish's own list has no

@@ -69,9 +69,11 @@ public final class PackAssembly: @unchecked Sendable {
   /// How much of a part's mapping is hashed before its pages are released.
   static let releaseBytes = 2 << 20
   let dir: String
-  let tmp: String
+  /// The merged pack, under its temporary name until `commit`.
+  let file: AtomicFile
+  var tmp: String { file.temporary }
+  var out: Int32 { file.fd }
   let tablesPath: String
-  let out: Int32
   let tables: Int32
   /// Where the data region starts in the merged file before duplicates are dropped.
   let dataStart: Int
@@ -121,15 +123,12 @@ public final class PackAssembly: @unchecked Sendable {
     self.dataStart = 12 + total * 44
     self.describe = describe
     let tag = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-    tmp = "\(dir)/.tmp-assemble-\(tag)"
+    file = try AtomicFile(temporary: "\(dir)/.tmp-assemble-\(tag)", flags: O_RDWR)
     tablesPath = "\(dir)/.tmp-assemble-tables-\(tag)"
-    out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    if out < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
-    tables = open(tablesPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    tables = FileIO.openRaw(tablesPath, O_RDWR | O_CREAT | O_EXCL, mode: 0o600)
     if tables < 0 {
       let e = errno
-      close(out)
-      unlink(tmp)
+      file.abandon()
       throw TsukuError.io("cannot write", tablesPath, errno: e)
     }
     if ftruncate(out, off_t(dataStart + data)) != 0 {
@@ -152,9 +151,8 @@ public final class PackAssembly: @unchecked Sendable {
     stopped.store(true, ordering: .relaxed)
     checks.wait()
     closed = true
-    close(out)
+    file.abandon()
     close(tables)
-    unlink(tmp)
     unlink(tablesPath)
   }
 
@@ -258,11 +256,11 @@ public final class PackAssembly: @unchecked Sendable {
     var at = 12
     func flush() throws {
       table.withUnsafeBytes { hasher!.update($0) }
-      try PackFile.writeFully(out, table, tmp, at: at)
+      try file.write(table, at: at)
       at += table.count
       table.removeAll(keepingCapacity: true)
     }
-    try PackFile.writeFully(out, head, tmp, at: 0)
+    try file.write(head, at: 0)
     try PackFile.mergeTables(runs) { id, offset, size in
       table.append(contentsOf: id.bytes)
       withUnsafeBytes(of: UInt64(offset + shift).bigEndian) { table.append(contentsOf: $0) }
@@ -270,8 +268,8 @@ public final class PackAssembly: @unchecked Sendable {
       if table.count >= 1 << 20 { try flush() }
     }
     try flush()
-    if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
-    let path = try PackFile.rename(tmp, as: hasher.take()!.finish(), in: dir)
+    let path = PackFile.packPath(hasher.take()!.finish(), in: dir)
+    try file.commit(as: path)
     return Outcome(path: path, blobs: count)
   }
 
@@ -332,13 +330,13 @@ public final class PackAssembly: @unchecked Sendable {
         if !b.isEmpty && position < part.dataStart {
           let n = min(part.dataStart - position, b.count)
           let at = assembly.tableBase[index] * 44 + (position - 12)
-          try PackFile.writeFully(assembly.tables, UnsafeRawBufferPointer(rebasing: b[0..<n]), assembly.tablesPath, at: at)
+          try FileIO.write(assembly.tables, UnsafeRawBufferPointer(rebasing: b[0..<n]), at: at, assembly.tablesPath)
           position += n
           b = UnsafeRawBufferPointer(rebasing: b[n...])
         }
         if !b.isEmpty {
           let at = assembly.dataStart + assembly.dataBase[index] + (position - part.dataStart)
-          try PackFile.writeFully(assembly.out, b, assembly.tmp, at: at)
+          try assembly.file.write(b, at: at)
           position += b.count
         }
       } catch let e as TsukuError {

@@ -28,17 +28,14 @@ public enum PackFile {
 
   /// The table of the pack at `path`, checked: magic, bounds, strict order.
   public static func table(_ path: String) throws -> Table {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+    let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
     defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
-    let fileSize = Int(st.st_size)
+    let fileSize = try FileIO.size(fd, path)
     func bad(_ why: String) -> TsukuError {
       TsukuError(.integrity, "pack '\(path)' is malformed: \(why)", reason: .malformed)
     }
     var head = [UInt8](repeating: 0, count: 12)
-    guard fileSize >= 12, try readFully(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
+    guard fileSize >= 12, try FileIO.read(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
       throw bad("no TSUKUPK1 header")
     }
     let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
@@ -55,7 +52,7 @@ public enum PackFile {
     var done = 0
     while done < count {
       let n = min(perRead, count - done)
-      guard try readFully(fd, &raw, at: 12 + done * 44, path, count: n * 44) == n * 44 else { throw bad("short table") }
+      guard try FileIO.read(fd, &raw, at: 12 + done * 44, count: n * 44, path) == n * 44 else { throw bad("short table") }
       try raw.withUnsafeBytes { b in
         for j in 0..<n {
           let i = done + j
@@ -110,7 +107,7 @@ public enum PackFile {
     let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, runs.count))
     let next = Atomic<Int>(0)
     DispatchQueue.concurrentPerform(iterations: workers) { _ in
-      let fd = open(path, O_RDONLY | O_CLOEXEC)
+      let fd = FileIO.openRaw(path, O_RDONLY)
       if fd < 0 {
         failure.withLock { $0 = TsukuError.io("cannot read", path, errno: errno) }
         return
@@ -126,7 +123,7 @@ public enum PackFile {
         let to = run.map { entries[Int(ordered[$0])].offset + entries[Int(ordered[$0])].size }.max()!
         if to - from > buffer.count { buffer = [UInt8](repeating: 0, count: to - from) }
         do {
-          guard try readFully(fd, &buffer, at: dataStart + from, path, count: to - from) == to - from else {
+          guard try FileIO.read(fd, &buffer, at: dataStart + from, count: to - from, path) == to - from else {
             throw TsukuError(.integrity, "pack '\(path)' is truncated", reason: .malformed)
           }
         } catch let e as TsukuError {
@@ -175,39 +172,31 @@ public enum PackFile {
     head.withUnsafeBytes { hasher.update($0) }
     var table = [UInt8]()
     table.reserveCapacity(1 << 20)
-    let tmp = "\(dir)/.tmp-merge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    if out < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
-    var ok = false
-    defer {
-      if !ok { unlink(tmp) }
-    }
+    let file = try AtomicFile(temporary: "\(dir)/.tmp-merge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    defer { file.abandon() }
     do {
-      defer { close(out) }
-      try writeFully(out, head, tmp)
+      try file.write(head)
       try mergeTables(inputs) { id, offset, size in
         table.append(contentsOf: id.bytes)
         withUnsafeBytes(of: UInt64(offset).bigEndian) { table.append(contentsOf: $0) }
         withUnsafeBytes(of: UInt32(size).bigEndian) { table.append(contentsOf: $0) }
         if table.count >= 1 << 20 {
           table.withUnsafeBytes { hasher.update($0) }
-          try writeFully(out, table, tmp)
+          try file.write(table)
           table.removeAll(keepingCapacity: true)
         }
       }
       table.withUnsafeBytes { hasher.update($0) }
-      try writeFully(out, table, tmp)
+      try file.write(table)
       table = []
       for (t, start) in zip(inputs, starts) {
-        let fd = open(t.path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw TsukuError.io("cannot read", t.path, errno: errno) }
+        let fd = try FileIO.open(t.path, O_RDONLY, failing: "cannot read")
         defer { close(fd) }
-        try copyRange(fd, at: start, count: t.dataLength, to: out, t.path, tmp, "merged")
+        try copyRange(fd, at: start, count: t.dataLength, to: file, t.path, "merged")
       }
-      if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     }
-    let path = try rename(tmp, as: hasher.finish(), in: dir)
-    ok = true
+    let path = packPath(hasher.finish(), in: dir)
+    try file.commit(as: path)
     return path
   }
 
@@ -230,19 +219,12 @@ public enum PackFile {
     withUnsafeBytes(of: UInt32(count).bigEndian) { head.append(contentsOf: $0) }
     var hasher = SHA256()
     head.withUnsafeBytes { hasher.update($0) }
-    let tmp = "\(dir)/.tmp-rewrite-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    if out < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
-    var ok = false
-    defer {
-      if !ok { unlink(tmp) }
-    }
+    let file = try AtomicFile(temporary: "\(dir)/.tmp-rewrite-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    defer { file.abandon() }
     do {
-      defer { close(out) }
-      let fd = open(path, O_RDONLY | O_CLOEXEC)
-      if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+      let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
       defer { close(fd) }
-      try writeFully(out, head, tmp)
+      try file.write(head)
       // The kept blobs are laid out in table order: the table first (offsets known as it
       // goes), then the same walk copies the bytes.
       var table = [UInt8]()
@@ -256,33 +238,29 @@ public enum PackFile {
         at += size
         if table.count >= 1 << 20 {
           table.withUnsafeBytes { hasher.update($0) }
-          try writeFully(out, table, tmp)
+          try file.write(table)
           table.removeAll(keepingCapacity: true)
         }
       }
       table.withUnsafeBytes { hasher.update($0) }
-      try writeFully(out, table, tmp)
+      try file.write(table)
       try mergeTables(input) { id, offset, size in
         if drop.contains(id) { return }
-        try copyRange(fd, at: h.dataStart + offset, count: size, to: out, path, tmp, "rewritten")
+        try copyRange(fd, at: h.dataStart + offset, count: size, to: file, path, "rewritten")
       }
-      if fsync(out) != 0 { throw TsukuError.io("cannot sync", tmp, errno: errno) }
     }
-    let newPath = try rename(tmp, as: hasher.finish(), in: dir)
-    ok = true
+    let newPath = packPath(hasher.finish(), in: dir)
+    try file.commit(as: newPath)
     return (newPath, dropped)
   }
 
   /// A pack's header: entry count, where its data starts, its size (checked like `table`).
   static func header(_ path: String) throws -> (count: Int, dataStart: Int, fileSize: Int) {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw TsukuError.io("cannot read", path, errno: errno) }
+    let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
     defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw TsukuError.io("cannot stat", path, errno: errno) }
-    let fileSize = Int(st.st_size)
+    let fileSize = try FileIO.size(fd, path)
     var head = [UInt8](repeating: 0, count: 12)
-    guard fileSize >= 12, try readFully(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
+    guard fileSize >= 12, try FileIO.read(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
       throw TsukuError(.integrity, "pack '\(path)' is malformed: no TSUKUPK1 header", reason: .malformed)
     }
     let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
@@ -320,9 +298,7 @@ public enum PackFile {
     var current: Entry?
 
     init(_ run: TableRun) throws {
-      let fd = open(run.path, O_RDONLY | O_CLOEXEC)
-      if fd < 0 { throw TsukuError.io("cannot read", run.path, errno: errno) }
-      self.fd = fd
+      self.fd = try FileIO.open(run.path, O_RDONLY, failing: "cannot read")
       self.path = run.path
       self.what = run.what
       self.tableStart = run.tableStart
@@ -340,7 +316,7 @@ public enum PackFile {
       }
       if next >= bufferStart + bufferCount {
         let n = min(256, count - next)
-        guard try PackFile.readFully(fd, &buffer, at: tableStart + next * 44, path, count: n * 44) == n * 44 else {
+        guard try FileIO.read(fd, &buffer, at: tableStart + next * 44, count: n * 44, path) == n * 44 else {
           throw TsukuError(.integrity, "\(what) is malformed: short table", reason: .malformed)
         }
         (bufferStart, bufferCount) = (next, n)
@@ -413,16 +389,16 @@ public enum PackFile {
   /// (`copy_file_range`), reading and writing where it cannot; `what` names the operation in
   /// the error when the input shrinks.
   private static func copyRange(
-    _ fd: Int32, at offset: Int, count: Int, to out: Int32, _ path: String, _ tmp: String, _ what: String
+    _ fd: Int32, at offset: Int, count: Int, to out: AtomicFile, _ path: String, _ what: String
   ) throws {
     var inOff = off_t(offset)
     var left = count
     while left > 0 {
-      let n = copyFileRange(fd, &inOff, out, nil, left, 0)
+      let n = copyFileRange(fd, &inOff, out.fd, nil, left, 0)
       if n < 0 {
         if errno == EINTR { continue }
         if errno == EXDEV || errno == ENOSYS || errno == EINVAL {
-          try copyByReading(fd, Int(inOff), left, to: out, path, tmp)
+          try copyByReading(fd, Int(inOff), left, to: out, path)
           return
         }
         throw TsukuError.io("cannot copy", path, errno: errno)
@@ -432,63 +408,18 @@ public enum PackFile {
     }
   }
 
-  /// Renames the finished (fsynced) pack `tmp` to `<dir>/<name>.pack` and syncs the folder.
-  static func rename(_ tmp: String, as name: ObjectID, in dir: String) throws -> String {
-    let path = dir + "/" + name.hex + ".pack"
-    if Glibc.rename(tmp, path) != 0 { throw TsukuError.io("cannot rename into", path, errno: errno) }
-    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if dfd >= 0 {
-      fsync(dfd)
-      close(dfd)
-    }
-    return path
-  }
+  /// Where the pack named `name` (the hash of its header and table) lives in `dir`.
+  static func packPath(_ name: ObjectID, in dir: String) -> String { dir + "/" + name.hex + ".pack" }
 
-  private static func copyByReading(_ fd: Int32, _ at: Int, _ count: Int, to out: Int32, _ path: String, _ tmp: String) throws {
+  private static func copyByReading(_ fd: Int32, _ at: Int, _ count: Int, to out: AtomicFile, _ path: String) throws {
     var buffer = [UInt8](repeating: 0, count: min(count, 4 << 20))
     var done = 0
     while done < count {
       let want = min(buffer.count, count - done)
-      let n = try readFully(fd, &buffer, at: at + done, path, count: want)
+      let n = try FileIO.read(fd, &buffer, at: at + done, count: want, path)
       if n < want { throw TsukuError(.other, "pack '\(path)' shrank while it was merged") }
-      try buffer.withUnsafeBytes { try writeFully(out, UnsafeRawBufferPointer(rebasing: $0[0..<want]), tmp) }
+      try buffer.withUnsafeBytes { try out.write(UnsafeRawBufferPointer(rebasing: $0[0..<want])) }
       done += want
-    }
-  }
-
-  @discardableResult
-  static func readFully(_ fd: Int32, _ buffer: inout [UInt8], at offset: Int, _ path: String, count: Int? = nil) throws -> Int {
-    let want = count ?? buffer.count
-    var got = 0
-    try buffer.withUnsafeMutableBytes { b in
-      while got < want {
-        let n = pread(fd, b.baseAddress! + got, want - got, off_t(offset + got))
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw TsukuError.io("cannot read", path, errno: errno)
-        }
-        if n == 0 { break }
-        got += n
-      }
-    }
-    return got
-  }
-
-  static func writeFully(_ fd: Int32, _ bytes: [UInt8], _ path: String, at offset: Int? = nil) throws {
-    try bytes.withUnsafeBytes { try writeFully(fd, $0, path, at: offset) }
-  }
-
-  /// Writes all of `b` to `fd` (at `offset` with `pwrite` when given, else where it stands),
-  /// retrying short writes and EINTR; `path` names it in errors.
-  static func writeFully(_ fd: Int32, _ b: UnsafeRawBufferPointer, _ path: String, at offset: Int? = nil) throws {
-    var off = 0
-    while off < b.count {
-      let n = offset.map { pwrite(fd, b.baseAddress! + off, b.count - off, off_t($0 + off)) } ?? write(fd, b.baseAddress! + off, b.count - off)
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw TsukuError.io("cannot write", path, errno: errno)
-      }
-      off += n
     }
   }
 }

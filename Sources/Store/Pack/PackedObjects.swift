@@ -20,11 +20,13 @@ final class PackedObjects: Sendable {
     let count: Int
     let fileSize: Int
     init?(_ path: String) {
-      let fd = open(path, O_RDONLY | O_CLOEXEC)
+      let fd = FileIO.openRaw(path, O_RDONLY)
       guard fd >= 0 else { return nil }
       var st = stat()
       var head = [UInt8](repeating: 0, count: 12)
-      guard fstat(fd, &st) == 0, st.st_size >= 12, pread(fd, &head, 12, 0) == 12, Array(head[0..<8]) == Pack.magic else {
+      guard fstat(fd, &st) == 0, st.st_size >= 12,
+        head.withUnsafeMutableBytes({ FileIO.readRaw(fd, into: $0, at: 0) }) == (12, 0), Array(head[0..<8]) == Pack.magic
+      else {
         close(fd)
         return nil
       }
@@ -155,16 +157,7 @@ final class PackedObjects: Sendable {
   func get(_ id: ObjectID) -> Data? {
     guard let (p, range) = locate(id) else { return nil }
     var data = Data(count: range.count)
-    let ok = data.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) -> Bool in
-      var got = 0
-      while got < range.count {
-        let n = pread(p.fd, b.baseAddress! + got, range.count - got, off_t(range.lowerBound + got))
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        got += n
-      }
-      return true
-    }
+    let ok = data.withUnsafeMutableBytes { FileIO.readRaw(p.fd, into: $0, at: range.lowerBound) == (range.count, 0) }
     return ok ? data : nil
   }
 

@@ -192,13 +192,8 @@ enum GitHistoryCache {
     let tmp = "\(directory)/.tmp-\(key.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-      try map.data.write(to: URL(fileURLWithPath: tmp))
-      guard rename(tmp, target) == 0 else {
-        unlink(tmp)
-        return false
-      }
+      try AtomicFile.write(map.data, to: target, temporary: tmp, durable: false)
     } catch {
-      unlink(tmp)
       return false
     }
     let mine = (target as NSString).lastPathComponent
