@@ -147,19 +147,7 @@ public struct BlobSource: Sendable {
 
   /// Loads every source, on every core; the first failure (in order) is thrown.
   public static func loadAll(_ sources: [BlobSource], checked: Bool = true) throws -> [Data] {
-    if sources.count <= 1 { return try sources.map { checked ? try $0.load() : try $0.loadUnchecked() } }
-    let results = Mutex([Result<Data, any Error>?](repeating: nil, count: sources.count))
-    let next = Atomic<Int>(0)
-    let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), sources.count)
-    DispatchQueue.concurrentPerform(iterations: workers) { _ in
-      while true {
-        let i = next.add(1, ordering: .relaxed).oldValue
-        if i >= sources.count { break }
-        let r = Result { checked ? try sources[i].load() : try sources[i].loadUnchecked() }
-        results.withLock { $0[i] = r }
-      }
-    }
-    return try results.withLock { $0 }.map { try $0!.get() }
+    try ParallelMap.map(sources.count) { i in checked ? try sources[i].load() : try sources[i].loadUnchecked() }
   }
 }
 

@@ -104,25 +104,18 @@ public struct Pack: Sendable {
   public func corruptEntries() -> [ObjectID] {
     let list = entries
     let start = dataStart
-    let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, list.count / 64))
-    let bad = Mutex([ObjectID]())
-    data.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
-      // An address, not the pointer: Sendable, and valid for the whole concurrentPerform.
+    // A few hundred blobs per item: one result per item, not per blob.
+    let per = 256
+    return data.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
+      // An address, not the pointer: Sendable, and valid for the whole map.
       let addr = UInt(bitPattern: b.baseAddress)
-      DispatchQueue.concurrentPerform(iterations: workers) { w in
-        var mine = [ObjectID]()
-        var i = w
-        while i < list.count {
-          let e = list[i]
-          let from = start + e.offset
-          let p = UnsafeRawPointer(bitPattern: addr).map { $0 + from }
-          if SHA256.hash(UnsafeRawBufferPointer(start: p, count: e.size)) != e.id { mine.append(e.id) }
-          i += workers
+      return ParallelMap.map((list.count + per - 1) / per) { k in
+        list[(k * per)..<min(list.count, (k + 1) * per)].compactMap { e -> ObjectID? in
+          let p = UnsafeRawPointer(bitPattern: addr).map { $0 + start + e.offset }
+          return SHA256.hash(UnsafeRawBufferPointer(start: p, count: e.size)) != e.id ? e.id : nil
         }
-        if !mine.isEmpty { bad.withLock { $0 += mine } }
-      }
-    }
-    return bad.withLock { $0 }.sorted()
+      }.flatMap { $0 }
+    }.sorted()
   }
 
   /// The entry for `id`, by binary search.

@@ -102,46 +102,26 @@ public enum PackFile {
       start = end
     }
     let runs = cut
-    let corrupt = Mutex([ObjectID]())
-    let failure = Mutex<TsukuError?>(nil)
-    let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, runs.count))
-    let next = Atomic<Int>(0)
-    DispatchQueue.concurrentPerform(iterations: workers) { _ in
-      let fd = FileIO.openRaw(path, O_RDONLY)
-      if fd < 0 {
-        failure.withLock { $0 = TsukuError.io("cannot read", path, errno: errno) }
-        return
+    // Each thread reads through a descriptor and a buffer of its own.
+    let corrupt = try ParallelMap.map(
+      runs.count, state: { (file: try OpenFile(path), buffer: [UInt8](repeating: 0, count: chunk)) }
+    ) { s, r -> [ObjectID] in
+      let run = runs[r]
+      let from = entries[Int(ordered[run.lowerBound])].offset
+      let to = run.map { entries[Int(ordered[$0])].offset + entries[Int(ordered[$0])].size }.max()!
+      if to - from > s.buffer.count { s.buffer = [UInt8](repeating: 0, count: to - from) }
+      guard try FileIO.read(s.file.fd, &s.buffer, at: dataStart + from, count: to - from, path) == to - from else {
+        throw TsukuError(.integrity, "pack '\(path)' is truncated", reason: .malformed)
       }
-      defer { close(fd) }
-      var buffer = [UInt8](repeating: 0, count: chunk)
-      var bad = [ObjectID]()
-      while true {
-        let r = next.add(1, ordering: .relaxed).oldValue
-        if r >= runs.count { break }
-        let run = runs[r]
-        let from = entries[Int(ordered[run.lowerBound])].offset
-        let to = run.map { entries[Int(ordered[$0])].offset + entries[Int(ordered[$0])].size }.max()!
-        if to - from > buffer.count { buffer = [UInt8](repeating: 0, count: to - from) }
-        do {
-          guard try FileIO.read(fd, &buffer, at: dataStart + from, count: to - from, path) == to - from else {
-            throw TsukuError(.integrity, "pack '\(path)' is truncated", reason: .malformed)
-          }
-        } catch let e as TsukuError {
-          failure.withLock { $0 = e }
-          return
-        } catch { return }
-        buffer.withUnsafeBytes { b in
-          for i in run {
-            let e = entries[Int(ordered[i])]
-            let o = e.offset - from
-            if SHA256.hash(UnsafeRawBufferPointer(rebasing: b[o..<(o + e.size)])) != e.id { bad.append(e.id) }
-          }
+      return s.buffer.withUnsafeBytes { b in
+        run.compactMap { i -> ObjectID? in
+          let e = entries[Int(ordered[i])]
+          let o = e.offset - from
+          return SHA256.hash(UnsafeRawBufferPointer(rebasing: b[o..<(o + e.size)])) != e.id ? e.id : nil
         }
       }
-      if !bad.isEmpty { corrupt.withLock { $0 += bad } }
-    }
-    if let e = failure.withLock({ $0 }) { throw e }
-    return (corrupt.withLock { $0 }.sorted(), entries.count, entries.reduce(0) { $0 + $1.size })
+    }.flatMap { $0 }
+    return (corrupt.sorted(), entries.count, entries.reduce(0) { $0 + $1.size })
   }
 
   /// Merges the packs at `paths` into one new pack in `dir` (the first copy of a blob wins)
@@ -422,6 +402,13 @@ public enum PackFile {
       done += want
     }
   }
+}
+
+/// A file open for reading, closed when the last reference goes.
+private final class OpenFile {
+  let fd: Int32
+  init(_ path: String) throws { fd = try FileIO.open(path, O_RDONLY, failing: "cannot read") }
+  deinit { close(fd) }
 }
 
 #if os(Linux)
