@@ -12,3 +12,15 @@ public struct ApplyReport: Sendable, Equatable {
   public var commit: String?
   public init() {}
 }
+
+extension ApplyReport {
+  /// Adds the counts of `other` (and takes its commit, if it made one).
+  public mutating func add(_ other: ApplyReport) {
+    objectsWritten += other.objectsWritten
+    objectsPresent += other.objectsPresent
+    bytesWritten += other.bytesWritten
+    documentsWritten += other.documentsWritten
+    objectsPruned += other.objectsPruned
+    commit = other.commit ?? commit
+  }
+}

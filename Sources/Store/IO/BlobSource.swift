@@ -1,6 +1,4 @@
-import Dispatch
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -10,14 +8,14 @@ import Synchronization
 
 /// A blob to write whose name and size are known up front and whose bytes are read only when
 /// a backend writes it (from a file, a spill file, or built on demand), so one change can
-/// carry more bytes than fit in memory. See `ObjectStore.apply(_:sources:)`.
+/// carry more bytes than fit in memory. See `ObjectWriter.apply(_:sources:)`.
 public struct BlobSource: Sendable {
   public let id: ObjectID
   public let size: Int
   private let from: From
 
   // At most 16 bytes of payload, so a source is 64 bytes: a publish holds one per blob.
-  fileprivate enum From: Sendable {
+  enum From: Sendable {
     case memory(Data)
     case path(String)
     case table(PathTable, Int32)
@@ -25,7 +23,7 @@ public struct BlobSource: Sendable {
     case reader(Reader)
   }
 
-  fileprivate final class Reader: Sendable {
+  final class Reader: Sendable {
     let origin: String
     let read: @Sendable () throws -> Data
     init(_ origin: String, _ read: @escaping @Sendable () throws -> Data) {
@@ -59,7 +57,7 @@ public struct BlobSource: Sendable {
     BlobSource(id: id, size: size, from: .table(table, index))
   }
 
-  fileprivate init(id: ObjectID, size: Int, from: From) {
+  init(id: ObjectID, size: Int, from: From) {
     self.id = id
     self.size = size
     self.from = from
@@ -151,91 +149,6 @@ public struct BlobSource: Sendable {
   }
 }
 
-/// Many file paths under one folder in one buffer: a few bytes per path beyond its text,
-/// instead of a string object each. Paths are added while it is built (by one thread) and
-/// only read afterwards, from any thread.
-public final class PathTable: @unchecked Sendable {
-  /// The folder the paths are relative to.
-  public let base: String
-  private var bytes = [UInt8]()
-  private var ends = [UInt32]()
-
-  public init(base: String) { self.base = base }
-
-  /// Adds `base/rel` and returns its index.
-  public func add(_ rel: String) -> Int32 {
-    bytes.append(contentsOf: rel.utf8)
-    ends.append(UInt32(bytes.count))
-    return Int32(ends.count - 1)
-  }
-
-  public var count: Int { ends.count }
-
-  /// The path at `index`, relative to `base`.
-  public func relative(_ index: Int32) -> String {
-    let i = Int(index)
-    let start = i == 0 ? 0 : Int(ends[i - 1])
-    return String(decoding: bytes[start..<Int(ends[i])], as: UTF8.self)
-  }
-
-  /// The full path at `index`.
-  public func path(_ index: Int32) -> String { base + "/" + relative(index) }
-
-  /// Every index, ordered by the bytes of its path (for ASCII names, the order of the strings).
-  public func sortedIndices() -> [Int32] {
-    bytes.withUnsafeBufferPointer { b in
-      func range(_ i: Int32) -> (Int, Int) {
-        let k = Int(i)
-        return (k == 0 ? 0 : Int(ends[k - 1]), Int(ends[k]))
-      }
-      return (0..<Int32(ends.count)).sorted { x, y in
-        let (xs, xe) = range(x)
-        let (ys, ye) = range(y)
-        let n = min(xe - xs, ye - ys)
-        let c = n == 0 ? 0 : memcmp(b.baseAddress! + xs, b.baseAddress! + ys, n)
-        return c != 0 ? c < 0 : xe - xs < ye - ys
-      }
-    }
-  }
-}
-
-/// An unnamed temporary file that blobs are appended to and read back from, so bytes made
-/// during a publish (the index shards) need not stay in memory. It is unlinked as soon as it
-/// is made: nothing is left behind, whatever happens to the process.
-public final class SpillFile: Sendable {
-  private let fd: Int32
-  private let end = Mutex(0)
-  /// The folder it was made in, for messages.
-  public let path: String
-
-  public init(in directory: String = NSTemporaryDirectory()) throws {
-    var dir = directory
-    while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }
-    let name = "\(dir)/.tsuku-spill-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let fd = FileIO.openRaw(name, O_RDWR | O_CREAT | O_EXCL, mode: 0o600)
-    if fd < 0 { throw TsukuError.io("cannot create a temporary file in", dir, errno: errno) }
-    unlink(name)
-    self.fd = fd
-    self.path = dir
-  }
-
-  deinit { close(fd) }
-
-  /// Appends `data` and returns a source that reads it back.
-  public func append(_ data: Data) throws -> BlobSource {
-    try end.withLock { end in
-      try FileIO.write(fd, data, at: end, path, failing: "cannot write a temporary file in")
-      let source = BlobSource(id: SHA256.hash(data), size: data.count, from: .spill(self, offset: end))
-      end += data.count
-      return source
-    }
-  }
-
-  func read(at offset: Int, count: Int) throws -> Data {
-    try FileIO.read(fd, count: count, at: offset, path, failing: "cannot read a temporary file in")
-  }
-}
-
 /// Reads a whole file, refusing one that is not `expected` bytes (when given).
 public func readWholeFile(_ path: String, expected: Int? = nil) throws -> Data {
   let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
@@ -248,97 +161,4 @@ public func readWholeFile(_ path: String, expected: Int? = nil) throws -> Data {
     )
   }
   return try FileIO.read(fd, count: size, path)
-}
-
-/// Positions of the first copy of each name in `sources`: a publish's own list has no
-/// duplicates, but a backend must not write one twice. Sorting positions costs 4 bytes a
-/// blob, where a set of names would cost about 40.
-public func firstCopies(_ sources: [BlobSource]) -> [Int32] {
-  var order = (0..<Int32(sources.count)).map { $0 }
-  order.sort { a, b in
-    let (x, y) = (sources[Int(a)].id, sources[Int(b)].id)
-    return x != y ? x < y : a < b
-  }
-  var duplicate = [Bool](repeating: false, count: sources.count)
-  for k in order.indices.dropFirst() where sources[Int(order[k])].id == sources[Int(order[k - 1])].id {
-    duplicate[Int(order[k])] = true
-  }
-  return (0..<Int32(sources.count)).filter { !duplicate[Int($0)] }
-}
-
-/// The blobs of a change, each name once: its sources (by position, no copy) and then its
-/// in-memory objects; `duplicates` counts the copies left out.
-public struct ChangeBlobs: RandomAccessCollection, Sendable {
-  public let sources: [BlobSource]
-  public let unique: [Int32]
-  public let objects: [BlobSource]
-  public let duplicates: Int
-
-  public init(_ change: StoreChange, sources: [BlobSource]) {
-    self.sources = sources
-    unique = firstCopies(sources)
-    var dups = sources.count - unique.count
-    var extra = [BlobSource]()
-    var seen = Set<ObjectID>()
-    // A publish adds one object (the tree) to many sources: a scan is cheaper than a set.
-    let sourceIDs: Set<ObjectID>? = change.objects.count > 16 && !sources.isEmpty ? Set(sources.map(\.id)) : nil
-    for data in change.objects {
-      let s = BlobSource(data)
-      let inSources = sourceIDs.map { $0.contains(s.id) } ?? sources.contains { $0.id == s.id }
-      if inSources || !seen.insert(s.id).inserted { dups += 1 } else { extra.append(s) }
-    }
-    objects = extra
-    duplicates = dups
-  }
-
-  public var startIndex: Int { 0 }
-  public var endIndex: Int { unique.count + objects.count }
-  public subscript(position: Int) -> BlobSource {
-    position < unique.count ? sources[Int(unique[position])] : objects[position - unique.count]
-  }
-}
-
-extension ObjectWriter {
-  /// The generic `apply(_:sources:)`: the precondition is checked before anything is written;
-  /// then the sources the store lacks (by `present`) go in batches, each one `apply`; then
-  /// `change` itself (its objects, documents and precondition) as the last one. A backend
-  /// that makes one commit per change (git) or can check presence in bulk implements it itself.
-  public func applyInBatches(
-    _ change: StoreChange, sources: [BlobSource], present: (BlobSource) throws -> Bool = { _ in false }
-  ) throws -> ApplyReport {
-    if sources.isEmpty { return try apply(change) }
-    if change.precondition != .none {
-      try checkPrecondition(
-        change.precondition, current: try readDocument(.index, maxSize: Int.max), location: location)
-    }
-    var report = ApplyReport()
-    let unique = firstCopies(sources)
-    report.objectsPresent = sources.count - unique.count
-    var lacking = [Int32]()
-    for i in unique {
-      if try present(sources[Int(i)]) { report.objectsPresent += 1 } else { lacking.append(i) }
-    }
-    try BlobSource.batches(lacking.lazy.map { sources[Int($0)] }) { batch in
-      report.add(try apply(StoreChange(objects: batch.map(\.1), message: change.message, time: change.time)))
-    }
-    report.add(try apply(change))
-    return report
-  }
-
-  @discardableResult
-  public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {
-    try applyInBatches(change, sources: sources) { try contains($0.id) }
-  }
-}
-
-extension ApplyReport {
-  /// Adds the counts of `other` (and takes its commit, if it made one).
-  public mutating func add(_ other: ApplyReport) {
-    objectsWritten += other.objectsWritten
-    objectsPresent += other.objectsPresent
-    bytesWritten += other.bytesWritten
-    documentsWritten += other.documentsWritten
-    objectsPruned += other.objectsPruned
-    commit = other.commit ?? commit
-  }
 }
