@@ -1,6 +1,4 @@
-import Dispatch
 import Foundation
-import Synchronization
 
 /// A pack: many blobs in one immutable object, so a cold sync costs a handful of requests
 /// instead of one per blob. A pack is itself a blob (named by the SHA-256 of all its bytes and
