@@ -7,7 +7,7 @@ import Foundation
 #endif
 
 extension DirectoryStore {
-  /// Sources in batches (see `ObjectStore.applyInBatches`); a blob is present when its file
+  /// Sources in batches (see `ObjectWriter.applyInBatches`); a blob is present when its file
   /// exists with the right size, as `apply` decides, so present blobs are never read.
   @discardableResult
   public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {

@@ -141,7 +141,7 @@ public final class PackAssembly: @unchecked Sendable {
 
   deinit { abandon() }
 
-  /// The sink for part `i`: hand it to `ObjectStore.fetch(into:)`.
+  /// The sink for part `i`: hand it to `ObjectReader.fetch(into:)`.
   public func sink(_ i: Int) -> any BodySink { sinks[i] }
 
   /// Removes the temporary files (after a failure; `commit` leaves nothing behind either way).

@@ -70,7 +70,7 @@ public struct IndexContents: Sendable {
 
   /// Reads the tree and the shards of `verified` from the first of `stores` that serves each
   /// verified; throws when none does (naming the blob).
-  public static func load(_ verified: VerifiedIndex, from stores: [any ObjectStore]) throws -> IndexContents {
+  public static func load(_ verified: VerifiedIndex, from stores: [any ObjectReader]) throws -> IndexContents {
     try load(verified) { id, size, what in
       var last: TsukuError?
       for s in stores {
@@ -126,7 +126,7 @@ public struct IndexContents: Sendable {
   /// older root than the anchor is refused, as a client refuses it). Expiry and rollback are
   /// not judged here; callers report expiry themselves.
   public static func verify(
-    _ bytes: Data, store: any ObjectStore, anchor: TrustedRoot? = nil, what: String, ignoringRevokedKeys: Bool = true
+    _ bytes: Data, store: any ObjectReader, anchor: TrustedRoot? = nil, what: String, ignoringRevokedKeys: Bool = true
   ) throws -> VerifiedIndex {
     let named = try IndexFile.parse(bytes, what: what).root_version
     let signer: TrustedRoot

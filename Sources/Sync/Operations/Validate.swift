@@ -87,7 +87,7 @@ public enum Validator {
   struct Run {
     let options: ValidateOptions
     var report: ValidationReport
-    var stores = [String: any ObjectStore]()
+    var stores = [String: any ObjectReader]()
     /// The targets whose health check reached them.
     var reachable = Set<String>()
     var reference: (url: String, verified: VerifiedIndex)?
@@ -182,10 +182,10 @@ public enum Validator {
       return env
     }
 
-    func open(_ url: String, _ d: Deadline) throws -> any ObjectStore {
+    func open(_ url: String, _ d: Deadline) throws -> any ObjectReader {
       // As a client reads it: blobs that left the tip are served from its recent history.
       let days = (try? GitHistoryDays.fromEnvironment(options.environment)) ?? 90
-      return try StoreURL.open(url, environment: environment(d), history: .init(days: days, cacheDirectory: nil))
+      return try StoreURL.openReader(url, environment: environment(d), history: .init(days: days, cacheDirectory: nil))
     }
 
     // MARK: stages
@@ -299,7 +299,7 @@ public enum Validator {
     /// version published at least that long ago (or, if its blobs are gone, the oldest
     /// readable one after it). Every name when the archive cannot tell (nothing is new then);
     /// none when the whole archive is younger (everything is new).
-    func newRecipeBaseline(_ c: IndexContents, store: any ObjectStore, others: [any ObjectStore], _ d: Deadline) -> Set<String>? {
+    func newRecipeBaseline(_ c: IndexContents, store: any ObjectReader, others: [any ObjectReader], _ d: Deadline) -> Set<String>? {
       let all = Set(c.entries.map(\.name))
       guard options.newDays > 0 else { return all }
       let cutoff = options.now.addingTimeInterval(-Double(options.newDays) * 86400)
@@ -358,7 +358,7 @@ public enum Validator {
     }
 
     /// Checks one batch on one store: every blob present, verified and of the declared size.
-    mutating func check(_ chunk: [PinnedBlob], on store: any ObjectStore, url: String) throws {
+    mutating func check(_ chunk: [PinnedBlob], on store: any ObjectReader, url: String) throws {
       var got = [ObjectID: Data]()
       var corrupt = [ObjectID: String]()
       do {
@@ -404,7 +404,7 @@ public enum Validator {
     mutating func bucket(_ d: Deadline) {
       var b = ValidationReport.Bucket(url: options.source, quota: options.quota)
       do {
-        let s = try open(options.source, d)
+        let s = try StoreURL.open(options.source, environment: environment(d))  // listing: the whole store
         let live = try s.inventory(.live, dated: false)
         let quarantined = try s.inventory(.quarantine, dated: false)
         b.quarantined_objects = quarantined.count

@@ -96,7 +96,7 @@ public enum Publisher {
 
   /// The latest root of a store (or the one at version `upTo`), verified from version 1 along
   /// the chain.
-  public static func currentRoot(of store: any ObjectStore, upTo limit: Int = Int.max) throws -> TrustedRoot {
+  public static func currentRoot(of store: any ObjectReader, upTo limit: Int = Int.max) throws -> TrustedRoot {
     guard let first = try store.readDocument(.root(1), maxSize: Limits.root) else {
       throw TsukuError(
         .usage, "'\(store.location)' has no root/1.root.json; run 'tsuku registry init --to \(store.location)' first")
