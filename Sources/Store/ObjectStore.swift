@@ -222,7 +222,7 @@ extension ObjectStore {
   /// The error every backend throws for a blob whose bytes do not hash to its name.
   public func corrupt(_ id: ObjectID, actual: ObjectID) -> TsukuError {
     TsukuError(
-      .integrity, "blob '\(id.hex)' from '\(location)' is corrupt: its bytes hash to '\(actual.hex)'")
+      .integrity, "blob '\(id.hex)' from '\(location)' is corrupt: its bytes hash to '\(actual.hex)'", reason: .hashMismatch)
   }
 
   public func missing(_ id: ObjectID) -> TsukuError {
@@ -230,7 +230,7 @@ extension ObjectStore {
   }
 
   public func tooLarge(_ what: String, size: Int, max: Int) -> TsukuError {
-    TsukuError(.integrity, "\(what) from '\(location)' is \(size) bytes, more than the \(max) allowed")
+    TsukuError(.integrity, "\(what) from '\(location)' is \(size) bytes, more than the \(max) allowed", reason: .tooLarge)
   }
 
   /// Verifies bytes against a name and a declared size; shared by every backend.

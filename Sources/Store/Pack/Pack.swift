@@ -93,7 +93,8 @@ public struct Pack: Sendable {
     let d = data.subdata(in: start..<(start + e.size))
     let actual = SHA256.hash(d)
     if actual != e.id {
-      throw TsukuError(.integrity, "blob '\(e.id.hex)' in a pack is corrupt: its bytes hash to '\(actual.hex)'")
+      throw TsukuError(
+        .integrity, "blob '\(e.id.hex)' in a pack is corrupt: its bytes hash to '\(actual.hex)'", reason: .hashMismatch)
     }
     return d
   }
