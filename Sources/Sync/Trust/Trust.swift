@@ -12,7 +12,7 @@ public struct TrustedRoot: Sendable, Equatable {
   /// it is trusted because the user chose the file, not because it signs itself.
   public init(anchor bytes: Data, what: String) throws {
     if bytes.count > Limits.root {
-      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.root) allowed")
+      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.root) allowed", reason: .tooLarge)
     }
     let env = try JSON.decode(Envelope.self, bytes, what: what)
     guard env.type == .root, let raw = env.payloadBytes else {
@@ -40,7 +40,7 @@ public struct TrustedRoot: Sendable, Equatable {
   /// Verifies root version `version + 1`: signed by this root's threshold and by its own.
   public func next(_ bytes: Data, what: String) throws -> TrustedRoot {
     if bytes.count > Limits.root {
-      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.root) allowed")
+      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.root) allowed", reason: .tooLarge)
     }
     let env = try JSON.decode(Envelope.self, bytes, what: what)
     guard env.type == .root, let raw = env.payloadBytes else {
@@ -60,7 +60,8 @@ public struct TrustedRoot: Sendable, Equatable {
   public func walk(to target: Int, fetch: (Int) throws -> Data?, source: String) throws -> (TrustedRoot, [Data]) {
     if target < version {
       throw TsukuError(
-        .integrity, "index.json from '\(source)' names root version \(target), older than the trusted \(version)")
+        .integrity, "index.json from '\(source)' names root version \(target), older than the trusted \(version)",
+        reason: .rollback)
     }
     if target - version > Limits.maxRootRotations {
       throw TsukuError(
@@ -85,7 +86,8 @@ public struct TrustedRoot: Sendable, Equatable {
   public func checkNotExpired(now: Date) throws {
     if let exp = payload.expiryDate, exp <= now {
       throw TsukuError(
-        .integrity, "root version \(version) expired at \(payload.expires); the registry must publish a new root")
+        .integrity, "root version \(version) expired at \(payload.expires); the registry must publish a new root",
+        reason: .expired)
     }
   }
 }
@@ -160,7 +162,8 @@ public enum IndexVerifier {
     } else if state.revocation_version > 0 {
       throw TsukuError(
         .integrity,
-        "\(what) has no revocation list but version \(state.revocation_version) is trusted: rollback refused")
+        "\(what) has no revocation list but version \(state.revocation_version) is trusted: rollback refused",
+        reason: .rollback)
     }
     // The revocation section first: keys it revokes no longer count for the index section.
     let raw = try file.index.verify(
@@ -175,7 +178,8 @@ public enum IndexVerifier {
     if let minimum = index.revocation_version, minimum > 0, (rev?.version ?? 0) < minimum {
       throw TsukuError(
         .integrity,
-        "\(what) has \(rev.map { "revocation list version \($0.version)" } ?? "no revocation list") but its signed index requires version \(minimum) or later: refused")
+        "\(what) has \(rev.map { "revocation list version \($0.version)" } ?? "no revocation list") but its signed index requires version \(minimum) or later: refused",
+        reason: .rollback)
     }
 
     return VerifiedIndex(
@@ -189,13 +193,13 @@ public enum IndexVerifier {
     expires: String, now: Date
   ) throws {
     if version < trusted {
-      throw TsukuError(.integrity, "\(subject), older than the trusted version \(trusted): rollback refused")
+      throw TsukuError(.integrity, "\(subject), older than the trusted version \(trusted): rollback refused", reason: .rollback)
     }
     if version == trusted, let t = trustedHash, t != hash {
-      throw TsukuError(.integrity, "\(subject) with other content than the trusted one: refused")
+      throw TsukuError(.integrity, "\(subject) with other content than the trusted one: refused", reason: .rollback)
     }
     if let exp = expiry, exp <= now {
-      throw TsukuError(.integrity, "\(subject), which expired at \(expires)")
+      throw TsukuError(.integrity, "\(subject), which expired at \(expires)", reason: .expired)
     }
   }
 }
