@@ -57,7 +57,7 @@ final class LocalCache: @unchecked Sendable {
   /// The walk over the cached index's tree, reading from the cache alone; nil when there is
   /// no cached index or its tree is not cached.
   func walk() -> IndexWalk? {
-    guard let p = (try? index())??.payload,
+    guard let c = try? index(), let p = c.payload,
       let tree = try? IndexTree.parse(try store.get(p.tree.sha256, maxSize: p.tree.size), what: "cache")
     else { return nil }
     return IndexWalk(tree, names: .all("cache"), read: { [store] r, _ in try store.get(r.sha256, maxSize: r.size) })

@@ -38,12 +38,12 @@ extension Client {
   /// The revoked hashes of the cached index when no index can be loaded now (its signatures
   /// checked, not its freshness): a revocation never goes stale.
   func cachedRevocations() -> [ObjectID: String] {
-    guard let bytes = (try? cache.index())??.bytes, let (root, _) = try? trust(),
-      let v = try? TrustedMetadata.signaturesOnly(bytes, root: root, source: "cache"),
-      let r = v.revocation, let data = try? cache.store.get(r.list.sha256, maxSize: r.list.size),
-      let list = try? RevocationList.parse(data, what: "revocation list")
+    guard let c = try? cache.index(), let (root, _) = try? trust(),
+      var trusted = try? TrustedMetadata.signaturesOnly(c.bytes, root: root, source: "cache"),
+      let r = trusted.index?.revocation, let data = try? cache.store.get(r.list.sha256, maxSize: r.list.size),
+      (try? trusted.updateRevocationList(data, what: "revocation list")) != nil
     else { return [:] }
-    return list.revokedBlobs
+    return trusted.revoked
   }
 
   private func checkNotRevoked(_ id: ObjectID, _ what: String, name: String, kind: BlobKind) throws {

@@ -53,7 +53,8 @@ final class Updater {
 
   func run() throws -> Client.SyncReport {
     let cachedHash = try? cache.index()?.sha256
-    guard let (bytes, etag) = try readIndex(cachedHash: cachedHash) else { return try confirmUnchanged() }
+    let meta = cache.home.readCacheMeta()
+    guard let (bytes, etag) = try readIndex(meta, cachedHash: cachedHash) else { return try confirmUnchanged(meta) }
     let verified = try verify(bytes)
     let walk = IndexWalk(try fetchTree(verified), names: .shard(suffix: " from '\(url)'"), read: { r, _ in try self.obtain(r) })
     let listed = try judgeWarm(walk, cold: cachedHash == nil)
@@ -84,9 +85,9 @@ final class Updater {
 
   /// `index.json` from the source, or nil when it is the one this source served last time: a
   /// conditional read (a 304 over HTTP), so a sync that changes nothing is one request.
-  private func readIndex(cachedHash: String?) throws -> (Data, String?)? {
+  private func readIndex(_ meta: Home.CacheMeta?, cachedHash: String?) throws -> (Data, String?)? {
     let before = trusted.startState
-    let known = cache.home.readCacheMeta().flatMap {
+    let known = meta.flatMap {
       $0.source == url && $0.index_version == before.index_version && $0.index_sha256 != nil
         && $0.index_sha256 == cachedHash ? $0.etag : nil
     }
@@ -98,8 +99,7 @@ final class Updater {
   }
 
   /// The source confirmed the cached index: only the time of that confirmation changes.
-  private func confirmUnchanged() throws -> Client.SyncReport {
-    let meta = cache.home.readCacheMeta()
+  private func confirmUnchanged(_ meta: Home.CacheMeta?) throws -> Client.SyncReport {
     if !dryRun, var m = meta {
       m.confirmed_at = Timestamp.format(now)
       try cache.home.writeCacheMeta(m)

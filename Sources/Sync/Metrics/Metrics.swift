@@ -175,7 +175,8 @@ public final class MetricsCollector: MetricsFactory, @unchecked Sendable {
 }
 
 /// The metrics of one client (one command): recorded through the swift-metrics API into a
-/// `MetricsCollector` of its own, added to `$TSUKU_HOME/metrics.state.*` when the client goes away.
+/// `MetricsCollector` of its own, added to `$TSUKU_HOME/metrics.state.*` when the command's
+/// `Recorder` is flushed.
 /// Nothing is written when nothing was recorded.
 public final class ClientMetrics: @unchecked Sendable {
   public let collector = MetricsCollector()

@@ -78,10 +78,12 @@ public struct TrustedMetadata: Sendable {
   /// True when an index of `version` is older than one trusted before.
   public func isBehind(_ version: Int?) -> Bool { (version ?? 0) < state.index_version }
 
-  /// The index `bytes` with its signatures checked under `root` but neither its freshness nor
-  /// its versions: what a revocation is read from when no index can be loaded (a revocation
-  /// never goes stale).
-  public static func signaturesOnly(_ bytes: Data, root: TrustedRoot, source: String) throws -> VerifiedIndex {
-    try IndexVerifier.verify(bytes, root: root, state: TrustState(), now: .distantPast, source: source)
+  /// The trusted set of a cached index whose signatures were checked under `root` but
+  /// neither its freshness nor its versions: what a revocation is read from when no index can
+  /// be loaded (a revocation never goes stale).
+  public static func signaturesOnly(_ bytes: Data, root: TrustedRoot, source: String) throws -> TrustedMetadata {
+    var t = TrustedMetadata(root: root, state: TrustState(), now: .distantPast)
+    try t.updateIndex(bytes, source: source)
+    return t
   }
 }
