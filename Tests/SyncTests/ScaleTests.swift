@@ -96,5 +96,7 @@ import TestSupport
     let b = items.batched(maxBytes: 20, size: \.1)
     #expect(b.map { $0.map(\.1) } == [[10, 10], [50], [5]])
     #expect([(ObjectID, Int)]().batched(maxBytes: 20, size: \.1).isEmpty)
+    // A count bound cuts too; the ranges are those of the batches.
+    #expect(items.batchRanges(maxBytes: 100, maxCount: 3, size: \.1) == [0..<3, 3..<4])
   }
 }

@@ -18,7 +18,9 @@ extension Client {
   /// Re-hashes every cached blob and re-verifies the cached index against the trusted root.
   /// Corrupt blobs are removed (a later read fetches them again) and listed.
   public func verifyCache() throws -> CacheReport {
-    let cache = self.cache.store
+    // A store of its own: a pack removed below as unreadable must not stay in a table of packs
+    // that an earlier read of this command loaded.
+    let cache = home.cache
     var report = CacheReport(
       index_version: nil, index_ok: false, index_error: nil, blobs_checked: 0, bytes_checked: 0, corrupt: [], missing: [])
     // Every pack file re-hashed on all cores with bounded buffers, then every loose blob.

@@ -332,8 +332,9 @@ public enum Validator {
         setTarget(url) { $0.validated = true }
         var checked = 0
         // Batches of at most `batch` blobs and 16 MB: a pack is read alone.
-        for chunk in pins.batched(maxBytes: Validator.batchBytes, maxCount: Validator.batch, size: \.size) {
+        for range in pins.batchRanges(maxBytes: Validator.batchBytes, maxCount: Validator.batch, size: \.size) {
           try d.check("\(checked) of \(pins.count) objects checked on '\(url)'")
+          let chunk = Array(pins[range])
           do {
             try check(chunk, on: store, url: url)
           } catch let e as TsukuError {
