@@ -131,7 +131,7 @@ public final class Client {
           let d = try src.get(ref.sha256, maxSize: ref.size)
           recorder.record(
             AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
-              sourceCommit: src.revision(of: ref.sha256)))
+              sourceCommit: src.store.revision(of: ref.sha256)))
           return d
         } catch let e as TsukuError {
           if e.code == .integrity {

@@ -251,7 +251,7 @@ final class Updater {
 
   /// The audit trail of the sync: what was fetched, and any change of trust.
   private func record(_ plan: Plan, _ verified: VerifiedIndex) {
-    let commit = source.revision
+    let commit = source.store.revision
     for id in plan.wanted.map(\.sha256) {
       recorder.record(
         AuditEvent(

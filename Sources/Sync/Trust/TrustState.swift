@@ -13,4 +13,14 @@ public struct TrustState: Codable, Equatable, Sendable {
   /// crash between the two writes of a rotation), the versions are reset as the walk would.
   public var root_version: Int?
   public init() {}
+
+  /// The state as saved beside a root of `rootVersion`: when the root is newer than the one
+  /// these versions were reached under (a crash between the two writes of a rotation), the
+  /// versions start again, as the root walk would have reset them.
+  public func reconciled(withRoot rootVersion: Int) -> TrustState {
+    guard let v = root_version, v < rootVersion else { return self }
+    var fresh = TrustState()
+    fresh.root_version = rootVersion
+    return fresh
+  }
 }
