@@ -8,20 +8,15 @@ import Store
 /// either way. Trust is decided by `TrustedMetadata`, never here.
 final class LocalCache: @unchecked Sendable {
   /// The cached `index.json` and its sections parsed without verification (nil when they do
-  /// not parse).
-  struct CachedIndex {
+  /// not parse), each worked out once, when first asked for.
+  final class CachedIndex {
     let bytes: Data
-    let file: IndexFile?
-    let payload: IndexPayload?
+    init(_ bytes: Data) { self.bytes = bytes }
 
-    init(_ bytes: Data) {
-      self.bytes = bytes
-      file = try? IndexFile.parse(bytes, what: "cache")
-      payload = file?.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "cache") }
-    }
-
+    private(set) lazy var file: IndexFile? = try? IndexFile.parse(bytes, what: "cache")
+    private(set) lazy var payload: IndexPayload? = file?.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "cache") }
     /// The hash `meta.json` remembers, to tell whether a source's index is this one.
-    var sha256: String { SHA256.hash(bytes).hex }
+    private(set) lazy var sha256: String = SHA256.hash(bytes).hex
   }
 
   let home: Home
