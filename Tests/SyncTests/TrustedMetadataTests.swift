@@ -30,7 +30,8 @@ import TestSupport
     var state = TrustState()
     state.index_version = 5
     let root2 = try RegistryFixture.makeRoot(
-      version: 2, signers: [f.rootKey], rootKeys: [f.rootKey], indexKeys: [f.indexKey], revocationKeys: [f.revocationKey],
+      version: 2, signers: [f.rootKey], rootKeys: [f.rootKey], indexKeys: [f.indexKey],
+      revocationKeys: [f.revocationKey],
       expires: f.now.addingTimeInterval(86400))
     var t = TrustedMetadata(root: f.root, state: state, now: f.now)
     try t.updateRoot(to: 2, source: "s") { $0 == 2 ? root2.bytes : nil }
@@ -59,7 +60,8 @@ import TestSupport
     let f = try RegistryFixture()
     let id = SHA256.hash(Data("backdoored".utf8))
     let list = RevocationList(
-      format: Format.current, type: "revocation-list", hashes: [.init(sha256: id, reason: "backdoored", revokedAt: f.now, by: "k")],
+      format: Format.current, type: "revocation-list",
+      hashes: [.init(sha256: id, reason: "backdoored", revokedAt: f.now, by: "k")],
       keys: [])
     var t = TrustedMetadata(root: f.root, state: TrustState(), now: f.now)
     try t.updateRevocationList(JSON.encode(list), what: "revocation list")

@@ -14,7 +14,9 @@ final class LocalCache: @unchecked Sendable {
     init(_ bytes: Data) { self.bytes = bytes }
 
     private(set) lazy var file: IndexFile? = try? IndexFile.parse(bytes, what: "cache")
-    private(set) lazy var payload: IndexPayload? = file?.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "cache") }
+    private(set) lazy var payload: IndexPayload? = file?.index.payloadBytes.flatMap {
+      try? IndexPayload.parse($0, what: "cache")
+    }
     /// The hash `meta.json` remembers, to tell whether a source's index is this one.
     private(set) lazy var sha256: String = SHA256.hash(bytes).hex
   }
@@ -116,10 +118,14 @@ final class LocalCache: @unchecked Sendable {
       }
       // One removal for all of them: packs are rewritten once, not once per blob.
       try? store.remove(victims)
-      warn("cache over its \(ByteSize.describe(limit)) limit: evicted \(victims.count) least recently used blobs (critical set and index kept)")
+      warn(
+        "cache over its \(ByteSize.describe(limit)) limit: evicted \(victims.count) least recently used blobs (critical set and index kept)"
+      )
     }
     if total * 5 > limit * 4 {
-      warn("cache is \(total * 100 / max(limit, 1))% full (\(ByteSize.describe(total)) of \(ByteSize.describe(limit))); raise TSUKU_RECIPE_CACHE_SIZE_LIMIT or run 'tsuku cache cleanup'")
+      warn(
+        "cache is \(total * 100 / max(limit, 1))% full (\(ByteSize.describe(total)) of \(ByteSize.describe(limit))); raise TSUKU_RECIPE_CACHE_SIZE_LIMIT or run 'tsuku cache cleanup'"
+      )
     }
     access.compact()
   }
@@ -134,7 +140,8 @@ final class LocalCache: @unchecked Sendable {
     return CacheInfo(
       path: path, entries: sizes.count, bytes: total, limit: limit,
       percent_full: total * 100 / max(limit, 1), pinned: pinnedBlobs().count,
-      oldest_access: oldest.map { Timestamp.format(Date(timeIntervalSince1970: Double($0))) }, hits: hits, misses: misses,
+      oldest_access: oldest.map { Timestamp.format(Date(timeIntervalSince1970: Double($0))) }, hits: hits,
+      misses: misses,
       hit_ratio: hits + misses == 0 ? nil : Double(hits) / Double(hits + misses), index_version: meta?.index_version,
       confirmed_at: meta?.confirmed_at ?? meta?.synced_at)
   }

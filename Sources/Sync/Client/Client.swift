@@ -82,8 +82,10 @@ public final class Client {
   func store(_ url: String) throws -> any ObjectStore {
     if let s = stores[url] { return s }
     // A git source also serves blobs that have left its tip, from a window of its history.
-    let history = TsukuMetrics.backend(of: url) == "git"
-      ? StoreURL.GitHistoryWindow(days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history") : nil
+    let history =
+      TsukuMetrics.backend(of: url) == "git"
+      ? StoreURL.GitHistoryWindow(
+        days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history") : nil
     let s = try StoreURL.open(url, history: history)
     stores[url] = s
     return s
@@ -113,13 +115,17 @@ public final class Client {
       metrics.cacheHit(kind)
       if let name {
         let age = loaded?.confirmedAt.map { Int(now.timeIntervalSince($0)) }
-        recorder.record(AuditEvent("cache_hit", time: now, name: name, sha256: ref.sha256, indexVersion: loaded?.version, ageSeconds: age))
+        recorder.record(
+          AuditEvent(
+            "cache_hit", time: now, name: name, sha256: ref.sha256, indexVersion: loaded?.version, ageSeconds: age))
       }
       return d
     } catch let e as TsukuError where e.code == .integrity {
       try? cache.store.remove([ref.sha256])
       warn("cached \(what) was corrupt and has been removed: \(e.message)")
-      recorder.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: home.cacheDir, detail: e.message))
+      recorder.record(
+        AuditEvent(
+          "verify_failure", time: now, name: name, sha256: ref.sha256, source: home.cacheDir, detail: e.message))
       metrics.verificationFailed(backend: "cache", e)
       cacheError = e
     } catch let e as TsukuError where e.code == .notFound {}
@@ -130,12 +136,14 @@ public final class Client {
         do {
           let d = try src.get(ref.sha256, maxSize: ref.size)
           recorder.record(
-            AuditEvent("fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
+            AuditEvent(
+              "fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
               sourceCommit: src.store.revision(of: ref.sha256)))
           return d
         } catch let e as TsukuError {
           if e.code == .integrity {
-            recorder.record(AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: url, detail: e.message))
+            recorder.record(
+              AuditEvent("verify_failure", time: now, name: name, sha256: ref.sha256, source: url, detail: e.message))
             metrics.verificationFailed(backend: TsukuMetrics.backend(of: url), e)
           }
           throw e

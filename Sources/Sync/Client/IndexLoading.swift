@@ -44,7 +44,8 @@ extension Client {
       }
     }
     guard let bytes = cached?.bytes else {
-      let what = name.map { "no source reachable and no cached copy of '\($0)'" } ?? "no source reachable and no cached registry"
+      let what =
+        name.map { "no source reachable and no cached copy of '\($0)'" } ?? "no source reachable and no cached registry"
       let e = refreshError ?? TsukuError(.unavailable, what)
       let code: TsukuError.Code = e.code == .integrity || e.code == .usage ? e.code : .unavailable
       throw TsukuError(code, what, reason: e.reason, details: [e.message] + e.details)
@@ -74,7 +75,9 @@ extension Client {
           details: [refreshError!.message] + refreshError!.details)
       }
       if behind {
-        warnOnce("the cached index (version \(cachedVersion ?? 0)) is older than version \(trusted.state.index_version) seen before; run 'tsuku update-registry'")
+        warnOnce(
+          "the cached index (version \(cachedVersion ?? 0)) is older than version \(trusted.state.index_version) seen before; run 'tsuku update-registry'"
+        )
       }
       try trusted.updateIndex(stale: bytes, confirmed: confirmed, behind: behind, source: home.cacheDir)
       stale = age > policy.ttl || behind
@@ -84,7 +87,8 @@ extension Client {
     if let r = verified.revocation {
       try trusted.updateRevocationList(try blob(r.list, what: "revocation list"), what: "revocation list")
     }
-    let l = LoadedIndex(verified: verified, tree: tree, revoked: trusted.revoked, confirmedAt: refreshed ? now : confirmed, stale: stale)
+    let l = LoadedIndex(
+      verified: verified, tree: tree, revoked: trusted.revoked, confirmedAt: refreshed ? now : confirmed, stale: stale)
     loaded = l
     return l
   }

@@ -32,7 +32,8 @@ extension Client {
     guard let (root, _) = try? home.loadTrust() else { return true }
     guard let builtIn = try? DefaultRegistry.root() else { return false }
     let mine = Set(root.payload.roles[Role.root.rawValue]?.keyids ?? [])
-    return root.bytes == builtIn.bytes || !mine.isDisjoint(with: builtIn.payload.roles[Role.root.rawValue]?.keyids ?? [])
+    return root.bytes == builtIn.bytes
+      || !mine.isDisjoint(with: builtIn.payload.roles[Role.root.rawValue]?.keyids ?? [])
   }
 
   /// The revoked hashes of the cached index when no index can be loaded now (its signatures
@@ -80,19 +81,22 @@ extension Client {
     let onPlatform = e.golden.filter { $0.platform == platform }
     if onPlatform.isEmpty {
       let have = Set(e.golden.map(\.platform)).sorted().joined(separator: ", ")
-      throw TsukuError(.notFound, "no golden file for '\(name)' on '\(platform)'" + (have.isEmpty ? "" : " (platforms: \(have))"))
+      throw TsukuError(
+        .notFound, "no golden file for '\(name)' on '\(platform)'" + (have.isEmpty ? "" : " (platforms: \(have))"))
     }
     let chosen: GoldenRef
     if let version {
       guard let g = onPlatform.first(where: { $0.version == version || "v" + $0.version == version }) else {
         let have = onPlatform.map(\.version).joined(separator: ", ")
-        throw TsukuError(.notFound, "no golden file for '\(name)' version '\(version)' on '\(platform)' (versions: \(have))")
+        throw TsukuError(
+          .notFound, "no golden file for '\(name)' version '\(version)' on '\(platform)' (versions: \(have))")
       }
       chosen = g
     } else {
       chosen = onPlatform.max { VersionOrder.less($0.version, $1.version) }!
     }
-    try checkNotRevoked(chosen.sha256, "golden file of '\(name)' \(chosen.version) \(platform)", name: name, kind: .golden)
+    try checkNotRevoked(
+      chosen.sha256, "golden file of '\(name)' \(chosen.version) \(platform)", name: name, kind: .golden)
     let d = try blob(
       BlobRef(sha256: chosen.sha256, size: chosen.size), what: "golden file of '\(name)'",
       name: "\(name) \(chosen.version) \(platform)", kind: .golden)

@@ -38,7 +38,8 @@ extension Client {
       return try runner.first("no source could be synced") { url in
         do {
           let updater = Updater(
-            url: url, source: try source(url), trusted: trusted, cache: cache, recorder: recorder, includeGolden: includeGolden,
+            url: url, source: try source(url), trusted: trusted, cache: cache, recorder: recorder,
+            includeGolden: includeGolden,
             dryRun: dryRun, warn: warn)
           let report = try updater.run()
           if updater.wroteCache {

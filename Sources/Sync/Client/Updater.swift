@@ -56,7 +56,8 @@ final class Updater {
     let meta = cache.home.readCacheMeta()
     guard let (bytes, etag) = try readIndex(meta, cachedHash: cachedHash) else { return try confirmUnchanged(meta) }
     let verified = try verify(bytes)
-    let walk = IndexWalk(try fetchTree(verified), names: .shard(suffix: " from '\(url)'"), read: { r, _ in try self.obtain(r) })
+    let walk = IndexWalk(
+      try fetchTree(verified), names: .shard(suffix: " from '\(url)'"), read: { r, _ in try self.obtain(r) })
     let listed = try judgeWarm(walk, cold: cachedHash == nil)
     if let packs = walk.tree.packs, !packs.isEmpty, listed.cold { try takePacks(packs) }
     let shards = try listed.shards ?? walk.shards()
@@ -189,7 +190,9 @@ final class Updater {
         plan.golden += e.golden.count
         if !unchanged { plan.changed[e.name] = Client.EntrySummary(e) }
         var refs = [(e.recipe, e.name)]
-        if includeGolden { refs += e.golden.map { (BlobRef(sha256: $0.sha256, size: $0.size), "\(e.name) \($0.version) \($0.platform)") } }
+        if includeGolden {
+          refs += e.golden.map { (BlobRef(sha256: $0.sha256, size: $0.size), "\(e.name) \($0.version) \($0.platform)") }
+        }
         for (r, label) in refs {
           if trusted.revoked[r.sha256] != nil {
             plan.names[r.sha256] = label
@@ -197,7 +200,9 @@ final class Updater {
           }
           // Packs first: after a cold sync nearly everything is in them, and a set of every
           // blob's id would cost more memory than the packs' own tables.
-          guard !journal.holds(r.sha256), !(try cache.store.contains(r.sha256)), seen.insert(r.sha256).inserted else { continue }
+          guard !journal.holds(r.sha256), !(try cache.store.contains(r.sha256)), seen.insert(r.sha256).inserted else {
+            continue
+          }
           plan.wanted.append(r)
           plan.names[r.sha256] = label
         }
@@ -231,7 +236,8 @@ final class Updater {
     let rest = try journal.commit()
     for (id, reason) in trusted.revoked.sorted(by: { $0.key < $1.key }) where try cache.store.contains(id) {
       try cache.store.remove([id])
-      warn("'\(plan.names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")
+      warn(
+        "'\(plan.names[id] ?? id.hex)' (sha256 \(id.hex.prefix(16))) is revoked: \(reason); removed it from the cache")
       recorder.record(AuditEvent("revoked", time: now, name: plan.names[id], sha256: id, source: url, detail: reason))
     }
     try cache.store.apply(StoreChange(objects: rest, documents: [(.index, bytes)], message: "sync"))
@@ -255,15 +261,20 @@ final class Updater {
     for id in plan.wanted.map(\.sha256) {
       recorder.record(
         AuditEvent(
-          "fetch", time: now, name: plan.names[id], sha256: id, source: url, indexVersion: verified.index.version, sourceCommit: commit))
+          "fetch", time: now, name: plan.names[id], sha256: id, source: url, indexVersion: verified.index.version,
+          sourceCommit: commit))
     }
     let (root, newRoot, before) = (trusted.startRoot, trusted.root, trusted.startState)
     if newRoot.version != root.version {
-      recorder.record(AuditEvent("trust_change", time: now, source: url, detail: "root version \(root.version) -> \(newRoot.version)"))
+      recorder.record(
+        AuditEvent("trust_change", time: now, source: url, detail: "root version \(root.version) -> \(newRoot.version)")
+      )
     }
     if let r = verified.revocation, r.version != before.revocation_version {
       recorder.record(
-        AuditEvent("trust_change", time: now, source: url, detail: "revocation list version \(before.revocation_version) -> \(r.version)"))
+        AuditEvent(
+          "trust_change", time: now, source: url,
+          detail: "revocation list version \(before.revocation_version) -> \(r.version)"))
     }
   }
 }

@@ -32,7 +32,8 @@ public struct TrustedMetadata: Sendable {
   public mutating func updateRoot(to target: Int, source: String, fetch: (Int) throws -> Data?) throws {
     let (newRoot, _) = try root.walk(to: target, fetch: fetch, source: source)
     if newRoot.version > root.version {
-      for role in [Role.index, .revocation] where newRoot.payload.roles[role.rawValue] != root.payload.roles[role.rawValue] {
+      for role in [Role.index, .revocation]
+      where newRoot.payload.roles[role.rawValue] != root.payload.roles[role.rawValue] {
         if role == .index {
           (state.index_version, state.index_payload_sha256) = (0, nil)
         } else {
@@ -54,7 +55,9 @@ public struct TrustedMetadata: Sendable {
   /// source last confirmed it) and, when it is `behind` a version trusted before, without the
   /// version checks: a verified stale cache is served rather than nothing.
   @discardableResult
-  public mutating func updateIndex(stale bytes: Data, confirmed: Date, behind: Bool, source: String) throws -> VerifiedIndex {
+  public mutating func updateIndex(stale bytes: Data, confirmed: Date, behind: Bool, source: String) throws
+    -> VerifiedIndex
+  {
     try accept(
       IndexVerifier.verify(
         bytes, root: root, state: behind ? TrustState() : state, now: min(now, confirmed), source: source))
