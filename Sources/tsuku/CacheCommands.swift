@@ -72,8 +72,9 @@ extension ClientOptions {
   /// A client for cache maintenance: no sources.
   static func offlineClient() throws -> Client {
     let env = ProcessInfo.processInfo.environment
-    return Client(
-      home: Home.fromEnvironment(env), chain: .off, policy: try CachePolicy.fromEnvironment(env), now: Date(),
-      warn: Output.warn)
+    return CommandRecording.track(
+      Client(
+        home: Home.fromEnvironment(env), chain: .off, policy: try CachePolicy.fromEnvironment(env), now: Date(),
+        warn: Output.warn))
   }
 }

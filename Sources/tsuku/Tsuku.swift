@@ -98,8 +98,10 @@ enum Main {
     finish(0)
   }
 
-  /// Ends the process once the command's client is gone (its metrics added to the home's).
+  /// Ends the process: first what the command's clients recorded is written (audit, access
+  /// log, metrics), whether the command succeeded or failed, then the metrics textfile.
   static func finish(_ status: Int32) -> Never {
+    CommandRecording.flush()
     MetricsTextfile.writeIfRequested()
     exit(status)
   }
@@ -135,7 +137,23 @@ struct ClientOptions: ParsableArguments {
     let home = Home.fromEnvironment(env)
     let chain = try SourceList.resolve(env: env, config: try home.readConfig(), offline: offline)
     _ = try GitHistoryDays.fromEnvironment(env)  // a bad value is exit 64 up front, not a failed source
-    return Client(
-      home: home, chain: chain, policy: try CachePolicy.fromEnvironment(env), now: Date(), force: force, warn: Output.warn)
+    return CommandRecording.track(
+      Client(home: home, chain: chain, policy: try CachePolicy.fromEnvironment(env), now: Date(), force: force, warn: Output.warn))
+  }
+}
+
+/// The clients this command made. What they recorded is written once, when the command ends
+/// (`Main.finish`, reached by every command, failed ones too).
+enum CommandRecording {
+  nonisolated(unsafe) private static var clients = [Client]()
+
+  static func track(_ c: Client) -> Client {
+    clients.append(c)
+    return c
+  }
+
+  static func flush() {
+    for c in clients { c.flush() }
+    clients.removeAll()
   }
 }

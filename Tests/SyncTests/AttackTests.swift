@@ -324,10 +324,10 @@ struct World {
 
   @Test func auditLogRecordsFetchesHitsFailuresAndRevocationsWithoutSecrets() throws {
     let w = try World()
-    _ = try w.client().updateRegistry()
-    _ = try w.client([]).recipe("fzf")
+    _ = try w.client().command { try $0.updateRegistry() }
+    _ = try w.client([]).command { try $0.recipe("fzf") }
     #expect(try tamperCachedBlob(cacheDir: w.cache.root, id: w.recipeID("jq")))
-    _ = try? w.client([]).recipe("jq")
+    _ = try? w.client([]).command { try $0.recipe("jq") }
     let log = AuditLog(home: Home(path: w.f.dir.file("home")))
     let events = log.read()
     #expect(events.contains { $0.event == "fetch" && $0.name == "fzf" && $0.index_version == 1 })

@@ -40,6 +40,7 @@ import Testing
 
     do {
       let client = Client(home: home, chain: chain, now: fx.now)
+      defer { client.flush() }
       #expect(try client.plan("fzf", platform: "linux-amd64", version: nil) == Data(golden.utf8))
     }
     #expect(try home.cache.contains(id))

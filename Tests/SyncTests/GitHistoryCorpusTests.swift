@@ -87,6 +87,7 @@ let corpusAvailable = gitCommandAvailable && FileManager.default.fileExists(atPa
     var sample: GoldenRef?
     do {
       let client = Client(home: home, chain: chain, now: fx.now)
+      defer { client.flush() }
       let refs = try client.entries().filter { $0.category == .community }.flatMap { e in e.golden.map { (e.name, $0) }
       }
       #expect(refs.count == leaving.count - refusedGolden.count)

@@ -9,11 +9,10 @@ import TestSupport
 /// counts match the operations done, each named attack is one verification failure of its
 /// reason, and label values stay within small fixed sets.
 @Suite struct MetricsTests {
-  /// Runs `body` with a fresh client, then lets it go (as a command ends): its metrics are
+  /// Runs `body` with a fresh client, then flushes it (as a command ends): its metrics are
   /// added to the home's.
   func command<T>(_ w: World, _ sources: [String]? = nil, at t: Date? = nil, _ body: (Client) throws -> T) throws -> T {
-    let c = try w.client(sources, at: t)
-    return try withExtendedLifetime(c) { try body(c) }
+    try w.client(sources, at: t).command(body)
   }
 
   func state(_ w: World) throws -> MetricsState { try Home(path: w.f.dir.file("home")).readMetrics() }
@@ -357,17 +356,53 @@ import TestSupport
   }
 
   @Test("verification failures are classified from the refusal itself")
-  func reasonsAreClassified() {
-    let cases: [(String, String)] = [
-      ("blob 'ab' from 'x' is corrupt: its bytes hash to 'cd'", "hash_mismatch"),
-      ("blob 'ab' in a pack is corrupt: its bytes hash to 'cd'", "hash_mismatch"),
-      ("index section of i is not signed by the index keys of root version 1: it is unsigned", "bad_signature"),
-      ("i has index version 1, older than the trusted version 2: rollback refused", "rollback"),
-      ("i has index version 2 with other content than the trusted one: refused", "rollback"),
-      ("i has index version 2, which expired at 2026-01-01T00:00:00Z", "expired"),
-      ("blob 'ab' from 'x' is 11 bytes, more than the 10 allowed", "too_large"),
-      ("index tree is not valid JSON", "malformed"),
+  func reasonsAreClassified() throws {
+    let w = try World()
+    let id = w.recipeID("fzf")
+    let current = try #require(try w.store.readDocument(.index, maxSize: Limits.indexFile))
+    let verified = try IndexVerifier.verify(current, root: w.f.root, state: TrustState(), now: w.f.now, source: "x")
+    func refusal(_ body: () throws -> Void) -> TsukuError? { #expect(throws: TsukuError.self) { try body() } }
+
+    // A blob over its declared size, then a blob whose bytes were changed, read from a store.
+    let tooLarge = refusal { _ = try w.store.get(id, maxSize: 1) }
+    try Data("tampered".utf8).write(to: URL(fileURLWithPath: w.store.root + "/" + id.path))
+    let corrupt = refusal { _ = try w.store.get(id, maxSize: 1 << 20) }
+    // A blob of a pack with a byte changed.
+    var packed = Pack.build([Data("a blob in a pack".utf8)])
+    packed[packed.count - 1] ^= 1
+    let pack = try Pack(packed)
+    let corruptPacked = refusal { _ = try pack.blob(pack.entries[0]) }
+    // An index whose section carries no signature.
+    var file = try IndexFile.parse(current, what: "i")
+    file.index = Envelope(type: .index, payload: file.index.payload, signatures: [])
+    let unsigned = refusal { _ = try IndexVerifier.verify(file.bytes, root: w.f.root, state: TrustState(), now: w.f.now, source: "x") }
+    // After version 2 is trusted: version 1 again, and version 2 with other content.
+    try w.f.publish(w.input, to: w.store, at: w.later(10))
+    let next = try #require(try w.store.readDocument(.index, maxSize: Limits.indexFile))
+    let trusted = try IndexVerifier.verify(next, root: w.f.root, state: TrustState(), now: w.later(10), source: "x").advancing(TrustState())
+    let rollback = refusal { _ = try IndexVerifier.verify(current, root: w.f.root, state: trusted, now: w.later(10), source: "x") }
+    var otherContent = trusted
+    otherContent.index_version = verified.index.version
+    otherContent.index_payload_sha256 = SHA256.hash(Data("other".utf8))
+    let sameVersion = refusal {
+      _ = try IndexVerifier.verify(current, root: w.f.root, state: otherContent, now: w.later(10), source: "x")
+    }
+    let expired = refusal { _ = try IndexVerifier.verify(current, root: w.f.root, state: TrustState(), now: w.later(60 * 86400), source: "x") }
+    let malformed = refusal { _ = try IndexTree.parse(Data("{}".utf8), what: "index tree") }
+
+    let cases: [(String, TsukuError?, String)] = [
+      ("corrupt blob from a store", corrupt, "hash_mismatch"),
+      ("corrupt blob in a pack", corruptPacked, "hash_mismatch"),
+      ("unsigned index section", unsigned, "bad_signature"),
+      ("older index version", rollback, "rollback"),
+      ("same version, other content", sameVersion, "rollback"),
+      ("expired index", expired, "expired"),
+      ("blob over its size", tooLarge, "too_large"),
+      ("malformed tree", malformed, "malformed"),
     ]
-    for (m, r) in cases { #expect(TsukuMetrics.reason(of: TsukuError(.integrity, m)) == r, "\(m)") }
+    for (what, e, label) in cases {
+      let e = try #require(e, "\(what)")
+      #expect(TsukuMetrics.reason(of: e) == label, "\(what): \(e.message)")
+    }
   }
 }

@@ -168,7 +168,7 @@ import TestSupport
     // Read in order: aa oldest ... ff newest.
     for (i, n) in ["aa", "bb", "cc", "dd", "ee", "ff", "zz"].enumerated() {
       let c = Client(home: home, chain: .off, policy: policy, now: f.now.addingTimeInterval(Double(i + 1) * 60))
-      _ = try c.recipe(n)
+      _ = try c.command { try $0.recipe(n) }
     }
     let cache = home.cache
     let total = try cache.list().reduce(0) { $0 + (try cache.get($1, maxSize: 1 << 20)).count }
@@ -190,7 +190,7 @@ import TestSupport
   @Test func cacheInfoCleanupAndClearKeepTrust() throws {
     let w = try World()
     _ = try client(w, w.url).updateRegistry()
-    _ = try client(w, w.url).recipe("fzf")
+    _ = try client(w, w.url).command { try $0.recipe("fzf") }
     let c = try client(w, "off", at: w.later(3600))
     let info = c.cacheInfo()
     #expect(info.entries > 3)

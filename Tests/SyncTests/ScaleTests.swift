@@ -93,8 +93,10 @@ import TestSupport
 
   @Test func syncBatchesNeverExceedTheirBudgetButTakeALargeBlobAlone() {
     let items = [(SHA256.hash("a"), 10), (SHA256.hash("b"), 10), (SHA256.hash("c"), 50), (SHA256.hash("d"), 5)]
-    let b = Client.batches(items, maxBytes: 20)
+    let b = items.batched(maxBytes: 20, size: \.1)
     #expect(b.map { $0.map(\.1) } == [[10, 10], [50], [5]])
-    #expect(Client.batches([], maxBytes: 20).isEmpty)
+    #expect([(ObjectID, Int)]().batched(maxBytes: 20, size: \.1).isEmpty)
+    // A count bound cuts too; the ranges are those of the batches.
+    #expect(items.batchRanges(maxBytes: 100, maxCount: 3, size: \.1) == [0..<3, 3..<4])
   }
 }

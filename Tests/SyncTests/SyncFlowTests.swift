@@ -187,6 +187,13 @@ let sampleInput = PublishInput(
 }
 
 extension Client {
+  /// Runs `body` as a command does, then writes what the client recorded (audit events, cache
+  /// reads, metrics), whether `body` succeeded or failed.
+  func command<T>(_ body: (Client) throws -> T) rethrows -> T {
+    defer { flush() }
+    return try body(self)
+  }
+
   /// Syncs from an in-memory store by handing it to the client under a made-up URL.
   static func syncForTest(_ client: Client, _ store: MemoryStore) throws {
     client.register(store, as: "memory-source")

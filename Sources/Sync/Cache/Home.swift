@@ -80,11 +80,7 @@ public struct Home: Sendable {
     if let s = FileManager.default.contents(atPath: trustDir + "/state.json") {
       state = try JSON.decode(TrustState.self, s, what: "'\(trustDir)/state.json'")
     }
-    if let v = state.root_version, v < root.version {
-      state = TrustState()
-      state.root_version = root.version
-    }
-    return (root, state)
+    return (root, state.reconciled(withRoot: root.version))
   }
 
   /// Saves trust; fails closed (throws) when the state directory cannot be written.

@@ -24,7 +24,7 @@ extension Client {
       source = "built-in"
     } else if let e = audit.lastFetch(of: entry.recipe.sha256), let s = e.source {
       source = s
-    } else if let m = meta, (try? home.cache.contains(entry.recipe.sha256)) == true {
+    } else if let m = meta, (try? cache.store.contains(entry.recipe.sha256)) == true {
       source = AuditLog.redact(m.source)
     }
     let age = meta.flatMap { Timestamp.parse($0.confirmed_at ?? $0.synced_at) }.map { max(0, Int(now.timeIntervalSince($0))) }

@@ -104,7 +104,7 @@ final class SourceRunner {
   static func combine(_ failures: [(String, TsukuError)], what: String) -> TsukuError {
     if failures.count == 1 {
       let (url, e) = failures[0]
-      return TsukuError(e.code, e.message, details: e.details.isEmpty ? [] : e.details.map { "\(url): \($0)" })
+      return TsukuError(e.code, e.message, reason: e.reason, details: e.details.isEmpty ? [] : e.details.map { "\(url): \($0)" })
     }
     let codes = Set(failures.map { $0.1.code })
     let code: TsukuError.Code =
@@ -112,6 +112,10 @@ final class SourceRunner {
       : codes == [.integrity] ? .integrity : codes == [.notFound] ? .notFound
       : codes.isSubset(of: [.integrity, .notFound]) ? .integrity : .unavailable
     let tried = failures.count == 1 ? "1 source tried" : "\(failures.count) sources tried"
-    return TsukuError(code, "\(what) (\(tried))", details: failures.map { "\($0.0): \($0.1.message)" })
+    // Every source refused for the same reason: the summary keeps it.
+    let reasons = Set(failures.map { $0.1.reason })
+    return TsukuError(
+      code, "\(what) (\(tried))", reason: reasons.count == 1 ? reasons.first! : nil,
+      details: failures.map { "\($0.0): \($0.1.message)" })
   }
 }

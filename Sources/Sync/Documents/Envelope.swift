@@ -79,7 +79,8 @@ public struct Envelope: Codable, Hashable, Sendable {
     if n < threshold {
       let why = signatures.isEmpty ? "it is unsigned" : "\(n) valid signature\(n == 1 ? "" : "s") of \(threshold) required"
       throw TsukuError(
-        .integrity, "\(what) is not signed by the \(role.rawValue) keys of root version \(root.version): \(why)")
+        .integrity, "\(what) is not signed by the \(role.rawValue) keys of root version \(root.version): \(why)",
+        reason: .badSignature)
     }
     return bytes
   }

@@ -109,6 +109,13 @@ public struct RevocationList: Codable, Hashable, Sendable {
 
   public static let empty = RevocationList(format: Format.current, type: "revocation-list", hashes: [], keys: [])
 
+  /// The revoked blobs and why: the one map every reader of a revocation list builds.
+  public var revokedBlobs: [ObjectID: String] {
+    var out = [ObjectID: String]()
+    for h in hashes { out[h.sha256] = h.reason }
+    return out
+  }
+
   public static func parse(_ bytes: Data, what: String) throws -> RevocationList {
     let l = try JSON.decode(RevocationList.self, bytes, what: what)
     try checkFormat(l.format, what)
@@ -135,7 +142,7 @@ public struct IndexFile: Codable, Hashable, Sendable {
 
   public static func parse(_ bytes: Data, what: String) throws -> IndexFile {
     if bytes.count > Limits.indexFile {
-      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.indexFile) allowed")
+      throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.indexFile) allowed", reason: .tooLarge)
     }
     // Read the format first, so a newer layout gets the upgrade message, not a parse error.
     struct Probe: Decodable { var format: Int }

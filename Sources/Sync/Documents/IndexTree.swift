@@ -13,6 +13,7 @@ public struct IndexTree: Codable, Hashable, Sendable {
     public var sha256: ObjectID
     public var size: Int
     public var entries: Int
+    public var ref: BlobRef { BlobRef(sha256: sha256, size: size) }
   }
   /// A blob listing the shards whose prefixes start with `prefix`.
   public struct Subtree: Codable, Hashable, Sendable {

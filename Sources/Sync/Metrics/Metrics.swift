@@ -67,19 +67,10 @@ public enum TsukuMetrics {
     return "other"
   }
 
-  /// The reason label of a verification failure.
+  /// The reason label of a verification failure: the reason set where it was thrown, never
+  /// read from the message (a refusal thrown without one counts as `malformed`).
   public static func reason(of e: TsukuError) -> String {
-    let m = e.message
-    if m.contains("its bytes hash to") { return "hash_mismatch" }
-    if m.contains("is not signed by the") { return "bad_signature" }
-    if m.contains("rollback refused") || m.contains("older than the trusted") || m.contains("other content than the trusted one")
-      || m.contains("requires version")
-    {
-      return "rollback"
-    }
-    if m.contains("expired") { return "expired" }
-    if m.contains("more than the"), m.contains("allowed") { return "too_large" }
-    return "malformed"
+    (e.reason ?? .malformed).label
   }
 }
 
@@ -184,7 +175,8 @@ public final class MetricsCollector: MetricsFactory, @unchecked Sendable {
 }
 
 /// The metrics of one client (one command): recorded through the swift-metrics API into a
-/// `MetricsCollector` of its own, added to `$TSUKU_HOME/metrics.state.*` when the client goes away.
+/// `MetricsCollector` of its own, added to `$TSUKU_HOME/metrics.state.*` when the command's
+/// `Recorder` is flushed.
 /// Nothing is written when nothing was recorded.
 public final class ClientMetrics: @unchecked Sendable {
   public let collector = MetricsCollector()

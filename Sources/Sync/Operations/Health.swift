@@ -12,6 +12,13 @@ public struct HealthReport: Codable, Sendable {
   public var index_expires: String?
   public var verified: Bool
   public var error: String?
+  /// True when the source answered and verified but too slowly (the `slow:` error). Not part
+  /// of the JSON report: it is what `registry validate` reads to raise its slow alert.
+  public var slow = false
+
+  enum CodingKeys: String, CodingKey {
+    case status, source, reachable, latency_ms, index_version, index_expires, verified, error
+  }
 
   /// 0 healthy, 2 degraded, 5 unreachable.
   public var exitCode: Int32 {
@@ -79,6 +86,7 @@ public enum Health {
     }
     if elapsed > slowAfter {
       r.status = "degraded"
+      r.slow = true
       r.error = "slow: \(r.latency_ms!) ms for index.json (more than \(Int(slowAfter * 1000)) ms)"
     } else {
       r.status = "healthy"

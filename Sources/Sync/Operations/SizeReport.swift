@@ -113,12 +113,13 @@ public struct SizeReport: Encodable, Sendable {
     let (latest, _) = try root.walk(to: hint, fetch: { try store.readDocument(.root($0), maxSize: Limits.root) }, source: url)
     let v = try IndexVerifier.verify(bytes, root: latest, state: TrustState(), now: now, source: url)
     let tree = try IndexTree.parse(try store.get(v.index.tree.sha256, maxSize: v.index.tree.size), what: "index tree")
-    let shards = try tree.allShards(fetch: { r, _ in try store.get(r.sha256, maxSize: r.size) })
+    let walk = IndexWalk(tree, read: { r, _ in try store.get(r.sha256, maxSize: r.size) })
+    let shards = try walk.shards()
     let got = try store.getMany(shards.map { ($0.sha256, $0.size) })
     var entries = [IndexEntry]()
     for s in shards {
       guard let d = got[s.sha256] else { throw TsukuError(.notFound, "'\(url)' lacks index shard '\(s.prefix)'") }
-      entries += try IndexShard.parse(d, what: "index shard '\(s.prefix)'").entries
+      entries += try walk.entries(of: s, bytes: d)
     }
     return (v.index.version, entries.sorted { $0.name < $1.name })
   }

@@ -207,7 +207,7 @@ public enum Validator {
         guard let h else { continue }
         detail.append("\(i == 0 ? "source" : "fallback") \(h.status)")
         if h.reachable { reachable.insert(url) }
-        if h.status == "degraded", let e = h.error, e.hasPrefix("slow:") {
+        if h.slow, let e = h.error {
           report.alerts.append(.init(kind: "slow", message: "'\(url)' is \(e)"))
         }
         if i > 0 && !h.reachable && reachable.contains(options.source) {
@@ -332,17 +332,9 @@ public enum Validator {
         setTarget(url) { $0.validated = true }
         var checked = 0
         // Batches of at most `batch` blobs and 16 MB: a pack is read alone.
-        var start = 0
-        while start < pins.count {
+        for range in pins.batchRanges(maxBytes: Validator.batchBytes, maxCount: Validator.batch, size: \.size) {
           try d.check("\(checked) of \(pins.count) objects checked on '\(url)'")
-          var end = start
-          var bytes = 0
-          while end < pins.count, end - start < Validator.batch, end == start || bytes + pins[end].size <= Validator.batchBytes {
-            bytes += pins[end].size
-            end += 1
-          }
-          let chunk = Array(pins[start..<end])
-          start = end
+          let chunk = Array(pins[range])
           do {
             try check(chunk, on: store, url: url)
           } catch let e as TsukuError {

@@ -1,0 +1,37 @@
+import Foundation
+import Store
+
+/// Everything one command records: audit events, cache reads (the access log) and metrics.
+/// Held in memory and written by `flush()`, which the command calls once when it ends,
+/// whether it succeeded or failed; nothing is written behind its back.
+public final class Recorder: @unchecked Sendable {
+  public let home: Home
+  /// The time every recording of this command is stamped with.
+  public let now: Date
+  public let audit: AuditLog
+  /// What the command fetched, hit, missed and refused.
+  public let metrics = ClientMetrics()
+  let access: AccessLog
+
+  public init(home: Home, now: Date) {
+    self.home = home
+    self.now = now
+    audit = AuditLog(home: home)
+    access = AccessLog(cacheDir: home.cacheDir)
+  }
+
+  /// An audit event.
+  func record(_ e: AuditEvent) { audit.record(e) }
+
+  /// A read of a cached blob (`hit`), or of one fetched after a miss.
+  func cacheRead(_ id: ObjectID, hit: Bool) { access.note(id, hit: hit) }
+
+  /// Writes what was recorded: the audit events, the access log, then the metrics (added to
+  /// `$TSUKU_HOME/metrics.state.*`). Never fails the command; a second call writes only what
+  /// was recorded since.
+  public func flush() {
+    try? audit.flush()
+    access.flush(now: now)
+    metrics.flush(to: home)
+  }
+}

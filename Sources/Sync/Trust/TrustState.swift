@@ -1,0 +1,26 @@
+import Foundation
+import Store
+
+/// What a client has trusted so far. Kept outside the cache, so clearing the cache never
+/// rolls trust back.
+public struct TrustState: Codable, Equatable, Sendable {
+  public var format = Format.current
+  public var index_version = 0
+  public var index_payload_sha256: ObjectID?
+  public var revocation_version = 0
+  public var revocation_payload_sha256: ObjectID?
+  /// The root version these versions were reached under; when the saved root is newer (a
+  /// crash between the two writes of a rotation), the versions are reset as the walk would.
+  public var root_version: Int?
+  public init() {}
+
+  /// The state as saved beside a root of `rootVersion`: when the root is newer than the one
+  /// these versions were reached under (a crash between the two writes of a rotation), the
+  /// versions start again, as the root walk would have reset them.
+  public func reconciled(withRoot rootVersion: Int) -> TrustState {
+    guard let v = root_version, v < rootVersion else { return self }
+    var fresh = TrustState()
+    fresh.root_version = rootVersion
+    return fresh
+  }
+}
