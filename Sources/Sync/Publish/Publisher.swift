@@ -130,9 +130,7 @@ public enum Publisher {
     log: (String) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
-    guard (1...3650).contains(expiresDays) else {
-      throw TsukuError(.usage, "invalid --expires-days '\(expiresDays)': expected 1 to 3650")
-    }
+    let expires = try IndexCommit.expiry(days: expiresDays, now: now)
     ProcessMemory.returnLargeBuffers()
     var scan = try scan(input)
     if scan.entries.isEmpty { throw TsukuError(.usage, "nothing to publish: no recipes found") }
@@ -140,25 +138,18 @@ public enum Publisher {
     if scan.noteCount > 5 { log("note: \(scan.noteCount - 5) more golden files whose plan disagrees with their name") }
     log("validated \(scan.entries.count) recipes (\(scan.criticalCount) critical), \(scan.goldenCount) golden files, skipped \(scan.skipped.count) other files")
 
-    var states = [(store: any ObjectStore, root: TrustedRoot, previous: VerifiedIndex?)]()
-    for t in targets {
-      let root = try currentRoot(of: t)
-      states.append((t, root, try currentIndex(of: t, root: root)))
-    }
-    let root = states[0].root
-    if let odd = states.first(where: { $0.root.bytes != root.bytes }) {
+    let heads = try targets.map(RegistryHead.init)
+    let root = heads[0].root
+    if let odd = heads.first(where: { $0.root.bytes != root.bytes }) {
       throw TsukuError(
-        .usage, "targets disagree on the root: '\(odd.store.location)' has root version \(odd.root.version), '\(states[0].store.location)' has \(root.version)")
+        .usage, "targets disagree on the root: '\(odd.store.location)' has root version \(odd.root.version), '\(heads[0].store.location)' has \(root.version)")
     }
-    let indexKeys = root.payload.roles[Role.index.rawValue]?.keyids ?? []
-    for k in keys where !indexKeys.contains(k.keyID) {
-      throw TsukuError(.usage, "key '\(k.keyID.prefix(16))' is not an index key of root version \(root.version)")
-    }
-    let version = (states.compactMap { $0.previous?.index.version }.max() ?? 0) + 1
+    try IndexCommit.checkSigners(keys, role: .index, root: root)
+    let version = (heads.compactMap { $0.index?.index.version }.max() ?? 0) + 1
     // The revocation section is carried over byte for byte (the newest among the targets, with
     // its list blob): a maintainer never needs that key. With revocation keys it is re-signed
     // (same list, next version, new expiry), or an empty list is made if there is none yet.
-    let previousRevocation = states.compactMap { s in s.previous.flatMap { p in p.revocation.map { (p, $0, s.store) } } }
+    let previousRevocation = heads.compactMap { h in h.index.flatMap { p in p.revocation.map { (p, $0, h.store) } } }
       .max { $0.1.version < $1.1.version }
     var revocation = previousRevocation?.0.file.revocation
     var revocationBlob: Data?
@@ -166,18 +157,15 @@ public enum Publisher {
       revocationBlob = try store.get(r.list.sha256, maxSize: r.list.size)
     }
     if !revocationKeys.isEmpty {
-      let expires = now.addingTimeInterval(Double(expiresDays) * 86400)
-      var rp: RevocationPayload
+      let env: Envelope
       if let (_, r, _) = previousRevocation {
-        rp = r
-        rp.version += 1
-        rp.expires = Timestamp.format(expires)
+        env = try IndexCommit.renewed(r, expires: expires, keys: revocationKeys).1
       } else {
         let list = JSON.encode(RevocationList.empty)
         revocationBlob = list
-        rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [])
+        let rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [])
+        env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       }
-      let env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
       revocation = env
     }
@@ -191,10 +179,8 @@ public enum Publisher {
     // files (read only when packed and written), the shards from the spill file, the small
     // blobs from memory, then the packs. The scan's blobs move into it (no copy) and are given
     // back at the end.
-    let previousTree = try states.first.flatMap { s in
-      try s.previous.map { p in
-        try IndexTree.parse(try s.store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree")
-      }
+    let previousTree = try heads[0].index.map { p in
+      try IndexTree.parse(try heads[0].store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree")
     }
     let previousPacks = packs ? previousTree?.packs ?? [] : []
     let blobCount = scan.blobs.count
@@ -215,11 +201,11 @@ public enum Publisher {
     var packRefs: [IndexTree.PackRef]?
     if packs {
       let packSources: [BlobSource]
-      (packRefs, packSources) = try PackPlanner.plan(live: list, previous: previousPacks, store: states[0].store)
+      (packRefs, packSources) = try PackPlanner.plan(live: list, previous: previousPacks, store: heads[0].store)
       log("packs: \(packRefs!.count) (\(packSources.count) new)")
       // The packs kept from the first target's previous index go too, read from it only by a
       // target that lacks them. Nothing names a pack until the tree does, which is written last.
-      let first = states[0].store
+      let first = heads[0].store
       let newPacks = Set(packSources.map(\.id))
       list.append(contentsOf: packSources)
       list.append(
@@ -232,46 +218,35 @@ public enum Publisher {
     let tree = encodeTree(prefixLength: prefixLength, shards: shardRefs, subtrees: subtrees, packs: packRefs)
     let payload = IndexPayload(
       format: Format.current, type: DocumentType.index.rawValue, version: version,
-      expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)),
+      expires: Timestamp.format(expires),
       published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
       golden: scan.goldenCount,
       revocation_version: revocation.flatMap { $0.payloadBytes }.flatMap { try? RevocationPayload.parse($0, what: "r") }?.version)
     let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
     if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
     let indexFile = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation)
-    let file = indexFile.bytes
+    // Pruning keeps what the new index needs: every blob written now and the packs kept from
+    // the previous index.
+    let keep = prune && stage == nil ? Set(list.items.map(\.id) + [SHA256.hash(tree)] + (packRefs ?? []).map(\.sha256)) : nil
+    let commit = IndexCommit(
+      file: indexFile, objects: [tree], sources: list.items,
+      message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files",
+      time: commitTime, keepOnly: keep)
+    var results = [(location: String, report: ApplyReport)]()
     if let stage {
       // Across machines: the blobs go to the targets now (harmless: nothing names them yet),
       // the index waits in a staged file for more signatures.
-      let base = states[0].previous.map { SHA256.hash($0.bytes) }
-      var results = [(location: String, report: ApplyReport)]()
-      for s in states {
-        let report = try s.store.apply(StoreChange(objects: [tree], message: "stage"), sources: list.items)
-        results.append((s.store.location, report))
-      }
+      let reports = try commit.stage(to: heads, path: stage)
+      results = zip(heads, reports).map { ($0.store.location, $1) }
       giveBack()
-      try Staged(base: base, index: indexFile, sign: [.index]).write(to: stage)
       log("staged index version \(version) in \(stage): \(indexEnv.signatures.count) signature(s); add more with 'tsuku registry sign'")
       return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
     }
-    // Check what we are about to write exactly as a client will.
-    _ = try IndexVerifier.verify(file, root: root, state: TrustState(), now: now, source: "the new index")
-
-    var results = [(location: String, report: ApplyReport)]()
-    // Pruning keeps what the new index needs: every blob written now and the packs kept from
-    // the previous index.
-    let keep = prune ? Set(list.items.map(\.id) + [SHA256.hash(tree)] + (packRefs ?? []).map(\.sha256)) : nil
-    for s in states {
-      // The archive copy (`index/<N>.index.json`) lets retention keep the last K versions.
-      let change = StoreChange(
-        objects: [tree], documents: [(.archivedIndex(version), file), (.index, file)],
-        precondition: s.previous.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent,
-        message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files",
-        time: commitTime, keepOnly: keep)
-      let report = try s.store.apply(change, sources: list.items)
+    // Checks what we are about to write exactly as a client will, then writes it to each target.
+    try commit.commit(to: heads, now: now) { head, report in
       let pruned = report.objectsPruned > 0 ? ", pruned \(report.objectsPruned)" : ""
-      log("\(s.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
-      results.append((s.store.location, report))
+      log("\(head.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
+      results.append((head.store.location, report))
     }
     giveBack()
     return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)

@@ -1,0 +1,28 @@
+import Foundation
+import Store
+
+/// The state of a registry a maintainer changes: its newest root and its current index.
+public struct RegistryHead: Sendable {
+  public let store: any ObjectStore
+  public let root: TrustedRoot
+  public let index: VerifiedIndex?
+
+  /// Reads and verifies (signatures, not freshness) what `store` holds now.
+  public init(_ store: any ObjectStore) throws {
+    self.store = store
+    root = try Publisher.currentRoot(of: store)
+    index = try Publisher.currentIndex(of: store, root: root)
+  }
+
+  /// What a change to this store requires `index.json` still to be: the bytes read here.
+  public var precondition: StoreChange.Precondition {
+    index.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent
+  }
+
+  func requireIndex() throws -> VerifiedIndex {
+    guard let index else {
+      throw TsukuError(.usage, "'\(store.location)' has no index.json yet; publish one first")
+    }
+    return index
+  }
+}
