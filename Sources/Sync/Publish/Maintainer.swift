@@ -22,8 +22,7 @@ public enum Maintainer {
       throw TsukuError(.usage, "--reason must be one non-empty line")
     }
     let head = try RegistryHead(store)
-    let current = try head.requireIndex()
-    try IndexCommit.checkSigners(keys, role: .revocation, root: head.root)
+    let current = try head.indexToChange(signedBy: keys, as: .revocation)
     var list = RevocationList.empty
     if let r = current.revocation {
       list = try RevocationList.parse(try store.get(r.list.sha256, maxSize: r.list.size), what: "revocation list")
@@ -67,8 +66,7 @@ public enum Maintainer {
     stage: String? = nil
   ) throws -> IndexPayload {
     let head = try RegistryHead(store)
-    let current = try head.requireIndex()
-    try IndexCommit.checkSigners(keys, role: .index, root: head.root)
+    let current = try head.indexToChange(signedBy: keys, as: .index)
     let expires = try IndexCommit.expiry(days: expiresDays, now: now)
     var p = current.index
     p.version += 1

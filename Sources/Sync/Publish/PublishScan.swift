@@ -69,11 +69,13 @@ extension Publisher {
   public static func scan(_ input: PublishInput, mode: PublishScan.Mode = .stopAtFirstRefusal) throws -> PublishScan {
     var scan = PublishScan()
     let reporting = mode == .reportRefusals
-    /// A refused file: thrown, or listed with the message less its leading file name.
-    func refuse(_ path: String, _ error: any Error, named names: [String] = []) throws {
+    /// A refused file: thrown, or listed with the message less the leading file name the
+    /// validators put first (the path, or the file name alone).
+    func refuse(_ path: String, _ error: any Error) throws {
       guard reporting else { throw error }
       var reason = (error as? TsukuError)?.message ?? "\(error)"
-      for name in names + [path] where reason.hasPrefix(name + ": ") {
+      let fileName = String(path.split(separator: "/").last ?? "")
+      for name in [displayLine(path), displayLine(fileName), path] where reason.hasPrefix(name + ": ") {
         reason.removeFirst(name.count + 2)
         break
       }
@@ -92,16 +94,10 @@ extension Publisher {
       byName.reserveCapacity(entries.count + work.count)
       // Room for the shards and packs a publish adds to the same list (see `publish`).
       scan.blobs.reserveCapacity(scan.blobs.count + work.count + work.count / 16 + 1024)
-      try check(table, work, golden: false, stopAtFirst: !reporting) { i, checked in
+      try check(table, work, golden: false, stopAtFirst: !reporting, refuse: { try refuse(table.path($0), $1) }) {
+        i, checked in
+        guard case .recipe(let info, let ref) = checked else { return }
         let path = table.path(i)
-        let info: RecipeInfo
-        let ref: BlobRef
-        switch checked {
-        case .failure(let e):
-          return try refuse(path, e, named: [displayLine(String(table.relative(i).split(separator: "/").last!))])
-        case .success(.recipe(let i, let r)): (info, ref) = (i, r)
-        case .success(.golden): return
-        }
         if let other = byName[info.name] {
           return try refuse(
             path,
@@ -124,15 +120,10 @@ extension Publisher {
       }
       // Room for the shards and packs a publish adds to the same list (see `publish`).
       scan.blobs.reserveCapacity(scan.blobs.count + work.count + work.count / 16 + 1024)
-      try check(table, work, golden: true, stopAtFirst: !reporting) { i, checked in
+      try check(table, work, golden: true, stopAtFirst: !reporting, refuse: { try refuse(table.path($0), $1) }) {
+        i, checked in
+        guard case .golden(let info, let ref) = checked else { return }
         let path = table.path(i)
-        let info: GoldenInfo
-        let ref: BlobRef
-        switch checked {
-        case .failure(let e): return try refuse(path, e, named: [displayLine(path)])
-        case .success(.golden(let i, let r)): (info, ref) = (i, r)
-        case .success(.recipe): return
-        }
         if let note = info.note {
           if scan.notes.count < PublishScan.keptNotes { scan.notes.append(note) }
           scan.noteCount += 1
@@ -185,11 +176,12 @@ extension Publisher {
   }
 
   /// Reads, validates and hashes the files of `table` at the positions `work` on every core,
-  /// `scanChunk` at a time, and hands each result (a failure too) to `take` in order. With
-  /// `stopAtFirst`, nothing past a chunk's first failure is read: `take` is expected to throw it.
+  /// `scanChunk` at a time, and hands each result in order to `take`, or its failure to
+  /// `refuse`. With `stopAtFirst`, nothing past a chunk's first failure is read: `refuse` is
+  /// expected to throw it.
   private static func check(
-    _ table: PathTable, _ work: [Int32], golden: Bool, stopAtFirst: Bool,
-    _ take: (Int32, Result<Checked, any Error>) throws -> Void
+    _ table: PathTable, _ work: [Int32], golden: Bool, stopAtFirst: Bool, refuse: (Int32, any Error) throws -> Void,
+    _ take: (Int32, Checked) throws -> Void
   ) throws {
     var start = 0
     while start < work.count {
@@ -218,8 +210,11 @@ extension Publisher {
       }
       let done = results.withLock { $0 }
       for (i, index) in chunk.enumerated() {
-        guard let r = done[i] else { break }  // past a failure that stops the scan
-        try take(index, r)
+        switch done[i] {
+        case .success(let checked): try take(index, checked)
+        case .failure(let error): try refuse(index, error)
+        case nil: return  // past a failure that stopped the scan (`refuse` threw it)
+        }
       }
       start += chunk.count
     }

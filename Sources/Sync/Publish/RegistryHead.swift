@@ -19,10 +19,13 @@ public struct RegistryHead: Sendable {
     index.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent
   }
 
-  func requireIndex() throws -> VerifiedIndex {
+  /// The current index, for a change signed by `keys` in `role`: refused when there is none
+  /// yet, or when a key is not one of the role's.
+  func indexToChange(signedBy keys: [SigningKey], as role: Role) throws -> VerifiedIndex {
     guard let index else {
       throw TsukuError(.usage, "'\(store.location)' has no index.json yet; publish one first")
     }
+    try IndexCommit.checkSigners(keys, role: role, root: root)
     return index
   }
 }
