@@ -115,6 +115,12 @@ public enum Maintainer {
     return try Envelope.sign(type: .root, payload: JSON.encode(payload), keys: signers)
   }
 
+  /// Writes root N+1 (from `nextRoot`, partly signed) to a staged file at `path`, for
+  /// `registry sign` to add signatures and `registry publish --staged` to write it.
+  public static func stageRoot(_ env: Envelope, head: RegistryHead, to path: String) throws {
+    try IndexCommit(roots: [env], message: "stage").stage(to: [head], path: path)
+  }
+
   /// Writes root N+1 after checking it as a client will (old and new thresholds).
   public static func writeRoot(_ env: Envelope, to store: any ObjectStore) throws -> TrustedRoot {
     let head = try RegistryHead(store)
