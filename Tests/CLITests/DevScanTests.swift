@@ -31,8 +31,12 @@ import Testing
     #expect(r.status == 0, "\(r.stderr)")
     let report = try JSONDecoder().decode(Report.self, from: r.stdout)
     #expect(report.recipes == 1 && report.critical == 0 && report.golden == 1 && report.skipped == 1)
-    #expect(report.refused.map(\.path) == [input.recipes! + "/b/broken.toml", input.golden! + "/broken/v1.0.0-linux-amd64.json"])
-    #expect(report.refused.map(\.reason) == ["no [[steps]] entries", "golden file for 'broken', which has no valid recipe"])
+    #expect(
+      report.refused.map(\.path) == [
+        input.recipes! + "/b/broken.toml", input.golden! + "/broken/v1.0.0-linux-amd64.json",
+      ])
+    #expect(
+      report.refused.map(\.reason) == ["no [[steps]] entries", "golden file for 'broken', which has no valid recipe"])
     #expect(report.accepted == [input.recipes! + "/g/good.toml", input.golden! + "/good/v1.0.0-linux-amd64.json"])
   }
 

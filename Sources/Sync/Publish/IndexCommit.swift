@@ -156,7 +156,8 @@ struct IndexCommit {
     for k in keys where !ids.contains(k.keyID) {
       throw TsukuError(
         .usage,
-        "key '\(k.keyID.prefix(16))' is not \(role == .index ? "an" : "a") \(role.rawValue) key of root version \(root.version)")
+        "key '\(k.keyID.prefix(16))' is not \(role == .index ? "an" : "a") \(role.rawValue) key of root version \(root.version)"
+      )
     }
   }
 

@@ -47,8 +47,8 @@ public enum Maintainer {
     }
     let blob = JSON.encode(list)
     let payload = RevocationPayload(
-      version: (current.revocation?.version ?? 0) + 1, expires: try IndexCommit.expiry(days: expiresDays, now: now), list: BlobRef(of: blob),
-      revokedKeys: list.keys.map(\.keyid))
+      version: (current.revocation?.version ?? 0) + 1, expires: try IndexCommit.expiry(days: expiresDays, now: now),
+      list: BlobRef(of: blob), revokedKeys: list.keys.map(\.keyid))
     let env = try Envelope.sign(type: .revocation, payload: JSON.encode(payload), keys: keys)
     let file = IndexFile(rootVersion: current.file.root_version, index: current.file.index, revocation: env)
     try IndexCommit(

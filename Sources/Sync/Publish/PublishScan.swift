@@ -130,12 +130,12 @@ extension Publisher {
         }
         guard let k = byName[info.tool] else {
           // Reporting, the recipe may have been refused: then it has none that is valid.
-          return try refuse(
-            path, TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no \(reporting ? "valid " : "")recipe"))
+          let recipe = reporting ? "valid recipe" : "recipe"
+          return try refuse(path, TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no \(recipe)"))
         }
         if entries[k].golden.contains(where: { $0.platform == info.platform && $0.version == info.version }) {
-          return try refuse(
-            path, TsukuError(.usage, "\(path): a second golden file for '\(info.tool)' \(info.version) on \(info.platform)"))
+          let what = "'\(info.tool)' \(info.version) on \(info.platform)"
+          return try refuse(path, TsukuError(.usage, "\(path): a second golden file for \(what)"))
         }
         scan.blobs.append(.file(table, i, id: ref.sha256, size: ref.size))
         if reporting { scan.accepted.append(path) }
