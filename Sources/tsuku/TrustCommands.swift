@@ -92,7 +92,7 @@ extension Tsuku.Registry {
         from: head.root, keys: keys, thresholds: t, expiresDays: expiresDays, now: Date(),
         signers: try signKeys.map(KeyFile.readPrivate))
       if let stage {
-        try Staged(root: env).write(to: stage)
+        try Maintainer.stageRoot(env, head: head, to: stage)
         return Output.line("staged root version \(head.root.version + 1) in \(stage)")
       }
       let next = try Maintainer.writeRoot(env, to: store)

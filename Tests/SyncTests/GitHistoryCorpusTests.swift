@@ -123,71 +123,26 @@ let corpusAvailable = gitCommandAvailable && FileManager.default.fileExists(atPa
 }
 
 /// Copies from a snapshot's work tree what publish accepts into `out/{critical,recipes,golden}`
-/// and returns the files left out with publish's own reason (the rules tools/replay-corpus
-/// applies): recipes that fail validation or repeat a name, golden files that fail validation,
-/// name no kept recipe or repeat a (tool, version, platform).
+/// and returns the files it refuses with its reason (paths relative to the tree), from the
+/// publish scan's report (`tsuku-dev scan`, which tools/replay-corpus filters with): recipes
+/// that fail validation or repeat a name, golden files that fail validation, name no kept
+/// recipe or repeat a (tool, version, platform).
 func filteredInput(_ tree: String, into out: String) throws -> (PublishInput, [(String, String)]) {
   let fm = FileManager.default
-  var refused = [(String, String)]()
-  var names = [String: String]()
-  for sub in ["critical", "recipes", "golden"] {
+  let sets = [("registry/embedded", "critical"), ("registry/recipes", "recipes"), ("registry/golden/plans", "golden")]
+  var dirs = [String: String]()
+  for (src, sub) in sets {
     try fm.createDirectory(atPath: out + "/" + sub, withIntermediateDirectories: true)
+    if fm.fileExists(atPath: tree + "/" + src) { dirs[sub] = tree + "/" + src }
   }
-  func read(_ path: String) throws -> Data {
-    let size = (try fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-    if size > 4 << 20 { throw TsukuError(.usage, "\(path): \(size) bytes, more than the \(4 << 20) allowed") }
-    return try Data(contentsOf: URL(fileURLWithPath: path))
-  }
-  func copy(_ data: Data, _ rel: String, _ sub: String) throws {
-    let dst = out + "/" + sub + "/" + rel
+  let scan = try Publisher.scan(
+    PublishInput(recipes: dirs["recipes"], critical: dirs["critical"], golden: dirs["golden"]), mode: .reportRefusals)
+  for path in scan.accepted {
+    let (src, sub) = try #require(sets.first { path.hasPrefix(tree + "/" + $0.0 + "/") })
+    let dst = out + "/" + sub + "/" + path.dropFirst(tree.count + src.count + 2)
     try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    try data.write(to: URL(fileURLWithPath: dst))
+    try Data(contentsOf: URL(fileURLWithPath: path)).write(to: URL(fileURLWithPath: dst))
   }
-  func files(_ dir: String) -> [String] {
-    (fm.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter {
-      var d: ObjCBool = false
-      return !($0 as NSString).lastPathComponent.hasPrefix(".")
-        && fm.fileExists(atPath: dir + "/" + $0, isDirectory: &d) && !d.boolValue
-    }.sorted()
-  }
-  for (src, sub) in [("registry/embedded", "critical"), ("registry/recipes", "recipes")] {
-    for rel in files(tree + "/" + src) {
-      let parts = rel.split(separator: "/")
-      guard rel.hasSuffix(".toml"), parts.count == 1 || (parts.count == 2 && parts[0].count == 1) else { continue }
-      do {
-        let data = try read(tree + "/" + src + "/" + rel)
-        let info = try RecipeFile.validate(data, fileName: String(parts.last!))
-        try RecipeName.validate(info.name)
-        if let other = names[info.name] {
-          refused.append((src + "/" + rel, "recipe '\(info.name)' is also in the \(other) set"))
-          continue
-        }
-        names[info.name] = sub
-        try copy(data, rel, sub)
-      } catch let e as TsukuError {
-        refused.append((src + "/" + rel, e.message))
-      }
-    }
-  }
-  var seen = Set<String>()
-  let plans = tree + "/registry/golden/plans"
-  for rel in files(plans) {
-    let parts = rel.split(separator: "/")
-    guard rel.hasSuffix(".json"), parts.count >= 2, parts.last!.hasPrefix("v") else { continue }
-    let path = "registry/golden/plans/" + rel
-    do {
-      let data = try read(plans + "/" + rel)
-      let info = try GoldenFile.validate(data, path: rel)
-      if names[info.tool] == nil {
-        refused.append((path, "golden file for '\(info.tool)', which has no valid recipe"))
-      } else if !seen.insert("\(info.tool) \(info.version) \(info.platform)").inserted {
-        refused.append((path, "a second golden file for '\(info.tool)' \(info.version) on \(info.platform)"))
-      } else {
-        try copy(data, rel, "golden")
-      }
-    } catch let e as TsukuError {
-      refused.append((path, e.message))
-    }
-  }
+  let refused = scan.refused.map { (String($0.path.dropFirst(tree.count + 1)), $0.reason) }
   return (PublishInput(recipes: out + "/recipes", critical: out + "/critical", golden: out + "/golden"), refused)
 }

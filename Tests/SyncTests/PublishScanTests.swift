@@ -45,4 +45,49 @@ import TestSupport
     let tool0 = try #require(scan.entries.first { $0.name == "tool0" })
     #expect(tool0.golden.map(\.version) == ["1.0.0", "2.0.0"] && tool0.golden[0].sha256 == tool0.golden[1].sha256)
   }
+
+  @Test func reportingListsEveryRefusedFileWithItsReasonAndKeepsTheRest() throws {
+    let f = try RegistryFixture()
+    var recipes = [String: String]()
+    let n = Publisher.scanChunk + 600
+    for i in 0..<n { recipes[String(format: "t%05d", i)] = RegistryFixture.recipe(String(format: "t%05d", i)) }
+    // Bad files in different chunks, a name in both sets, golden files without a valid recipe.
+    recipes["t00010"] = "not toml ["
+    recipes[String(format: "t%05d", n - 3)] = "[metadata]\nname = \"wrong\"\n"
+    let input = try f.writeInput(
+      recipes: recipes, critical: ["t00020": RegistryFixture.recipe("t00020")],
+      golden: [
+        "t00010/v1.0.0-linux-amd64.json": RegistryFixture.golden("t00010", version: "1.0.0"),
+        "gone/v1.0.0-linux-amd64.json": RegistryFixture.golden("gone", version: "1.0.0"),
+        "t00011/v1.0.0-linux-amd64.json": RegistryFixture.golden("t00011", version: "1.0.0"),
+      ])
+    let big = input.recipes! + "/b/big.toml"
+    try FileManager.default.createDirectory(atPath: input.recipes! + "/b", withIntermediateDirectories: true)
+    try Data(count: Publisher.maxFileSize + 1).write(to: URL(fileURLWithPath: big))
+
+    let scan = try Publisher.scan(input, mode: .reportRefusals)
+    let bad = String(format: "t%05d", n - 3)
+    #expect(
+      scan.refused.map(\.path) == [
+        input.recipes! + "/b/big.toml", input.recipes! + "/t/t00010.toml", input.recipes! + "/t/t00020.toml",
+        input.recipes! + "/t/\(bad).toml", input.golden! + "/gone/v1.0.0-linux-amd64.json",
+        input.golden! + "/t00010/v1.0.0-linux-amd64.json",
+      ])
+    let reasons = scan.refused.map(\.reason)
+    #expect(reasons[0] == "\(Publisher.maxFileSize + 1) bytes, more than the \(Publisher.maxFileSize) allowed")
+    #expect(reasons[2] == "recipe 't00020' is also in the critical set")
+    #expect(reasons[3] == "metadata.name 'wrong' does not match the file name '\(bad)'")
+    #expect(reasons[4] == "golden file for 'gone', which has no valid recipe")
+    #expect(reasons[5] == "golden file for 't00010', which has no valid recipe")
+    #expect(reasons.allSatisfy { !$0.contains("/") && !$0.contains("\n") }, "\(reasons)")
+    // The rest is kept: the good recipes (the critical one once) and the one good golden file.
+    #expect(scan.entries.count == n - 2 && scan.goldenCount == 1 && scan.criticalCount == 1)
+    #expect(scan.accepted.count == n - 2 + 1)
+    #expect(scan.accepted.contains(input.golden! + "/t00011/v1.0.0-linux-amd64.json"))
+    #expect(Set(scan.accepted).isDisjoint(with: scan.refused.map(\.path)))
+
+    // Stopping at the first refusal, the same input fails on the first of them, as publish does.
+    let e = #expect(throws: TsukuError.self) { try Publisher.scan(input) }
+    #expect(e?.message == "\(big): \(reasons[0])")
+  }
 }

@@ -21,7 +21,7 @@ import TestSupport
 
   /// Every blob of a tree built from `entries`, by hash.
   static func blobs(_ entries: [IndexEntry]) -> (tree: IndexTree, blobs: [ObjectID: Data]) {
-    let (tree, others) = Publisher.buildTree(entries)
+    let (tree, others) = IndexTreeBuilder.build(entries)
     var all = [ObjectID: Data]()
     for b in others { all[SHA256.hash(b)] = b }
     return (try! IndexTree.parse(tree, what: "tree"), all)
@@ -62,7 +62,7 @@ import TestSupport
     #expect(tree.subtrees == nil)
     #expect(tree.prefix_length == 2)
     #expect(tree.shards.count > 240 && tree.shards.count <= IndexTree.maxDirectShards)
-    let encoded = String(decoding: Publisher.buildTree(Self.entries(1_000)).tree, as: UTF8.self)
+    let encoded = String(decoding: IndexTreeBuilder.build(Self.entries(1_000)).tree, as: UTF8.self)
     #expect(!encoded.contains("subtrees"))
   }
 

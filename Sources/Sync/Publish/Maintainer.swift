@@ -1,31 +1,6 @@
 import Foundation
 import Store
 
-/// The state of a registry a maintainer changes: its newest root and its current index.
-public struct RegistryHead: Sendable {
-  public let store: any ObjectStore
-  public let root: TrustedRoot
-  public let index: VerifiedIndex?
-
-  /// Reads and verifies (signatures, not freshness) what `store` holds now.
-  public init(_ store: any ObjectStore) throws {
-    self.store = store
-    root = try Publisher.currentRoot(of: store)
-    index = try Publisher.currentIndex(of: store, root: root)
-  }
-
-  public var precondition: StoreChange.Precondition {
-    index.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent
-  }
-
-  func requireIndex() throws -> VerifiedIndex {
-    guard let index else {
-      throw TsukuError(.usage, "'\(store.location)' has no index.json yet; publish one first")
-    }
-    return index
-  }
-}
-
 /// Security responders' and maintainers' changes to trust: revocation, re-signing, root
 /// rotation. Each writes one `index.json` (and any new blob or root) as one atomic change.
 public enum Maintainer {
@@ -47,8 +22,7 @@ public enum Maintainer {
       throw TsukuError(.usage, "--reason must be one non-empty line")
     }
     let head = try RegistryHead(store)
-    let current = try head.requireIndex()
-    try checkSigners(keys, role: .revocation, root: head.root)
+    let current = try head.indexToChange(signedBy: keys, as: .revocation)
     var list = RevocationList.empty
     if let r = current.revocation {
       list = try RevocationList.parse(try store.get(r.list.sha256, maxSize: r.list.size), what: "revocation list")
@@ -73,13 +47,14 @@ public enum Maintainer {
     }
     let blob = JSON.encode(list)
     let payload = RevocationPayload(
-      version: (current.revocation?.version ?? 0) + 1, expires: try expiry(expiresDays, now), list: BlobRef(of: blob),
-      revokedKeys: list.keys.map(\.keyid))
+      version: (current.revocation?.version ?? 0) + 1, expires: try IndexCommit.expiry(days: expiresDays, now: now),
+      list: BlobRef(of: blob), revokedKeys: list.keys.map(\.keyid))
     let env = try Envelope.sign(type: .revocation, payload: JSON.encode(payload), keys: keys)
     let file = IndexFile(rootVersion: current.file.root_version, index: current.file.index, revocation: env)
-    try write(
-      file, objects: [blob], head: head, now: now, message: "revocation list version \(payload.version)", stage: stage,
-      sign: [.revocation])
+    try IndexCommit(
+      file: file, objects: [blob], check: .revocationSection, sign: [.revocation],
+      message: "revocation list version \(payload.version)"
+    ).commitOrStage(to: head, now: now, stage: stage)
     return payload
   }
 
@@ -91,23 +66,23 @@ public enum Maintainer {
     stage: String? = nil
   ) throws -> IndexPayload {
     let head = try RegistryHead(store)
-    let current = try head.requireIndex()
-    try checkSigners(keys, role: .index, root: head.root)
+    let current = try head.indexToChange(signedBy: keys, as: .index)
+    let expires = try IndexCommit.expiry(days: expiresDays, now: now)
     var p = current.index
     p.version += 1
-    p.expires = Timestamp.format(try expiry(expiresDays, now))
+    p.expires = Timestamp.format(expires)
     p.published = Timestamp.format(now)
     var rev = current.file.revocation
-    if !revocationKeys.isEmpty, var r = current.revocation {
-      try checkSigners(revocationKeys, role: .revocation, root: head.root)
-      r.version += 1
-      r.expires = Timestamp.format(try expiry(expiresDays, now))
-      rev = try Envelope.sign(type: .revocation, payload: JSON.encode(r), keys: revocationKeys)
-      p.revocation_version = r.version
+    if !revocationKeys.isEmpty, let r = current.revocation {
+      try IndexCommit.checkSigners(revocationKeys, role: .revocation, root: head.root)
+      let renewed = try IndexCommit.renewed(r, expires: expires, keys: revocationKeys)
+      rev = renewed.1
+      p.revocation_version = renewed.0.version
     }
     let env = try Envelope.sign(type: .index, payload: JSON.encode(p), keys: keys)
     let file = IndexFile(rootVersion: head.root.version, index: env, revocation: rev)
-    try write(file, objects: [], head: head, now: now, message: "re-sign index version \(p.version)", stage: stage)
+    try IndexCommit(file: file, message: "re-sign index version \(p.version)").commitOrStage(
+      to: head, now: now, stage: stage)
     return p
   }
 
@@ -140,56 +115,17 @@ public enum Maintainer {
     return try Envelope.sign(type: .root, payload: JSON.encode(payload), keys: signers)
   }
 
+  /// Writes root N+1 (from `nextRoot`, partly signed) to a staged file at `path`, for
+  /// `registry sign` to add signatures and `registry publish --staged` to write it.
+  public static func stageRoot(_ env: Envelope, head: RegistryHead, to path: String) throws {
+    try IndexCommit(roots: [env], message: "stage").stage(to: [head], path: path)
+  }
+
   /// Writes root N+1 after checking it as a client will (old and new thresholds).
   public static func writeRoot(_ env: Envelope, to store: any ObjectStore) throws -> TrustedRoot {
     let head = try RegistryHead(store)
-    let bytes = RootDocuments.encode(env)
-    let next = try head.root.next(bytes, what: "the new root")
-    try store.apply(StoreChange(documents: [(.root(next.version), bytes)], message: "root version \(next.version)"))
-    return next
-  }
-
-  static func expiry(_ days: Int, _ now: Date) throws -> Date {
-    guard (1...3650).contains(days) else {
-      throw TsukuError(.usage, "invalid --expires-days '\(days)': expected 1 to 3650")
-    }
-    return now.addingTimeInterval(Double(days) * 86400)
-  }
-
-  static func checkSigners(_ keys: [SigningKey], role: Role, root: TrustedRoot) throws {
-    let ids = root.payload.roles[role.rawValue]?.keyids ?? []
-    for k in keys where !ids.contains(k.keyID) {
-      throw TsukuError(.usage, "key '\(k.keyID.prefix(16))' is not \(role == .index ? "an" : "a") \(role.rawValue) key of root version \(root.version)")
-    }
-  }
-
-  /// Verifies `file` exactly as a client will, then writes it (with `objects`) atomically.
-  static func write(
-    _ file: IndexFile, objects: [Data], head: RegistryHead, now: Date, message: String, stage: String? = nil,
-    sign: [DocumentType] = [.index]
-  ) throws {
-    if let stage {
-      if !objects.isEmpty { try head.store.apply(StoreChange(objects: objects, message: "stage")) }
-      try Staged(base: head.index.map { SHA256.hash($0.bytes) }, index: file, sign: sign).write(to: stage)
-      return
-    }
-    let bytes = file.bytes
-    if sign == [.revocation], let env = file.revocation {
-      // A responder may revoke the very key that signed the current index: then only the
-      // revocation section can (and must) verify.
-      _ = try env.verify(as: .revocation, role: .revocation, root: head.root.payload, what: "the new revocation list")
-    } else {
-      _ = try IndexVerifier.verify(bytes, root: head.root, state: TrustState(), now: now, source: "the new index")
-    }
-    // A new index version is archived too (`index/<N>.index.json`, for retention); a revocation
-    // keeps the index version, whose archive copy already exists.
-    var documents = [(DocumentName.index, bytes)]
-    if let raw = file.index.payloadBytes, let v = try? IndexPayload.parse(raw, what: "the new index").version,
-      v != head.index?.index.version
-    {
-      documents.insert((.archivedIndex(v), bytes), at: 0)
-    }
-    try head.store.apply(
-      StoreChange(objects: objects, documents: documents, precondition: head.precondition, message: message))
+    return try IndexCommit(roots: [env], message: "root version \(head.root.version + 1)").commit(
+      to: [head], now: Date()
+    ).root
   }
 }

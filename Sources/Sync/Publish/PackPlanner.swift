@@ -110,19 +110,6 @@ enum PackPlanner {
 
   /// `indices` cut in order into packs of at most `maxPackBytes` each, as ranges of `indices`.
   static func groups(_ live: [BlobSource], _ indices: [Int]) -> [Range<Int>] {
-    var out = [Range<Int>]()
-    var start = 0
-    var bytes = 0
-    for (k, i) in indices.enumerated() {
-      let size = live[i].size
-      if k > start && bytes + size > maxPackBytes {
-        out.append(start..<k)
-        start = k
-        bytes = 0
-      }
-      bytes += size
-    }
-    if start < indices.count { out.append(start..<indices.count) }
-    return out
+    ByteBatches.ranges(indices.lazy.map { live[$0].size }, maxBytes: maxPackBytes)
   }
 }

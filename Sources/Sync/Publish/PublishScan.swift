@@ -9,6 +9,25 @@ import Synchronization
 
 /// The validated content of a publish: index entries and the files their blobs are read from.
 public struct PublishScan: Sendable {
+  /// What a scan does with a file publish refuses.
+  public enum Mode: Sendable {
+    /// Throw the first refusal in path order (what `registry publish` does: nothing is written).
+    case stopAtFirstRefusal
+    /// Leave each refused file out, list it in `refused` and go on (`tsuku-dev scan`).
+    case reportRefusals
+  }
+
+  /// A file publish refuses: its path (as the scan names it: the folder given, then the path
+  /// inside it) and why, in one line.
+  public struct Refusal: Sendable, Codable, Equatable {
+    public var path: String
+    public var reason: String
+    public init(path: String, reason: String) {
+      self.path = path
+      self.reason = reason
+    }
+  }
+
   public var entries: [IndexEntry] = []
   /// Every blob of the input, once each, in the order the files were read: a source that reads
   /// its file when it is written. Bytes are hashed while scanning, not kept.
@@ -21,6 +40,12 @@ public struct PublishScan: Sendable {
   public var notes: [String] = []
   public var noteCount = 0
   public static let keptNotes = 5
+  /// With `reportRefusals`: every refused file, in the order the scan met them (critical set,
+  /// community set, golden files; path order within each).
+  public var refused: [Refusal] = []
+  /// With `reportRefusals`: every file kept (each recipe and golden file the entries name,
+  /// copies of the same bytes included), named as in `refused`, in the same order.
+  public var accepted: [String] = []
   public var criticalCount: Int { entries.filter { $0.category == .critical }.count }
 }
 
@@ -34,43 +59,52 @@ extension Publisher {
   /// Files validated in parallel per chunk: the most results held at once.
   static let scanChunk = 4096
 
-  /// Reads and validates every file; throws on the first bad one, naming it. Nothing is written.
+  /// Reads and validates every file; nothing is written. By default throws on the first bad
+  /// file, naming it; with `.reportRefusals` leaves each bad file out and lists it instead.
   ///
   /// Files are read, validated and hashed on every core, a chunk of files at a time, one file
   /// per core at once; only names, sizes, paths (in one buffer per folder) and metadata are
   /// kept. Each chunk's results are taken in path order, so the error for a bad input is the
   /// one a file-by-file pass gives.
-  public static func scan(_ input: PublishInput) throws -> PublishScan {
+  public static func scan(_ input: PublishInput, mode: PublishScan.Mode = .stopAtFirstRefusal) throws -> PublishScan {
     var scan = PublishScan()
+    let reporting = mode == .reportRefusals
+    /// A refused file: thrown, or listed with the message less the leading file name the
+    /// validators put first (the path, or the file name alone).
+    func refuse(_ path: String, _ error: any Error) throws {
+      guard reporting else { throw error }
+      var reason = (error as? TsukuError)?.message ?? "\(error)"
+      let fileName = String(path.split(separator: "/").last ?? "")
+      for name in [displayLine(path), displayLine(fileName), path] where reason.hasPrefix(name + ": ") {
+        reason.removeFirst(name.count + 2)
+        break
+      }
+      scan.refused.append(PublishScan.Refusal(path: path, reason: reason))
+    }
     // The entries in one array (a name maps to its position), grown once per folder.
     var entries = [IndexEntry]()
     var byName = [String: Int]()
     for (dir, category) in [(input.critical, Category.critical), (input.recipes, .community)] {
       guard let dir else { continue }
-      let table = try files(in: dir)
-      var work = [Int32]()
-      for i in table.sortedIndices() {
-        let rel = table.relative(i)
+      let (table, work) = try candidates(in: dir, skipped: &scan.skipped) { rel in
         let parts = rel.split(separator: "/")
-        let isRecipe =
-          rel.hasSuffix(".toml") && (parts.count == 1 || (parts.count == 2 && parts[0].count == 1))
-        guard isRecipe else {
-          scan.skipped.append(dir + "/" + rel)
-          continue
-        }
-        work.append(i)
+        return rel.hasSuffix(".toml") && (parts.count == 1 || (parts.count == 2 && parts[0].count == 1))
       }
-      // Room for the shards and packs a publish adds to the same list (see `publish`).
-      scan.blobs.reserveCapacity(scan.blobs.count + work.count + work.count / 16 + 1024)
       entries.reserveCapacity(entries.count + work.count)
       byName.reserveCapacity(entries.count + work.count)
-      try check(table, work, golden: false) { i, checked in
+      // Room for the shards and packs a publish adds to the same list (see `publish`).
+      scan.blobs.reserveCapacity(scan.blobs.count + work.count + work.count / 16 + 1024)
+      try check(table, work, golden: false, stopAtFirst: !reporting, refuse: { try refuse(table.path($0), $1) }) {
+        i, checked in
         guard case .recipe(let info, let ref) = checked else { return }
+        let path = table.path(i)
         if let other = byName[info.name] {
-          throw TsukuError(
-            .usage, "\(table.path(i)): recipe '\(info.name)' is also in the \(entries[other].category.rawValue) set")
+          return try refuse(
+            path,
+            TsukuError(.usage, "\(path): recipe '\(info.name)' is also in the \(entries[other].category.rawValue) set"))
         }
         scan.blobs.append(.file(table, i, id: ref.sha256, size: ref.size))
+        if reporting { scan.accepted.append(path) }
         byName[info.name] = entries.count
         entries.append(
           IndexEntry(
@@ -80,20 +114,14 @@ extension Publisher {
       }
     }
     if let dir = input.golden {
-      let table = try files(in: dir)
-      var work = [Int32]()
-      for i in table.sortedIndices() {
-        let rel = table.relative(i)
+      let (table, work) = try candidates(in: dir, skipped: &scan.skipped) { rel in
         let parts = rel.split(separator: "/")
-        guard rel.hasSuffix(".json"), parts.count >= 2, parts.last!.hasPrefix("v") else {
-          scan.skipped.append(dir + "/" + rel)
-          continue
-        }
-        work.append(i)
+        return rel.hasSuffix(".json") && parts.count >= 2 && parts.last!.hasPrefix("v")
       }
       // Room for the shards and packs a publish adds to the same list (see `publish`).
       scan.blobs.reserveCapacity(scan.blobs.count + work.count + work.count / 16 + 1024)
-      try check(table, work, golden: true) { i, checked in
+      try check(table, work, golden: true, stopAtFirst: !reporting, refuse: { try refuse(table.path($0), $1) }) {
+        i, checked in
         guard case .golden(let info, let ref) = checked else { return }
         let path = table.path(i)
         if let note = info.note {
@@ -101,13 +129,16 @@ extension Publisher {
           scan.noteCount += 1
         }
         guard let k = byName[info.tool] else {
-          throw TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no recipe")
+          // Reporting, the recipe may have been refused: then it has none that is valid.
+          let recipe = reporting ? "valid recipe" : "recipe"
+          return try refuse(path, TsukuError(.usage, "\(path): golden file for '\(info.tool)', which has no \(recipe)"))
         }
         if entries[k].golden.contains(where: { $0.platform == info.platform && $0.version == info.version }) {
-          throw TsukuError(
-            .usage, "\(path): a second golden file for '\(info.tool)' \(info.version) on \(info.platform)")
+          let what = "'\(info.tool)' \(info.version) on \(info.platform)"
+          return try refuse(path, TsukuError(.usage, "\(path): a second golden file for \(what)"))
         }
         scan.blobs.append(.file(table, i, id: ref.sha256, size: ref.size))
+        if reporting { scan.accepted.append(path) }
         entries[k].golden.append(
           GoldenRef(platform: info.platform, version: info.version, sha256: ref.sha256, size: ref.size))
         scan.goldenCount += 1
@@ -130,11 +161,27 @@ extension Publisher {
     return scan
   }
 
+  /// The files under `dir` in path order: the positions of those `isCandidate` accepts (to be
+  /// validated), the others added to `skipped` as `dir/relative path`.
+  private static func candidates(
+    in dir: String, skipped: inout [String], _ isCandidate: (String) -> Bool
+  ) throws -> (PathTable, [Int32]) {
+    let table = try files(in: dir)
+    var work = [Int32]()
+    for i in table.sortedIndices() {
+      let rel = table.relative(i)
+      if isCandidate(rel) { work.append(i) } else { skipped.append(dir + "/" + rel) }
+    }
+    return (table, work)
+  }
+
   /// Reads, validates and hashes the files of `table` at the positions `work` on every core,
-  /// `scanChunk` at a time, and hands each result to `take` in order; the first failure (in
-  /// order) is thrown.
+  /// `scanChunk` at a time, and hands each result in order to `take`, or its failure to
+  /// `refuse`. With `stopAtFirst`, nothing past a chunk's first failure is read: `refuse` is
+  /// expected to throw it.
   private static func check(
-    _ table: PathTable, _ work: [Int32], golden: Bool, _ take: (Int32, Checked) throws -> Void
+    _ table: PathTable, _ work: [Int32], golden: Bool, stopAtFirst: Bool, refuse: (Int32, any Error) throws -> Void,
+    _ take: (Int32, Checked) throws -> Void
   ) throws {
     var start = 0
     while start < work.count {
@@ -157,12 +204,18 @@ extension Publisher {
             try RecipeName.validate(info.name)
             return .recipe(info, BlobRef(of: data))
           }
-          if case .failure = r { firstFailure.min(i, ordering: .relaxed) }
+          if stopAtFirst, case .failure = r { firstFailure.min(i, ordering: .relaxed) }
           results.withLock { $0[i] = r }
         }
       }
       let done = results.withLock { $0 }
-      for (i, index) in chunk.enumerated() { try take(index, try done[i]!.get()) }
+      for (i, index) in chunk.enumerated() {
+        switch done[i] {
+        case .success(let checked): try take(index, checked)
+        case .failure(let error): try refuse(index, error)
+        case nil: return  // past a failure that stopped the scan (`refuse` threw it)
+        }
+      }
       start += chunk.count
     }
   }

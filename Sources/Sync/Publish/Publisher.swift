@@ -28,72 +28,6 @@ public struct PublishResult: Sendable {
 public enum Publisher {
   static let maxFileSize = 4 * 1024 * 1024
 
-  /// Shards the entries and returns the tree blob plus every shard blob.
-  /// (Subtree blobs, when the tree has them, come first in `shards`.)
-  public static func buildTree(_ entries: [IndexEntry], packs: [IndexTree.PackRef]? = nil) -> (tree: Data, shards: [Data]) {
-    let (length, refs, blobs) = buildShards(entries)
-    let (subtrees, subtreeBlobs) = buildSubtrees(prefixLength: length, shards: refs)
-    return (encodeTree(prefixLength: length, shards: refs, subtrees: subtrees, packs: packs), subtreeBlobs + blobs)
-  }
-
-  /// The shards of `entries`: the prefix length (the smallest that keeps shards at 32
-  /// entries on average or fewer), their tree references and their blobs.
-  /// The most entries a shard holds on average before the prefix grows by one digit. Fewer
-  /// means a bigger tree (about 110 bytes per shard) but smaller changed shards: at 1K
-  /// recipes, 64 gave 16 shards of about 28 KB and an incremental sync fetching 2.6x the bytes
-  /// that changed after a 1% bump (BENCHMARKS.md); 32 gives 256 shards of about 2 KB.
-  static let maxShardAverage = 32
-
-  static func buildShards(_ entries: [IndexEntry]) -> (Int, [IndexTree.Shard], [Data]) {
-    var blobs = [Data]()
-    let (length, refs) = buildShards(entries) { blobs.append($0) }
-    return (length, refs, blobs)
-  }
-
-  /// The same, handing each shard blob to `emit` as it is made (in prefix order) instead of
-  /// keeping them.
-  static func buildShards(_ entries: [IndexEntry], emit: (Data) throws -> Void) rethrows -> (Int, [IndexTree.Shard]) {
-    var length = 1
-    while length < 4 && entries.count > maxShardAverage * (1 << (4 * length)) { length += 1 }
-    var groups = [String: [Int]]()
-    for (i, e) in entries.enumerated() { groups[IndexTree.prefix(of: e.name, length: length), default: []].append(i) }
-    var shardRefs = [IndexTree.Shard]()
-    for prefix in groups.keys.sorted() {
-      let list = groups[prefix]!.map { entries[$0] }.sorted { $0.name < $1.name }
-      let blob = JSON.encode(IndexShard(format: Format.current, type: "index-shard", prefix: prefix, entries: list))
-      try emit(blob)
-      shardRefs.append(.init(prefix: prefix, sha256: SHA256.hash(blob), size: blob.count, entries: list.count))
-    }
-    return (length, shardRefs)
-  }
-
-  /// The subtrees of a tree with more than `IndexTree.maxDirectShards` shards (nil for a
-  /// smaller one), grouped by the first `prefixLength - 2` hex digits, and their blobs.
-  static func buildSubtrees(prefixLength: Int, shards: [IndexTree.Shard]) -> ([IndexTree.Subtree]?, [Data]) {
-    guard shards.count > IndexTree.maxDirectShards, prefixLength >= 3 else { return (nil, []) }
-    let length = prefixLength - 2
-    var groups = [String: [IndexTree.Shard]]()
-    for s in shards { groups[String(s.prefix.prefix(length)), default: []].append(s) }
-    var refs = [IndexTree.Subtree]()
-    var blobs = [Data]()
-    for prefix in groups.keys.sorted() {
-      let list = groups[prefix]!.sorted { $0.prefix < $1.prefix }
-      let blob = JSON.encode(IndexSubtree(format: Format.current, type: "index-subtree", prefix: prefix, shards: list))
-      blobs.append(blob)
-      refs.append(.init(prefix: prefix, sha256: SHA256.hash(blob), size: blob.count, shards: list.count))
-    }
-    return (refs, blobs)
-  }
-
-  static func encodeTree(
-    prefixLength: Int, shards: [IndexTree.Shard], subtrees: [IndexTree.Subtree]?, packs: [IndexTree.PackRef]?
-  ) -> Data {
-    JSON.encode(
-      IndexTree(
-        format: Format.current, type: "index-tree", prefix_length: prefixLength, shards: subtrees == nil ? shards : [],
-        subtrees: subtrees, packs: packs))
-  }
-
   /// The latest root of a store (or the one at version `upTo`), verified from version 1 along
   /// the chain.
   public static func currentRoot(of store: any ObjectReader, upTo limit: Int = Int.max) throws -> TrustedRoot {
@@ -130,9 +64,7 @@ public enum Publisher {
     log: (String) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
-    guard (1...3650).contains(expiresDays) else {
-      throw TsukuError(.usage, "invalid --expires-days '\(expiresDays)': expected 1 to 3650")
-    }
+    let expires = try IndexCommit.expiry(days: expiresDays, now: now)
     ProcessMemory.returnLargeBuffers()
     var scan = try scan(input)
     if scan.entries.isEmpty { throw TsukuError(.usage, "nothing to publish: no recipes found") }
@@ -140,25 +72,18 @@ public enum Publisher {
     if scan.noteCount > 5 { log("note: \(scan.noteCount - 5) more golden files whose plan disagrees with their name") }
     log("validated \(scan.entries.count) recipes (\(scan.criticalCount) critical), \(scan.goldenCount) golden files, skipped \(scan.skipped.count) other files")
 
-    var states = [(store: any ObjectStore, root: TrustedRoot, previous: VerifiedIndex?)]()
-    for t in targets {
-      let root = try currentRoot(of: t)
-      states.append((t, root, try currentIndex(of: t, root: root)))
-    }
-    let root = states[0].root
-    if let odd = states.first(where: { $0.root.bytes != root.bytes }) {
+    let heads = try targets.map(RegistryHead.init)
+    let root = heads[0].root
+    if let odd = heads.first(where: { $0.root.bytes != root.bytes }) {
       throw TsukuError(
-        .usage, "targets disagree on the root: '\(odd.store.location)' has root version \(odd.root.version), '\(states[0].store.location)' has \(root.version)")
+        .usage, "targets disagree on the root: '\(odd.store.location)' has root version \(odd.root.version), '\(heads[0].store.location)' has \(root.version)")
     }
-    let indexKeys = root.payload.roles[Role.index.rawValue]?.keyids ?? []
-    for k in keys where !indexKeys.contains(k.keyID) {
-      throw TsukuError(.usage, "key '\(k.keyID.prefix(16))' is not an index key of root version \(root.version)")
-    }
-    let version = (states.compactMap { $0.previous?.index.version }.max() ?? 0) + 1
+    try IndexCommit.checkSigners(keys, role: .index, root: root)
+    let version = (heads.compactMap { $0.index?.index.version }.max() ?? 0) + 1
     // The revocation section is carried over byte for byte (the newest among the targets, with
     // its list blob): a maintainer never needs that key. With revocation keys it is re-signed
     // (same list, next version, new expiry), or an empty list is made if there is none yet.
-    let previousRevocation = states.compactMap { s in s.previous.flatMap { p in p.revocation.map { (p, $0, s.store) } } }
+    let previousRevocation = heads.compactMap { h in h.index.flatMap { p in p.revocation.map { (p, $0, h.store) } } }
       .max { $0.1.version < $1.1.version }
     var revocation = previousRevocation?.0.file.revocation
     var revocationBlob: Data?
@@ -166,18 +91,15 @@ public enum Publisher {
       revocationBlob = try store.get(r.list.sha256, maxSize: r.list.size)
     }
     if !revocationKeys.isEmpty {
-      let expires = now.addingTimeInterval(Double(expiresDays) * 86400)
-      var rp: RevocationPayload
+      let env: Envelope
       if let (_, r, _) = previousRevocation {
-        rp = r
-        rp.version += 1
-        rp.expires = Timestamp.format(expires)
+        env = try IndexCommit.renewed(r, expires: expires, keys: revocationKeys).1
       } else {
         let list = JSON.encode(RevocationList.empty)
         revocationBlob = list
-        rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [])
+        let rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [])
+        env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       }
-      let env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
       revocation = env
     }
@@ -185,16 +107,14 @@ public enum Publisher {
     // The shards wait in a temporary file, not in memory, until they are packed and written.
     let spill = try SpillFile()
     var shards = [BlobSource]()
-    let (prefixLength, shardRefs) = try buildShards(scan.entries) { shards.append(try spill.append($0)) }
-    let (subtrees, subtreeBlobs) = buildSubtrees(prefixLength: prefixLength, shards: shardRefs)
+    let (prefixLength, shardRefs) = try IndexTreeBuilder.shards(scan.entries) { shards.append(try spill.append($0)) }
+    let (subtrees, subtreeBlobs) = IndexTreeBuilder.subtrees(prefixLength: prefixLength, shards: shardRefs)
     // Every blob to write, in one list that the new packs refer to by position: the input's
     // files (read only when packed and written), the shards from the spill file, the small
     // blobs from memory, then the packs. The scan's blobs move into it (no copy) and are given
     // back at the end.
-    let previousTree = try states.first.flatMap { s in
-      try s.previous.map { p in
-        try IndexTree.parse(try s.store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree")
-      }
+    let previousTree = try heads[0].index.map { p in
+      try IndexTree.parse(try heads[0].store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree")
     }
     let previousPacks = packs ? previousTree?.packs ?? [] : []
     let blobCount = scan.blobs.count
@@ -215,11 +135,11 @@ public enum Publisher {
     var packRefs: [IndexTree.PackRef]?
     if packs {
       let packSources: [BlobSource]
-      (packRefs, packSources) = try PackPlanner.plan(live: list, previous: previousPacks, store: states[0].store)
+      (packRefs, packSources) = try PackPlanner.plan(live: list, previous: previousPacks, store: heads[0].store)
       log("packs: \(packRefs!.count) (\(packSources.count) new)")
       // The packs kept from the first target's previous index go too, read from it only by a
       // target that lacks them. Nothing names a pack until the tree does, which is written last.
-      let first = states[0].store
+      let first = heads[0].store
       let newPacks = Set(packSources.map(\.id))
       list.append(contentsOf: packSources)
       list.append(
@@ -229,49 +149,38 @@ public enum Publisher {
           }
         })
     }
-    let tree = encodeTree(prefixLength: prefixLength, shards: shardRefs, subtrees: subtrees, packs: packRefs)
+    let tree = IndexTreeBuilder.encode(prefixLength: prefixLength, shards: shardRefs, subtrees: subtrees, packs: packRefs)
     let payload = IndexPayload(
       format: Format.current, type: DocumentType.index.rawValue, version: version,
-      expires: Timestamp.format(now.addingTimeInterval(Double(expiresDays) * 86400)),
+      expires: Timestamp.format(expires),
       published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
       golden: scan.goldenCount,
       revocation_version: revocation.flatMap { $0.payloadBytes }.flatMap { try? RevocationPayload.parse($0, what: "r") }?.version)
     let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
     if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
     let indexFile = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation)
-    let file = indexFile.bytes
+    // Pruning keeps what the new index needs: every blob written now and the packs kept from
+    // the previous index.
+    let keep = prune && stage == nil ? Set(list.items.map(\.id) + [SHA256.hash(tree)] + (packRefs ?? []).map(\.sha256)) : nil
+    let commit = IndexCommit(
+      file: indexFile, objects: [tree], sources: list.items,
+      message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files",
+      time: commitTime, keepOnly: keep)
+    var results = [(location: String, report: ApplyReport)]()
     if let stage {
       // Across machines: the blobs go to the targets now (harmless: nothing names them yet),
       // the index waits in a staged file for more signatures.
-      let base = states[0].previous.map { SHA256.hash($0.bytes) }
-      var results = [(location: String, report: ApplyReport)]()
-      for s in states {
-        let report = try s.store.apply(StoreChange(objects: [tree], message: "stage"), sources: list.items)
-        results.append((s.store.location, report))
-      }
+      let reports = try commit.stage(to: heads, path: stage)
+      results = zip(heads, reports).map { ($0.store.location, $1) }
       giveBack()
-      try Staged(base: base, index: indexFile, sign: [.index]).write(to: stage)
       log("staged index version \(version) in \(stage): \(indexEnv.signatures.count) signature(s); add more with 'tsuku registry sign'")
       return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
     }
-    // Check what we are about to write exactly as a client will.
-    _ = try IndexVerifier.verify(file, root: root, state: TrustState(), now: now, source: "the new index")
-
-    var results = [(location: String, report: ApplyReport)]()
-    // Pruning keeps what the new index needs: every blob written now and the packs kept from
-    // the previous index.
-    let keep = prune ? Set(list.items.map(\.id) + [SHA256.hash(tree)] + (packRefs ?? []).map(\.sha256)) : nil
-    for s in states {
-      // The archive copy (`index/<N>.index.json`) lets retention keep the last K versions.
-      let change = StoreChange(
-        objects: [tree], documents: [(.archivedIndex(version), file), (.index, file)],
-        precondition: s.previous.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent,
-        message: "publish index version \(version): \(scan.entries.count) recipes, \(scan.goldenCount) golden files",
-        time: commitTime, keepOnly: keep)
-      let report = try s.store.apply(change, sources: list.items)
+    // Checks what we are about to write exactly as a client will, then writes it to each target.
+    try commit.commit(to: heads, now: now) { head, report in
       let pruned = report.objectsPruned > 0 ? ", pruned \(report.objectsPruned)" : ""
-      log("\(s.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
-      results.append((s.store.location, report))
+      log("\(head.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
+      results.append((head.store.location, report))
     }
     giveBack()
     return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)

@@ -63,7 +63,8 @@ public struct Staged: Codable, Sendable {
     }
   }
 
-  /// Writes the staged document to `store` after checking it as a client would.
+  /// Writes the staged document to `store` after checking it as a client would: refused if
+  /// the store's `index.json` moved since staging, or if the store lacks the staged tree.
   public func publish(to store: any ObjectStore, now: Date) throws -> String {
     if let root {
       let next = try Maintainer.writeRoot(root, to: store)
@@ -76,12 +77,12 @@ public struct Staged: Codable, Sendable {
       throw TsukuError(
         .conflict, "index.json in '\(store.location)' changed since this was staged; stage it again")
     }
-    let verified = try IndexVerifier.verify(file.bytes, root: head.root, state: TrustState(), now: now, source: "the staged index")
-    // Every blob the new index pins must already be in the store (staging wrote them).
-    if !(try store.contains(verified.index.tree.sha256)) {
-      throw TsukuError(.usage, "'\(store.location)' lacks the staged index tree; publish --stage to this store first")
-    }
-    try Maintainer.write(file, objects: [], head: head, now: now, message: "publish staged index version \(verified.index.version)")
-    return "published staged index version \(verified.index.version)"
+    // The index version for the message: the commit checks the whole file before writing.
+    let version = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "the staged index").version }
+    try IndexCommit(
+      file: file, check: .client(source: "the staged index"), sign: sign,
+      message: "publish staged index version \(version ?? 0)", needsStagedTree: true
+    ).commit(to: [head], now: now)
+    return "published staged index version \(version ?? 0)"
   }
 }

@@ -30,7 +30,7 @@ public struct RecipeInfo: Equatable, Sendable {
 public enum RecipeFile {
   /// Validates a recipe and returns its metadata; throws a `.usage` error naming `fileName`.
   public static func validate(_ data: Data, fileName: String) throws -> RecipeInfo {
-    func problem(_ text: String) -> TsukuError { TsukuError(.usage, "\(oneLine(fileName)): \(text)") }
+    func problem(_ text: String) -> TsukuError { TsukuError(.usage, "\(displayLine(fileName)): \(text)") }
     guard let text = utf8String(data) else { throw problem("not valid utf-8") }
     let doc: [String: TOMLValue]
     do {
@@ -127,7 +127,7 @@ public enum GoldenFile {
   /// Validates a golden file and returns what its path and content agree on; throws a
   /// `.usage` error naming `path`.
   public static func validate(_ data: Data, path: String) throws -> GoldenInfo {
-    func problem(_ text: String) -> TsukuError { TsukuError(.usage, "\(oneLine(path)): \(text)") }
+    func problem(_ text: String) -> TsukuError { TsukuError(.usage, "\(displayLine(path)): \(text)") }
     let parts = path.split(separator: "/")
     guard parts.count >= 2, let last = parts.last, last.hasPrefix("v"), last.hasSuffix(".json"),
       last.count > 6
@@ -178,7 +178,7 @@ public enum GoldenFile {
       var notes = [String]()
       if nameVersion != version { notes.append("version \(displayQuoted(version))") }
       if let p = fromPlan, p != namePlatform { notes.append("platform \(displayQuoted(p))") }
-      let note = notes.isEmpty ? nil : "\(oneLine(path)): the name says \(displayQuoted(nameVersion)) on \(displayQuoted(namePlatform)) but the plan has \(notes.joined(separator: " and ")); indexed by its name"
+      let note = notes.isEmpty ? nil : "\(displayLine(path)): the name says \(displayQuoted(nameVersion)) on \(displayQuoted(namePlatform)) but the plan has \(notes.joined(separator: " and ")); indexed by its name"
       return GoldenInfo(tool: tool, version: nameVersion, platform: namePlatform, note: note)
     }
     guard let platform = fromPlan else {
@@ -217,8 +217,9 @@ public enum GoldenFile {
   }
 }
 
-/// A path or file name for a message, with control characters escaped.
-private func oneLine(_ s: String) -> String {
+/// A path or file name for a message, with control characters escaped (how the validators
+/// name a file, so a report can take the name off their messages).
+func displayLine(_ s: String) -> String {
   let quoted = displayQuoted(s)
   return String(quoted.dropFirst().dropLast())
 }
