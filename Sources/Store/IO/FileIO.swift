@@ -128,6 +128,14 @@ public enum FileIO {
     return try read(fd, count: try size(fd, path), path)
   }
 
+  /// `flock(fd, op)`, `EINTR` retried: 0, or the `errno` of the failure.
+  public static func lockRaw(_ fd: Int32, _ op: Int32) -> Int32 {
+    while flock(fd, op) != 0 {
+      if errno != EINTR { return errno }
+    }
+    return 0
+  }
+
   /// Makes the entries of folder `dir` durable (after a rename into it). Best effort: a
   /// folder that cannot be opened or synced is left as it is.
   public static func syncFolder(_ dir: String) {

@@ -39,22 +39,16 @@ extension Client {
       }
     }
     let loose = try cache.looseObjects()
-    let results = Mutex([(ObjectID, Int?)]())
-    let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, loose.count))
-    DispatchQueue.concurrentPerform(iterations: workers) { w in
-      var mine = [(ObjectID, Int?)]()
-      var i = w
-      while i < loose.count {
-        do {
-          mine.append((loose[i], try cache.get(loose[i], maxSize: Int.max).count))
-        } catch let e as TsukuError where e.code == .integrity {
-          mine.append((loose[i], nil))
-        } catch {}
-        i += workers
+    let results = ParallelMap.map(loose.count) { i -> (ObjectID, Int?)? in
+      do {
+        return (loose[i], try cache.get(loose[i], maxSize: Int.max).count)
+      } catch let e as TsukuError where e.code == .integrity {
+        return (loose[i], nil)
+      } catch {
+        return nil
       }
-      results.withLock { $0 += mine }
     }
-    for (id, size) in results.withLock({ $0 }) {
+    for case let (id, size)? in results {
       report.blobs_checked += 1
       if let size { report.bytes_checked += size } else { corrupt.append(id) }
     }
@@ -79,19 +73,10 @@ extension Client {
           let shards = (try? IndexWalk(tree, read: { r, _ in try cache.get(r.sha256, maxSize: r.size) }).shards()) ?? []
           pinned += shards.map { BlobRef(sha256: $0.sha256, size: $0.size) }
           // The shards are read on every core: at a hundred thousand recipes they are thousands.
-          let recipes = Mutex([BlobRef]())
-          let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, shards.count))
-          DispatchQueue.concurrentPerform(iterations: workers) { w in
-            var mine = [BlobRef]()
-            var i = w
-            while i < shards.count {
-              let s = shards[i]
-              if let refs = try? ShardRecipes.parse(try cache.get(s.sha256, maxSize: s.size), expected: s.entries, what: "shard") { mine += refs }
-              i += workers
-            }
-            recipes.withLock { $0 += mine }
-          }
-          pinned += recipes.withLock { $0 }
+          pinned += ParallelMap.map(shards.count) { i -> [BlobRef] in
+            let s = shards[i]
+            return (try? ShardRecipes.parse(try cache.get(s.sha256, maxSize: s.size), expected: s.entries, what: "shard")) ?? []
+          }.joined()
         }
         for r in pinned where !(try cache.contains(r.sha256)) { report.missing.append(r.sha256.hex) }
       } catch let e as TsukuError {

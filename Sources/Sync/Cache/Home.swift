@@ -144,9 +144,8 @@ public struct Home: Sendable {
     let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     if fd < 0 { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    while flock(fd, LOCK_EX) != 0 {
-      if errno != EINTR { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
-    }
+    let e = FileIO.lockRaw(fd, LOCK_EX)
+    if e != 0 { throw TsukuError.io("cannot lock", lockPath, errno: e) }
     defer { flock(fd, LOCK_UN) }
     return try body()
   }

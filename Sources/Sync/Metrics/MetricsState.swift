@@ -387,9 +387,8 @@ extension Home {
       return try body()
     }
     defer { close(fd) }
-    while flock(fd, op) != 0 {
-      if errno != EINTR { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
-    }
+    let e = FileIO.lockRaw(fd, op)
+    if e != 0 { throw TsukuError.io("cannot lock", lockPath, errno: e) }
     defer { flock(fd, LOCK_UN) }
     return try body()
   }
@@ -436,15 +435,8 @@ extension Home {
     let fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
     if fd < 0 { throw TsukuError(.other, "cannot write '\(p)': \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    let ok = text.withUnsafeBytes { buf -> Bool in
-      var off = 0
-      while off < buf.count {
-        let n = pwrite(fd, buf.baseAddress! + off, buf.count - off, off_t(off))
-        if n < 0 { if errno == EINTR { continue } else { return false } }
-        off += n
-      }
-      return ftruncate(fd, off_t(buf.count)) == 0
-    }
-    if !ok { throw TsukuError(.other, "cannot write '\(p)': \(String(cString: strerror(errno)))") }
+    let e = text.withUnsafeBytes { FileIO.writeRaw(fd, $0, at: 0) }
+    let ok = e == 0 && ftruncate(fd, off_t(text.count)) == 0
+    if !ok { throw TsukuError.io("cannot write", p, errno: e != 0 ? e : errno) }
   }
 }

@@ -193,16 +193,14 @@ public enum Validator {
     mutating func health() {
       let d = Deadline(seconds: options.timeouts.health)
       let list = urls
-      let results = Mutex([HealthReport?](repeating: nil, count: list.count))
       let (root, timeout, now, env) = (options.root, options.timeouts.health, options.now, options.environment)
       // Both at once: the stage takes as long as the slower one, not the sum.
-      DispatchQueue.concurrentPerform(iterations: list.count) { i in
-        let h = Health.check(source: list[i], root: root, timeout: timeout, now: now, environment: env)
-        results.withLock { $0[i] = h }
+      let results = ParallelMap.map(list.count, workers: list.count) { i in
+        Health.check(source: list[i], root: root, timeout: timeout, now: now, environment: env)
       }
       var detail = [String]()
       for (i, url) in list.enumerated() {
-        let h = results.withLock { $0[i] }
+        let h: HealthReport? = results[i]
         if i == 0 { report.source.health = h } else { report.fallback?.health = h }
         guard let h else { continue }
         detail.append("\(i == 0 ? "source" : "fallback") \(h.status)")

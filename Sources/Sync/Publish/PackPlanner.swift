@@ -84,18 +84,7 @@ enum PackPlanner {
 
     // New packs, hashed on every core (each worker reads one blob at a time).
     let plan = groups(live, rest).map { Array(rest[$0]) }
-    let results = Mutex([Result<BlobSource, any Error>?](repeating: nil, count: plan.count))
-    let next = Atomic<Int>(0)
-    let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), plan.count)
-    DispatchQueue.concurrentPerform(iterations: workers) { _ in
-      while true {
-        let i = next.add(1, ordering: .relaxed).oldValue
-        if i >= plan.count { break }
-        let r = Result { try PackBuilder.source(of: list, at: plan[i]) }
-        results.withLock { $0[i] = r }
-      }
-    }
-    let packs = try results.withLock { $0 }.map { try $0!.get() }
+    let packs = try ParallelMap.map(plan.count) { i in try PackBuilder.source(of: list, at: plan[i]) }
     let refs = zip(packs, plan).map { IndexTree.PackRef(sha256: $0.id, size: $0.size, count: $1.count) }
     return (kept.map(\.ref) + refs, packs)
   }
@@ -110,6 +99,6 @@ enum PackPlanner {
 
   /// `indices` cut in order into packs of at most `maxPackBytes` each, as ranges of `indices`.
   static func groups(_ live: [BlobSource], _ indices: [Int]) -> [Range<Int>] {
-    ByteBatches.ranges(indices.lazy.map { live[$0].size }, maxBytes: maxPackBytes)
+    indices.batchRanges(maxBytes: maxPackBytes) { live[$0].size }
   }
 }

@@ -186,29 +186,22 @@ extension Publisher {
     var start = 0
     while start < work.count {
       let chunk = Array(work[start..<min(start + scanChunk, work.count)])
-      let results = Mutex([Result<Checked, any Error>?](repeating: nil, count: chunk.count))
-      let next = Atomic<Int>(0)
       let firstFailure = Atomic<Int>(Int.max)
-      let workers = min(max(1, ProcessInfo.processInfo.activeProcessorCount), chunk.count)
-      DispatchQueue.concurrentPerform(iterations: workers) { _ in
-        while true {
-          let i = next.add(1, ordering: .relaxed).oldValue
-          // Past a failure nothing more is needed: it is thrown before any later result is read.
-          if i >= chunk.count || i > firstFailure.load(ordering: .relaxed) { break }
-          let rel = table.relative(chunk[i])
-          let path = table.base + "/" + rel
-          let r = Result<Checked, any Error> {
-            let data = try read(path)
-            if golden { return .golden(try GoldenFile.validate(data, path: path), BlobRef(of: data)) }
-            let info = try RecipeFile.validate(data, fileName: String(rel.split(separator: "/").last!))
-            try RecipeName.validate(info.name)
-            return .recipe(info, BlobRef(of: data))
-          }
-          if stopAtFirst, case .failure = r { firstFailure.min(i, ordering: .relaxed) }
-          results.withLock { $0[i] = r }
+      let done = ParallelMap.map(chunk.count) { i -> Result<Checked, any Error>? in
+        // Past a failure nothing more is needed: it is thrown before any later result is read.
+        if i > firstFailure.load(ordering: .relaxed) { return nil }
+        let rel = table.relative(chunk[i])
+        let path = table.base + "/" + rel
+        let r = Result<Checked, any Error> {
+          let data = try read(path)
+          if golden { return .golden(try GoldenFile.validate(data, path: path), BlobRef(of: data)) }
+          let info = try RecipeFile.validate(data, fileName: String(rel.split(separator: "/").last!))
+          try RecipeName.validate(info.name)
+          return .recipe(info, BlobRef(of: data))
         }
+        if stopAtFirst, case .failure = r { firstFailure.min(i, ordering: .relaxed) }
+        return r
       }
-      let done = results.withLock { $0 }
       for (i, index) in chunk.enumerated() {
         switch done[i] {
         case .success(let checked): try take(index, checked)
@@ -265,7 +258,7 @@ extension Publisher {
 
   /// The bytes of an input file, refused above `maxFileSize` before they are read.
   private static func read(_ path: String) throws -> Data {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    let fd = FileIO.openRaw(path, O_RDONLY)
     if fd < 0 { throw TsukuError(.other, "cannot read '\(path)'") }
     defer { close(fd) }
     var st = stat()
@@ -275,18 +268,8 @@ extension Publisher {
       throw TsukuError(.usage, "\(path): \(size) bytes, more than the \(maxFileSize) allowed")
     }
     var data = Data(count: size)
-    var got = 0
-    let ok = data.withUnsafeMutableBytes { buf -> Bool in
-      while got < size {
-        let n = Glibc.read(fd, buf.baseAddress! + got, size - got)
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return false }
-        if n == 0 { break }
-        got += n
-      }
-      return true
-    }
-    guard ok else { throw TsukuError(.other, "cannot read '\(path)'") }
+    let (got, e) = data.withUnsafeMutableBytes { FileIO.readRaw(fd, into: $0) }
+    guard e == 0 else { throw TsukuError(.other, "cannot read '\(path)'") }
     if got < size { data.count = got }
     return data
   }

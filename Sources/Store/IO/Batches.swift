@@ -3,8 +3,9 @@ import Foundation
 extension Array {
   /// The index ranges of consecutive batches of at most `maxBytes` (by `size`) and at most
   /// `maxCount` elements; an element larger than `maxBytes` makes a batch alone. The one way
-  /// fetches are batched: a sync's packs and blobs, validation's pinned objects.
-  func batchRanges(maxBytes: Int, maxCount: Int = .max, size: (Element) -> Int) -> [Range<Int>] {
+  /// fetches are batched (a sync's packs and blobs, validation's pinned objects) and a
+  /// publish fills its packs.
+  public func batchRanges(maxBytes: Int, maxCount: Int = .max, size: (Element) -> Int) -> [Range<Int>] {
     var out = [Range<Int>]()
     var start = 0
     var bytes = 0
@@ -21,7 +22,7 @@ extension Array {
   }
 
   /// The elements cut into the batches `batchRanges` gives.
-  func batched(maxBytes: Int, maxCount: Int = .max, size: (Element) -> Int) -> [[Element]] {
+  public func batched(maxBytes: Int, maxCount: Int = .max, size: (Element) -> Int) -> [[Element]] {
     batchRanges(maxBytes: maxBytes, maxCount: maxCount, size: size).map { Array(self[$0]) }
   }
 }
