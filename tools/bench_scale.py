@@ -18,6 +18,12 @@ repository, and measures, every tool's runs interleaved:
 
 and writes a table per tier, with the goals of issue 7 (goal / measured / met), between the
 bench-scale markers of BENCHMARKS.md.
+
+With --baseline BIN (a second tsuku binary, e.g. a release build of an older commit), show,
+verify, cold/no-op/incremental sync (S3 and git), publish and peak RSS are also measured for
+BIN, its runs interleaved with the new binary's against the same published registry (each
+binary with homes it synced itself), and each tier gets one more table: both columns and the
+ratio new / baseline.
 """
 import filecmp
 import hashlib
@@ -258,6 +264,7 @@ class Tier:
         self.times = {}     # (case, tool) -> [s]
         self.values = {}    # free-form figures
         self.rss = {}       # command -> KiB
+        self.rss_base = {}  # command -> KiB, of the --baseline binary
         self.requests = {}
         self.failed = {}
         self.notes = []
@@ -284,6 +291,8 @@ class Tier:
 class Scale:
     def __init__(self, args, work, tsuku, srv, bench):
         self.args, self.work, self.tsuku, self.srv, self.B = args, work, tsuku, srv, bench
+        # The --baseline binary, measured beside tsuku under the tool name "tsuku-base".
+        self.base = getattr(args, "baseline", None)
         self.seq = 0
         base = dict(os.environ)
         for k in list(base):
@@ -331,10 +340,16 @@ class Scale:
     def rm(self, path):
         subprocess.run(["rm", "-rf", path])
 
-    def init_home(self, root_file, source):
+    def init_home(self, root_file, source, binary=None):
         home = self.fresh("home")
-        run([self.tsuku, "init", "--root", root_file, "--source", source], env=self.tenv(home))
+        run([binary or self.tsuku, "init", "--root", root_file, "--source", source], env=self.tenv(home))
         return home
+
+    def binaries(self, i=0):
+        """(tool name, binary): tsuku, and the baseline when there is one, in an order that
+        alternates with i so neither always runs first."""
+        out = [("tsuku", self.tsuku)] + ([("tsuku-base", self.base)] if self.base else [])
+        return out if i % 2 == 0 else out[::-1]
 
     # -- the tier
     def run_tier(self, n):
@@ -377,6 +392,19 @@ class Scale:
         kb, s, pub = publish(gen, self.url(prefix), True)
         T.rss["publish"] = kb
         T.values["publish_s3"] = (s, pub["targets"][0])
+        if self.base:
+            # The baseline publishes the same registry to a prefix of its own (its peak RSS and
+            # time); every read below, the baseline's included, uses the new binary's prefix.
+            run([self.base, "registry", "init", "--to", self.url(prefix + "-base"), "--root-key", k + "root.pub",
+                 "--index-key", k + "index.pub", "--revocation-key", k + "revocation.pub", "--sign", k + "root",
+                 "--expires-days", "3650"], env=self.env)
+            cmd = [self.base, "registry", "publish", "--recipes", gen + "/recipes", "--critical", gen + "/critical",
+                   "--golden", gen + "/golden", "--key", k + "index", "--revocation-key", k + "revocation", "--to",
+                   self.url(prefix + "-base"), "--packs", "always", "--expires-days", "3650", "--json"]
+            kb, s, _ = peak_rss(cmd, self.env)
+            T.rss_base["publish"] = kb
+            T.rec("publish", "tsuku-base", s)
+            T.rec("publish", "tsuku", T.values["publish_s3"][0])
         repo = self.fresh("repo") + ".git"
         run(["git", "init", "-q", "--bare", "-b", "main", repo], env=self.genv)
         T.git_url = "git+file://%s?dir=store#main" % repo
@@ -410,9 +438,9 @@ class Scale:
 
         keep = self.cold_s3(T, prefix, aws_ok)
         self.noop_s3(T, keep, prefix, aws_ok)
-        self.show(T, keep["tsuku"], gen)
-        self.verify(T, keep["tsuku"], gen)
-        self.memory(T, keep["tsuku"], prefix)
+        self.show(T, keep["tsuku"], gen, keep.get("tsuku-base"))
+        self.verify(T, keep["tsuku"], gen, keep.get("tsuku-base"))
+        self.memory(T, keep, prefix)
         # the incremental base: copies of the synced state before the next snapshot is published
         self.incremental_s3(T, keep, prefix, aws_ok, changes)
         if not a.no_git:
@@ -432,13 +460,14 @@ class Scale:
                "%s/one/all-%d.tar" % (self.srv.endpoint, n)]
         for i in range(max(runs, pruns)):
             if i < runs:
-                home = self.init_home(T.root_file, self.url(prefix))
-                s = spawn_time([self.tsuku, "update-registry"], self.tenv(home))
-                T.rec("cold", "tsuku", s)
-                if "tsuku" in keep:
-                    self.rm(home)
-                else:
-                    keep["tsuku"] = home
+                for who, binary in self.binaries(i):
+                    home = self.init_home(T.root_file, self.url(prefix), binary)
+                    s = spawn_time([binary, "update-registry"], self.tenv(home))
+                    T.rec("cold", who, s)
+                    if who in keep:
+                        self.rm(home)
+                    else:
+                        keep[who] = home
                 if T.tar:
                     T.rec("cold", "get", spawn_time(get, self.base_env))
             if i < pruns:
@@ -482,7 +511,8 @@ class Scale:
         log("  no-op sync")
         for i in range(max(runs, pruns)):
             if i < runs:
-                T.rec("noop", "tsuku", spawn_time([self.tsuku, "update-registry"], self.tenv(keep["tsuku"])))
+                for who, binary in self.binaries(i):
+                    T.rec("noop", who, spawn_time([binary, "update-registry"], self.tenv(keep[who])))
                 T.rec("noop", "version", spawn_time([self.tsuku, "--version"], self.tenv(keep["tsuku"])))
             if i < pruns:
                 for tool in ("rclone", "aws"):
@@ -496,7 +526,7 @@ class Scale:
         self.rm(home)
 
     # -- show
-    def show(self, T, home, gen):
+    def show(self, T, home, gen, base_home=None):
         rows = [r for r in manifest_rows(gen) if not r[2]]
         step = max(1, len(rows) // 20)
         names = [rows[k] for k in range(0, len(rows), step)][:20]
@@ -513,30 +543,38 @@ class Scale:
                 have_git = False
                 T.notes.append("the published git tree holds no loose blob at %s: git show not measured" % targets[0][2])
         env = self.tenv(home)
+        benv = self.tenv(base_home) if self.base else None
         # warm up: each once
         for name, path, gpath in targets:
             spawn_time([self.tsuku, "show", name], env)
             spawn_time(["cat", path], env)
+            if self.base:
+                spawn_time([self.base, "show", name], benv)
         runs = self.args.show_runs
         log("  show: %d runs of each, interleaved" % runs)
         for r in range(runs):
             name, path, gpath = targets[r % len(targets)]
-            cmds = [("tsuku show", [self.tsuku, "show", name]), ("cat", ["cat", path]),
-                    ("tsuku --version", [self.tsuku, "--version"])]
+            cmds = [("tsuku show", [self.tsuku, "show", name], env), ("cat", ["cat", path], self.genv),
+                    ("tsuku --version", [self.tsuku, "--version"], env)]
             if have_git:
-                cmds.append(("git show", ["git", "-C", T.repo, "show", gpath]))
+                cmds.append(("git show", ["git", "-C", T.repo, "show", gpath], self.genv))
+            if self.base:
+                cmds.append(("tsuku show (baseline)", [self.base, "show", name], benv))
             k = r % len(cmds)
-            for label, cmd in cmds[k:] + cmds[:k]:
-                T.rec("show", label, spawn_time(cmd, env if label.startswith("tsuku") else self.genv))
+            for label, cmd, e in cmds[k:] + cmds[:k]:
+                T.rec("show", label, spawn_time(cmd, e))
         # the bytes are the same
         name, path, gpath = targets[0]
         got = run([self.tsuku, "show", name], env=env).stdout
         with open(path, "rb") as f:
-            if got != f.read():
-                raise Failure("tsuku show %s printed other bytes than %s" % (name, path))
+            want = f.read()
+        if got != want:
+            raise Failure("tsuku show %s printed other bytes than %s" % (name, path))
+        if self.base and run([self.base, "show", name], env=benv).stdout != want:
+            raise Failure("the baseline's show %s printed other bytes than %s" % (name, path))
 
     # -- verify
-    def verify(self, T, home, gen):
+    def verify(self, T, home, gen, base_home=None):
         cache_files = [p for p in files_under(home + "/cache/packs") + files_under(home + "/cache/objects")
                        if os.path.isfile(p) and not os.path.basename(p).startswith(".")]
         cbytes = du_bytes(cache_files)
@@ -554,6 +592,8 @@ class Scale:
         p = run([self.tsuku, "verify", "--json"], env=env)
         rep = json.loads(p.stdout)
         T.values["verify_report"] = rep
+        if self.base:
+            run([self.base, "verify"], env=self.tenv(base_home))
         run(xargs("cat", listfile))
         run(xargs("cat", glist))
         runs = self.args.runs
@@ -564,6 +604,8 @@ class Scale:
                 ("openssl", xargs("openssl dgst -sha256", listfile), self.base_env),
                 ("sha256sum files", xargs("sha256sum", glist), self.base_env),
                 ("openssl files", xargs("openssl dgst -sha256", glist), self.base_env)]
+        if self.base:
+            cmds.append(("tsuku verify (baseline)", [self.base, "verify"], self.tenv(base_home)))
         for r in range(runs):
             k = r % len(cmds)
             for label, cmd, e in cmds[k:] + cmds[:k]:
@@ -573,26 +615,27 @@ class Scale:
         os.unlink(glist)
 
     # -- peak RSS of each command
-    def memory(self, T, home, prefix):
+    def memory(self, T, keep, prefix):
         log("  peak RSS")
-        env = self.tenv(home)
         rows = [r for r in manifest_rows(T.gen) if not r[2]]
         name = rows[len(rows) // 2][1]
-        T.rss["show"] = peak_rss([self.tsuku, "show", name], env)[0]
-        T.rss["info"] = peak_rss([self.tsuku, "info", name], env)[0]
-        T.rss["verify"] = peak_rss([self.tsuku, "verify"], env)[0]
-        T.rss["update-registry (no-op)"] = peak_rss([self.tsuku, "update-registry"], env)[0]
-        h = self.init_home(T.root_file, self.url(prefix))
-        T.rss["update-registry (cold)"] = peak_rss([self.tsuku, "update-registry"], self.tenv(h))[0]
-        self.rm(h)
-        p = run([self.tsuku, "registry", "--help"], env=self.env, check=False)
-        if b"validate" in p.stdout:
-            out = self.work + "/validate-%d" % T.n
-            os.makedirs(out, exist_ok=True)
-            kb, s, _ = peak_rss([self.tsuku, "registry", "validate", "--source", self.url(prefix), "--root", T.root_file,
-                                 "--json"], self.tenv(self.fresh("validate-home")), ok=(0, 2))
-            T.rss["registry validate"] = kb
-            T.values["validate_s"] = s
+        for who, binary in self.binaries():
+            rss = T.rss if who == "tsuku" else T.rss_base
+            env = self.tenv(keep[who])
+            rss["show"] = peak_rss([binary, "show", name], env)[0]
+            rss["info"] = peak_rss([binary, "info", name], env)[0]
+            rss["verify"] = peak_rss([binary, "verify"], env)[0]
+            rss["update-registry (no-op)"] = peak_rss([binary, "update-registry"], env)[0]
+            h = self.init_home(T.root_file, self.url(prefix), binary)
+            rss["update-registry (cold)"] = peak_rss([binary, "update-registry"], self.tenv(h))[0]
+            self.rm(h)
+            p = run([binary, "registry", "--help"], env=self.env, check=False)
+            if b"validate" in p.stdout:
+                kb, s, _ = peak_rss([binary, "registry", "validate", "--source", self.url(prefix), "--root", T.root_file,
+                                     "--json"], self.tenv(self.fresh("validate-home")), ok=(0, 2))
+                rss["registry validate"] = kb
+                if who == "tsuku":
+                    T.values["validate_s"] = s
 
     # -- S3: incremental
     def incremental_s3(self, T, keep, prefix, aws_ok, changes):
@@ -600,7 +643,7 @@ class Scale:
         log("  incremental sync (1%% of the recipes bumped: %d files written, %s)" % (
             T.changed_files, fmt_b(T.changed_bytes)))
         base = {}
-        for tool in ("tsuku", "rclone", "aws"):
+        for tool in ("tsuku", "tsuku-base", "rclone", "aws"):
             if tool in keep and tool not in T.failed:
                 base[tool] = keep[tool]
         k = self.work + "/keys/"
@@ -626,7 +669,7 @@ class Scale:
 
         def copy(tool):
             d = self.fresh(tool + "-inc")
-            if tool == "tsuku":
+            if tool.startswith("tsuku"):
                 shutil.copytree(base[tool], d, symlinks=True)
             else:  # hard links: the peers replace a changed file (temp + rename), never write into one
                 run(["cp", "-al", base[tool], d])
@@ -634,9 +677,10 @@ class Scale:
         T.inc_reports = []
         for i in range(max(runs, pruns)):
             if i < runs:
-                d = copy("tsuku")
-                T.rec("incremental", "tsuku", spawn_time([self.tsuku, "update-registry"], self.tenv(d)))
-                self.rm(d)
+                for who, binary in self.binaries(i):
+                    d = copy(who)
+                    T.rec("incremental", who, spawn_time([binary, "update-registry"], self.tenv(d)))
+                    self.rm(d)
             if i < pruns:
                 for tool in ("rclone", "aws"):
                     if tool in base and tool not in T.failed:
@@ -653,9 +697,11 @@ class Scale:
         T.values["inc_report"] = json.loads(p.stdout)
         self.rm(d)
         # and its peak RSS (update-registry's goal covers every sync, not only cold and no-op)
-        d = copy("tsuku")
-        T.rss["update-registry (incremental)"] = peak_rss([self.tsuku, "update-registry"], self.tenv(d))[0]
-        self.rm(d)
+        for who, binary in self.binaries():
+            d = copy(who)
+            rss = T.rss if who == "tsuku" else T.rss_base
+            rss["update-registry (incremental)"] = peak_rss([binary, "update-registry"], self.tenv(d))[0]
+            self.rm(d)
 
     def check_peer(self, T, tool, folder, expected):
         """The peer's folder holds the newer snapshot's changed files with the newer bytes."""
@@ -680,12 +726,13 @@ class Scale:
         keep = {}
         for i in range(max(runs, pruns)):
             if i < runs:
-                home = self.init_home(T.git_root, T.git_url)
-                T.rec("git cold", "tsuku", spawn_time([self.tsuku, "update-registry"], self.tenv(home)))
-                if "tsuku" in keep:
-                    self.rm(home)
-                else:
-                    keep["tsuku"] = home
+                for who, binary in self.binaries(i):
+                    home = self.init_home(T.git_root, T.git_url, binary)
+                    T.rec("git cold", who, spawn_time([binary, "update-registry"], self.tenv(home)))
+                    if who in keep:
+                        self.rm(home)
+                    else:
+                        keep[who] = home
             if i < pruns:
                 d = self.fresh("clone")
                 T.rec("git cold", "git clone", spawn_time(["git", "clone", "-q", url, d], self.genv))
@@ -698,7 +745,8 @@ class Scale:
                     keep["bare"] = d
         for i in range(max(runs, pruns)):
             if i < runs:
-                T.rec("git noop", "tsuku", spawn_time([self.tsuku, "update-registry"], self.tenv(keep["tsuku"])))
+                for who, binary in self.binaries(i):
+                    T.rec("git noop", who, spawn_time([binary, "update-registry"], self.tenv(keep[who])))
             if i < pruns:
                 T.rec("git noop", "git fetch", spawn_time(["git", "-C", keep["bare"], "fetch", "-q", url,
                                                            "+refs/heads/*:refs/heads/*"], self.genv))
@@ -710,10 +758,11 @@ class Scale:
         T.values["publish_git_inc"] = (s, json.loads(p.stdout)["targets"][0])
         for i in range(max(runs, pruns)):
             if i < runs:
-                d = self.fresh("home-git-inc")
-                shutil.copytree(keep["tsuku"], d, symlinks=True)
-                T.rec("git incremental", "tsuku", spawn_time([self.tsuku, "update-registry"], self.tenv(d)))
-                self.rm(d)
+                for who, binary in self.binaries(i):
+                    d = self.fresh("home-git-inc")
+                    shutil.copytree(keep[who], d, symlinks=True)
+                    T.rec("git incremental", who, spawn_time([binary, "update-registry"], self.tenv(d)))
+                    self.rm(d)
             if i < pruns:
                 d = self.fresh("bare-inc")
                 run(["cp", "-a", keep["bare"], d])
@@ -828,6 +877,8 @@ def report(scale, mach, load, cmdline):
         for cmd, kb in T.rss.items():
             add("| `%s` | %.1f MB |" % (cmd, kb / 1024))
         add("")
+        if scale.base:
+            lines.extend(side_by_side(T))
         for tool, msg in sorted(T.failed.items()):
             add("- %s failed: %s" % (tool, msg))
         for note in T.notes:
@@ -909,7 +960,41 @@ def report(scale, mach, load, cmdline):
             ("tsuku: the binary given with --tsuku (%s, sha256 %s…); the checkout was at commit %s" % (
                 scale.args.given_binary, scale.args.binary_sha[:12], mach["commit"])) if scale.args.given_binary
             else "tsuku built from commit %s" % mach["commit"]))
+    if scale.base:
+        add("Baseline (`--baseline`): %s (sha256 %s…), measured in the same runs, interleaved with the new binary; it "
+            "published the same registry to a prefix of its own, and every read used the new binary's." % (
+                scale.base, scale.args.baseline_sha[:12]))
     return "\n".join(lines), goals
+
+
+def side_by_side(T):
+    """The table of --baseline: each figure of the new binary beside the baseline's, measured in
+    the same interleaved runs, and the ratio new / baseline (above 1: the new one is slower or
+    bigger; more than 10% worse is marked)."""
+    out = ["| side by side (same runs, interleaved) | new | baseline | new / baseline |", "|---|---|---|---|"]
+
+    def row(label, new, old, ratio_, fmt_new, fmt_old):
+        mark = " (worse by more than 10%)" if ratio_ is not None and ratio_ > 1.10 else ""
+        out.append("| %s | %s | %s | %s%s |" % (label, fmt_new, fmt_old, fmt_x(ratio_), mark))
+    for case, tool, label in (("show", "tsuku show", "`show NAME` (synced cache)"),
+                              ("verify", "tsuku verify", "`verify` (whole cache)"),
+                              ("cold", "tsuku", "cold sync from SeaweedFS"),
+                              ("noop", "tsuku", "no-op sync from SeaweedFS"),
+                              ("incremental", "tsuku", "incremental sync from SeaweedFS (1%)"),
+                              ("git cold", "tsuku", "cold sync from git"),
+                              ("git noop", "tsuku", "no-op sync from git"),
+                              ("git incremental", "tsuku", "incremental sync from git (1%)"),
+                              ("publish", "tsuku", "`registry publish --packs always` (one run)")):
+        base_tool = tool + " (baseline)" if case in ("show", "verify") else "tsuku-base"
+        new, old = T.times.get((case, tool)), T.times.get((case, base_tool))
+        if new or old:
+            row(label, med(new), med(old), ratio(med(new), med(old)), fmt_t(new), fmt_t(old))
+    for cmd, kb in T.rss.items():
+        if cmd in T.rss_base:
+            row("peak RSS of `%s`" % cmd, kb, T.rss_base[cmd], ratio(kb, T.rss_base[cmd]), "%.1f MB" % (kb / 1024),
+                "%.1f MB" % (T.rss_base[cmd] / 1024))
+    out.append("")
+    return out
 
 
 def write_block(path, table):
@@ -935,13 +1020,16 @@ def run_scale(args, work, tsuku, srv, bench, tiers, out, cmdline):
     load0 = open("/proc/loadavg").read().split()[0]
     with open(tsuku, "rb") as f:
         args.binary_sha = hashlib.sha256(f.read()).hexdigest()
+    if getattr(args, "baseline", None):
+        with open(args.baseline, "rb") as f:
+            args.baseline_sha = hashlib.sha256(f.read()).hexdigest()
     sc = Scale(args, work, tsuku, srv, bench)
     res = os.path.join(args.data, "results-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
 
     def save():
         with open(res, "w") as f:
             json.dump([{"tier": T.n, "times": {"%s|%s" % k: v for k, v in T.times.items()}, "rss_kb": T.rss,
-                        "requests": T.requests, "values": {k: v for k, v in T.values.items()}, "failed": T.failed,
+                        "rss_base_kb": T.rss_base, "requests": T.requests, "values": {k: v for k, v in T.values.items()}, "failed": T.failed,
                         "notes": T.notes} for T in sc.tiers], f, indent=1, default=str)
     failure = None
     for n in tiers:

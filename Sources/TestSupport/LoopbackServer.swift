@@ -41,6 +41,7 @@ public final class LoopbackServer: Sendable {
   private let listener: Int32
   private let state = Mutex(State())
   private let handler: @Sendable (Request) -> Reply
+  private let recording: Bool
 
   private struct State {
     var requests: [Request] = []
@@ -48,9 +49,11 @@ public final class LoopbackServer: Sendable {
     var stopped = false
   }
 
-  /// Starts listening on a free port.
-  public init(handler: @escaping @Sendable (Request) -> Reply) throws {
+  /// Starts listening on a free port. With `recording` false, `requests` stays empty (a
+  /// long-lived proxy would otherwise keep every body it forwarded).
+  public init(recording: Bool = true, handler: @escaping @Sendable (Request) -> Reply) throws {
     self.handler = handler
+    self.recording = recording
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EMFILE) }
     var addr = sockaddr_in()
@@ -112,7 +115,7 @@ public final class LoopbackServer: Sendable {
     var buffer = Data()
     while !stopped {
       guard let request = readRequest(fd, &buffer, connection: connection) else { return }
-      state.withLock { $0.requests.append(request) }
+      if recording { state.withLock { $0.requests.append(request) } }
       switch handler(request) {
       case .respond(let status, let headers, let body):
         let head = request.method == "HEAD" ? Data() : body
@@ -167,6 +170,10 @@ public final class LoopbackServer: Sendable {
       headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
     let length = Int(headers["content-length"] ?? "0") ?? 0
+    // A client that waits for a go-ahead before the body (libcurl above 1 MiB) gets it now.
+    if headers["expect"]?.lowercased() == "100-continue", buffer.count < length {
+      guard send(fd, Data("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else { return nil }
+    }
     while buffer.count < length {
       guard fill(fd, &buffer) else { return nil }
     }

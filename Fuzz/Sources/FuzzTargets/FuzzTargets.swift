@@ -1,10 +1,13 @@
-// libFuzzer entry points for every parser of untrusted input. Built by tools/fuzz with
-// `swiftc -sanitize=fuzzer,address` together with the Store and Sync sources; the target is
-// chosen by TSUKU_FUZZ_TARGET. A crash, a hang or an uncaught trap is a bug; a thrown
-// TsukuError is the expected answer to bad input.
+// The fuzz targets: one entry point per parser of untrusted input, chosen by
+// TSUKU_FUZZ_TARGET, shared by the libFuzzer binary (tsuku-fuzz) and the coverage replayer
+// (tsuku-fuzz-cov). A crash, a hang or an uncaught trap is a bug; a thrown TsukuError is the
+// expected answer to bad input.
 import Foundation
+import Store
+import Sync
 
-enum FuzzTarget: String, CaseIterable {
+/// The parsers that can be fuzzed, by the name TSUKU_FUZZ_TARGET gives.
+public enum FuzzTarget: String, CaseIterable, Sendable {
   case root, index, shard, tree, revocation, pack, recipe, golden, toml
 }
 
@@ -13,8 +16,9 @@ nonisolated(unsafe) var target = FuzzTarget.index
 /// A fixed root so index.json inputs can reach the signature and version checks.
 nonisolated(unsafe) var fixedRoot: TrustedRoot?
 
-@_cdecl("LLVMFuzzerInitialize")
-public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>) -> Int32 {
+/// Reads TSUKU_FUZZ_TARGET (default `index`; an unknown name exits 64) and TSUKU_FUZZ_ROOT
+/// (a root.json for the index target). Called once, before the first input.
+public func fuzzInitialize() {
   let name = ProcessInfo.processInfo.environment["TSUKU_FUZZ_TARGET"] ?? "index"
   guard let t = FuzzTarget(rawValue: name) else {
     FileHandle.standardError.write(Data("unknown TSUKU_FUZZ_TARGET '\(name)'\n".utf8))
@@ -24,17 +28,10 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMu
   if let path = ProcessInfo.processInfo.environment["TSUKU_FUZZ_ROOT"], let bytes = FileManager.default.contents(atPath: path) {
     fixedRoot = try? TrustedRoot(anchor: bytes, what: "fuzz root")
   }
-  return 0
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Int32 {
-  let data = Data(bytes: bytes, count: count)
-  runOne(data)
-  return 0
-}
-
-func runOne(_ data: Data) {
+/// Runs one input through the chosen target's parsers.
+public func runOne(_ data: Data) {
   switch target {
   case .root:
     if let r = try? TrustedRoot(anchor: data, what: "root") { _ = try? r.next(data, what: "root") }
