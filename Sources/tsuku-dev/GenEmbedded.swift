@@ -50,12 +50,7 @@ struct CriticalSet {
     let payload = try IndexPayload.parse(payloadBytes, what: "the index payload")
     let fetch: IndexTree.Fetch = { ref, _ in try store.get(ref.sha256, maxSize: ref.size) }
     let tree = try IndexTree.parse(try fetch(payload.tree, "index tree"), what: "index tree")
-    var entries = [IndexEntry]()
-    for shard in try tree.allShards(fetch: fetch) {
-      let what = "index shard '\(shard.prefix)'"
-      let bytes = try fetch(BlobRef(sha256: shard.sha256, size: shard.size), what)
-      entries += try IndexShard.parse(bytes, what: what).entries.filter { $0.category == .critical }
-    }
+    var entries = try IndexWalk(tree, read: fetch).entries().filter { $0.category == .critical }
     entries.sort { $0.name < $1.name }
     var blobs = [ObjectID: Data]()
     for e in entries {

@@ -25,13 +25,25 @@ import TestSupport
     }
   }
 
-  @Test(arguments: [["update-registry"], ["show", "fzf"], ["init"]])
+  @Test(arguments: [["update-registry"], ["init"]])
   func aCopyOutsideTheCheckoutSaysHowToChooseARegistry(_ args: [String]) throws {
     let i = try Installed()
     let r = try runTsuku(args, env: i.env, binary: i.bin)
     #expect(r.status == 5, "\(r.stderr)")
     #expect(r.stderr == "error: \(DefaultRegistry.noSourceMessage)\n")
     #expect(r.stderr.contains("tsuku init --source URL") && r.stderr.contains("TSUKU_SOURCES"))
+  }
+
+  /// A read that needs a source says how to choose one; what needs none (the critical set
+  /// built into the binary) is still served.
+  @Test func aCopyOutsideTheCheckoutServesTheCriticalSetAndSaysHowToChooseARegistryForTheRest() throws {
+    let i = try Installed()
+    var r = try i.run("show", "fzf")
+    #expect(r.status == 5, "\(r.stderr)")
+    #expect(r.stderr == "error: no source reachable and no cached copy of 'fzf'\n  \(DefaultRegistry.noSourceMessage)\n")
+    r = try i.run("show", "cmake")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout == FileManager.default.contents(atPath: checkout + "/registry-index/source/embedded/cmake.toml"))
   }
 
   @Test func aCopyOutsideTheCheckoutUsesTsukuDefaultSource() throws {

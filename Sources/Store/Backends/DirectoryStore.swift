@@ -30,6 +30,10 @@ public final class DirectoryStore: ObjectStore {
   /// Packs kept whole (see `addPacks`).
   let packs: PackedObjects
 
+  /// Forgets the pack tables read so far, so the next lookup lists the packs again (another
+  /// process may have added or rewritten some).
+  public func rereadPacks() { packs.invalidate() }
+
   private func objectPath(_ id: ObjectID) -> String { root + "/" + id.path }
 
   public func get(_ id: ObjectID, maxSize: Int) throws -> Data {
@@ -335,9 +339,8 @@ public final class DirectoryStore: ObjectStore {
     let path = root + "/.lock"
     let fd = try FileIO.open(path, O_RDWR | O_CREAT, failing: "cannot lock")
     defer { close(fd) }
-    while flock(fd, LOCK_EX) != 0 {
-      if errno != EINTR { throw TsukuError.io("cannot lock", path, errno: errno) }
-    }
+    let e = FileIO.lockRaw(fd, LOCK_EX)
+    if e != 0 { throw TsukuError.io("cannot lock", path, errno: e) }
     defer { flock(fd, LOCK_UN) }
     return try body()
   }

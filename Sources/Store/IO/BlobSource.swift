@@ -126,21 +126,11 @@ public struct BlobSource: Sendable {
     for i in sources.indices where sources[i].size >= largeBytes {
       try body([(i, checked ? try sources[i].load() : try sources[i].loadUnchecked())])
     }
-    var batch = [C.Index]()
-    var bytes = 0
-    func flush() throws {
-      if batch.isEmpty { return }
+    let small = sources.indices.filter { sources[$0].size < largeBytes }
+    for r in small.batchRanges(maxBytes: maxBytes, maxCount: maxCount, size: { sources[$0].size }) {
+      let batch = small[r]
       try body(Array(zip(batch, try loadAll(batch.map { sources[$0] }, checked: checked))))
-      batch = []
-      bytes = 0
     }
-    for i in sources.indices where sources[i].size < largeBytes {
-      let size = sources[i].size
-      if !batch.isEmpty && (bytes + size > maxBytes || batch.count >= maxCount) { try flush() }
-      batch.append(i)
-      bytes += size
-    }
-    try flush()
   }
 
   /// Loads every source, on every core; the first failure (in order) is thrown.

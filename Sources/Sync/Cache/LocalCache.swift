@@ -44,9 +44,12 @@ final class LocalCache: @unchecked Sendable {
     return try cached!.get()
   }
 
-  /// Forgets the index read so far: once the home's lock is held, another process may have
-  /// synced in the meantime.
-  func reread() { cached = nil }
+  /// Forgets the index and the pack tables read so far: once the home's lock is held, another
+  /// process may have synced in the meantime.
+  func reread() {
+    cached = nil
+    store.rereadPacks()
+  }
 
   /// The index a sync has just written.
   func replaced(by bytes: Data) { cached = .success(CachedIndex(bytes)) }

@@ -32,7 +32,7 @@ extension Client {
     var refreshed = false
     if cached == nil || force || age > policy.ttl || behind || expired {
       if chain.isEmpty {
-        refreshError = TsukuError(.unavailable, "no sources (offline, or TSUKU_SOURCES=off)")
+        refreshError = TsukuError(.unavailable, chain.emptyReason ?? "no sources (offline, or TSUKU_SOURCES=off)")
       } else {
         do {
           _ = try updateRegistry()

@@ -19,12 +19,24 @@ public struct SourceChain: Sendable, Equatable, CustomStringConvertible {
   }
 
   public var entries: [Entry]
+  /// Why an empty chain is empty, for the command that needs a source (nil: `--offline` or
+  /// `TSUKU_SOURCES=off`).
+  public var emptyReason: String?
 
   /// Sources separated by `,`.
   public init(_ urls: [String]) { entries = urls.map { Entry(url: $0) } }
   public init(entries: [Entry]) { self.entries = entries }
 
   public static let off = SourceChain([])
+
+  /// No source configured and no default (an installed binary before `tsuku init`): what needs
+  /// no source still works (the cache, the built-in critical set); what does says how to
+  /// choose a registry.
+  public static let unconfigured: SourceChain = {
+    var c = SourceChain([])
+    c.emptyReason = DefaultRegistry.noSourceMessage
+    return c
+  }()
 
   /// Parses `a,b|c` (whitespace around separators is ignored; `off` means none).
   public static func parse(_ text: String) throws -> SourceChain {

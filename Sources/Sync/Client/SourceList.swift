@@ -12,6 +12,6 @@ public enum SourceList {
     }
     if let u = env["TSUKU_REGISTRY_URL"], !u.isEmpty { return SourceChain([u]) }
     if let c = config, !c.sources.isEmpty { return try SourceChain.parse(c.sources.joined(separator: ",")) }
-    return SourceChain([try DefaultRegistry.source(env)])
+    return DefaultRegistry.sourceIfAny(env).map { SourceChain([$0]) } ?? .unconfigured
   }
 }

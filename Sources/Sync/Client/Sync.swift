@@ -28,7 +28,7 @@ extension Client {
   /// (blobs, then index.json) and only then the trust state, under the home's lock. With
   /// `dryRun` nothing is written.
   public func updateRegistry(includeGolden: Bool = true, dryRun: Bool = false) throws -> SyncReport {
-    if chain.isEmpty { throw TsukuError(.unavailable, "no sources: --offline or TSUKU_SOURCES=off") }
+    if chain.isEmpty { throw TsukuError(.unavailable, chain.emptyReason ?? "no sources: --offline or TSUKU_SOURCES=off") }
     return try home.withLock {
       // Another process may have moved trust and the cache on while this one waited.
       trustMemo = nil
