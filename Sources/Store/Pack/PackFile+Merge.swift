@@ -26,37 +26,20 @@ extension PackFile {
     }
     var count = 0
     try mergeTables(inputs) { _, _, _ in count += 1 }
-    var head = [UInt8](Pack.magic)
-    withUnsafeBytes(of: UInt32(count).bigEndian) { head.append(contentsOf: $0) }
-    // Named by the hash of its header and table, which pin every blob it holds.
-    var hasher = SHA256()
-    head.withUnsafeBytes { hasher.update($0) }
-    var table = [UInt8]()
-    table.reserveCapacity(1 << 20)
     let file = try AtomicFile(temporary: "\(dir)/.tmp-merge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
     defer { file.abandon() }
+    let name: ObjectID
     do {
-      try file.write(head)
-      try mergeTables(inputs) { id, offset, size in
-        table.append(contentsOf: id.bytes)
-        withUnsafeBytes(of: UInt64(offset).bigEndian) { table.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(size).bigEndian) { table.append(contentsOf: $0) }
-        if table.count >= 1 << 20 {
-          table.withUnsafeBytes { hasher.update($0) }
-          try file.write(table)
-          table.removeAll(keepingCapacity: true)
-        }
-      }
-      table.withUnsafeBytes { hasher.update($0) }
-      try file.write(table)
-      table = []
+      let table = try TableWriter(file, count: count)
+      try mergeTables(inputs) { id, offset, size in try table.append(id, offset: offset, size: size) }
+      name = try table.finish()
       for (t, start) in zip(inputs, starts) {
         let fd = try FileIO.open(t.path, O_RDONLY, failing: "cannot read")
         defer { close(fd) }
         try copyRange(fd, at: start, count: t.dataLength, to: file, t.path, "merged")
       }
     }
-    let path = packPath(hasher.finish(), in: dir)
+    let path = packPath(name, in: dir)
     try file.commit(as: path)
     return path
   }
@@ -76,41 +59,28 @@ extension PackFile {
     }
     if dropped.isEmpty { return (path, []) }
     if count == 0 { return (nil, dropped) }
-    var head = [UInt8](Pack.magic)
-    withUnsafeBytes(of: UInt32(count).bigEndian) { head.append(contentsOf: $0) }
-    var hasher = SHA256()
-    head.withUnsafeBytes { hasher.update($0) }
     let file = try AtomicFile(temporary: "\(dir)/.tmp-rewrite-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
     defer { file.abandon() }
+    let name: ObjectID
     do {
       let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
       defer { close(fd) }
-      try file.write(head)
       // The kept blobs are laid out in table order: the table first (offsets known as it
       // goes), then the same walk copies the bytes.
-      var table = [UInt8]()
-      table.reserveCapacity(1 << 20)
+      let table = try TableWriter(file, count: count)
       var at = 0
       try mergeTables(input) { id, offset, size in
         if drop.contains(id) { return }
-        table.append(contentsOf: id.bytes)
-        withUnsafeBytes(of: UInt64(at).bigEndian) { table.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(size).bigEndian) { table.append(contentsOf: $0) }
+        try table.append(id, offset: at, size: size)
         at += size
-        if table.count >= 1 << 20 {
-          table.withUnsafeBytes { hasher.update($0) }
-          try file.write(table)
-          table.removeAll(keepingCapacity: true)
-        }
       }
-      table.withUnsafeBytes { hasher.update($0) }
-      try file.write(table)
+      name = try table.finish()
       try mergeTables(input) { id, offset, size in
         if drop.contains(id) { return }
         try copyRange(fd, at: h.dataStart + offset, count: size, to: file, path, "rewritten")
       }
     }
-    let newPath = packPath(hasher.finish(), in: dir)
+    let newPath = packPath(name, in: dir)
     try file.commit(as: newPath)
     return (newPath, dropped)
   }
@@ -162,3 +132,43 @@ extension PackFile {
     _ length: Int, _ flags: UInt32
   ) -> Int
 #endif
+
+/// A pack's header and table written to a new pack file as the table is produced, a megabyte
+/// at a time, and hashed on the way: a pack is named by the hash of its header and table,
+/// which pin every blob it holds.
+private final class TableWriter {
+  private let file: AtomicFile
+  private var hasher: SHA256? = SHA256()
+  private var table = [UInt8]()
+
+  /// Writes the header of a pack of `count` blobs.
+  init(_ file: AtomicFile, count: Int) throws {
+    self.file = file
+    var head = [UInt8](Pack.magic)
+    withUnsafeBytes(of: UInt32(count).bigEndian) { head.append(contentsOf: $0) }
+    head.withUnsafeBytes { hasher!.update($0) }
+    try file.write(head)
+    table.reserveCapacity(1 << 20)
+  }
+
+  /// One table entry: the blob's id, its offset in the data section and its size.
+  func append(_ id: ObjectID, offset: Int, size: Int) throws {
+    table.append(contentsOf: id.bytes)
+    withUnsafeBytes(of: UInt64(offset).bigEndian) { table.append(contentsOf: $0) }
+    withUnsafeBytes(of: UInt32(size).bigEndian) { table.append(contentsOf: $0) }
+    if table.count >= 1 << 20 { try flush() }
+  }
+
+  /// Writes the rest of the table; the pack's name.
+  func finish() throws -> ObjectID {
+    try flush()
+    table = []
+    return hasher.take()!.finish()
+  }
+
+  private func flush() throws {
+    table.withUnsafeBytes { hasher!.update($0) }
+    try file.write(table)
+    table.removeAll(keepingCapacity: true)
+  }
+}
