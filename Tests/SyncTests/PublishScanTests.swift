@@ -7,11 +7,18 @@ import TestSupport
 
 /// The scan of a publish: files read on every core, only names, sizes and paths kept.
 @Suite struct PublishScanTests {
+  /// Valid recipes `t00000`… filling more than one scan chunk, and how many.
+  static func moreThanOneChunk() -> ([String: String], Int) {
+    let n = Publisher.scanChunk + 600
+    var recipes = [String: String]()
+    for i in 0..<n { recipes[String(format: "t%05d", i)] = RegistryFixture.recipe(String(format: "t%05d", i)) }
+    return (recipes, n)
+  }
+
   @Test func theFirstBadFileInPathOrderIsReportedAcrossChunks() throws {
     let f = try RegistryFixture()
-    var recipes = [String: String]()
-    let n = Publisher.scanChunk + 600
-    for i in 0..<n { recipes[String(format: "t%05d", i)] = RegistryFixture.recipe(String(format: "t%05d", i)) }
+    let (all, n) = Self.moreThanOneChunk()
+    var recipes = all
     // Two bad files, in different chunks: the earlier one is named, whichever is read first.
     recipes["t00010"] = "not toml ["
     recipes[String(format: "t%05d", n - 3)] = "[metadata]\nname = \"wrong\"\n"
@@ -48,9 +55,8 @@ import TestSupport
 
   @Test func reportingListsEveryRefusedFileWithItsReasonAndKeepsTheRest() throws {
     let f = try RegistryFixture()
-    var recipes = [String: String]()
-    let n = Publisher.scanChunk + 600
-    for i in 0..<n { recipes[String(format: "t%05d", i)] = RegistryFixture.recipe(String(format: "t%05d", i)) }
+    let (all, n) = Self.moreThanOneChunk()
+    var recipes = all
     // Bad files in different chunks, a name in both sets, golden files without a valid recipe.
     recipes["t00010"] = "not toml ["
     recipes[String(format: "t%05d", n - 3)] = "[metadata]\nname = \"wrong\"\n"
