@@ -206,3 +206,27 @@ import TestSupport
     #expect(r.stderr.hasPrefix("error: cached registry is 9 days old, more than the 8 days allowed"))
   }
 }
+
+/// Numeric environment values far outside their range are usage errors naming the variable and
+/// the range (exit 64), never a trap: every duration and size derived from them fits an Int.
+@Suite struct EnvironmentRangeTests {
+  @Test(arguments: [
+    ("TSUKU_API_TIMEOUT", "1e308", "expected a number of seconds above 0, at most 86400"),
+    ("TSUKU_API_TIMEOUT", "99999999999999999999", "expected a number of seconds above 0, at most 86400"),
+    ("TSUKU_RECIPE_CACHE_SIZE_LIMIT", "8796093022208G", "expected a size from 1MB to 10GB, e.g. 500MB"),
+    ("TSUKU_RECIPE_CACHE_SIZE_LIMIT", "infG", "expected a size from 1MB to 10GB, e.g. 500MB"),
+  ])
+  func hugeNumericEnvironmentValuesExit64NamingTheVariable(_ name: String, _ value: String, _ range: String) throws {
+    let w = try CLIWorld()
+    // A remote source, so the transport's options are read (nothing is contacted before).
+    let r = try w.run("update-registry", env: [name: value, "TSUKU_SOURCES": "https://127.0.0.1:1/registry"])
+    #expect(r.status == 64, "\(r.stderr)")
+    #expect(r.stderr == "error: invalid \(name) '\(value)': \(range)\n")
+  }
+
+  @Test func byteSizesPastAnIntAreRefusedNotTrapped() {
+    #expect(ByteSize.parse("8796093022208G") == nil)
+    #expect(ByteSize.parse("infG") == nil)
+    #expect(ByteSize.parse("10GB") == 10 << 30)
+  }
+}

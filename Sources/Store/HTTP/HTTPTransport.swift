@@ -236,14 +236,20 @@ public struct TransportOptions: Sendable {
   public var caBundle: String?
   public init() {}
 
+  /// The longest `TSUKU_API_TIMEOUT` accepted: a day.
+  public static let maxTimeout: Double = 86400
+
   /// The defaults, with `TSUKU_API_TIMEOUT` (seconds) and `TSUKU_CA_BUNDLE` from `environment`.
   public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
     throws -> TransportOptions
   {
     var o = TransportOptions()
     if let t = environment["TSUKU_API_TIMEOUT"], !t.isEmpty {
-      guard let s = Double(t), s > 0, s.isFinite else {
-        throw TsukuError(.usage, "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0")
+      // Bounded, so that every duration derived from it (milliseconds for libcurl, whole
+      // seconds in messages) fits an integer.
+      guard let s = Double(t), s > 0, s <= TransportOptions.maxTimeout else {
+        throw TsukuError(
+          .usage, "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0, at most \(Int(TransportOptions.maxTimeout))")
       }
       o.totalTimeout = s
       o.connectTimeout = min(o.connectTimeout, s)

@@ -26,13 +26,17 @@ public enum Duration {
   }
 }
 
-/// Sizes: `1048576`, `500MB`, `1GB`, `64KiB`.
+/// Sizes: `1048576`, `500MB`, `1GB`, `64KiB`; nil for anything else, a size past 2^62 bytes
+/// included.
 public enum ByteSize {
   public static func parse(_ s: String) -> Int? {
     let t = s.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: "IB", with: "B")
     let units: [(String, Int)] = [("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
     for (u, m) in units where t.hasSuffix(u) {
-      guard let n = Double(t.dropLast(u.count).trimmingCharacters(in: .whitespaces)), n >= 0 else { return nil }
+      // Anything past what an Int holds is refused here, not trapped on.
+      guard let n = Double(t.dropLast(u.count).trimmingCharacters(in: .whitespaces)), n >= 0,
+        n * Double(m) < 0x1p62
+      else { return nil }
       return Int(n * Double(m))
     }
     return Int(t)

@@ -38,7 +38,7 @@ public enum Health {
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) -> HealthReport {
     var env = environment
-    env["TSUKU_API_TIMEOUT"] = String(Int(max(1, timeout.rounded(.up))))
+    env["TSUKU_API_TIMEOUT"] = String(Int(min(max(1, timeout.rounded(.up)), TransportOptions.maxTimeout)))
     var r = HealthReport(
       status: "unreachable", source: url, reachable: false, latency_ms: nil, index_version: nil, index_expires: nil,
       verified: false, error: nil)

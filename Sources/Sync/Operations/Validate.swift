@@ -177,8 +177,8 @@ public enum Validator {
     /// left of the stage (and never more than 30 s).
     func environment(_ d: Deadline) -> [String: String] {
       var env = options.environment
-      let configured = Double(env["TSUKU_API_TIMEOUT"] ?? "") ?? 30
-      env["TSUKU_API_TIMEOUT"] = String(Int(max(1, min(configured, d.remaining).rounded(.up))))
+      let configured = Double(env["TSUKU_API_TIMEOUT"] ?? "").flatMap { $0.isFinite && $0 > 0 ? $0 : nil } ?? 30
+      env["TSUKU_API_TIMEOUT"] = String(Int(max(1, min(configured, d.remaining, TransportOptions.maxTimeout).rounded(.up))))
       return env
     }
 
