@@ -50,13 +50,16 @@ public enum StoreURL {
   /// Opens the store `url` names for reading (a git repository is opened now; a directory is
   /// not checked; a remote store sends nothing yet). `environment` supplies credentials and
   /// timeouts; a git store also serves blobs from the `history` window, when one is given.
-  /// Every URL form opens, `https://` included.
+  /// The requests of a remote store share `deadline`, when one is given (a command's network
+  /// budget); otherwise each has `TSUKU_API_TIMEOUT`. Every URL form opens, `https://` included.
   public static func openReader(
     _ url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-    history: GitHistoryWindow? = nil
+    history: GitHistoryWindow? = nil, deadline: Deadline? = nil
   ) throws -> any ObjectReader {
-    if case .http(let base) = try parse(url) { return try httpStore(base, environment: environment) }
-    return try open(url, environment: environment, history: history)
+    if case .http(let base) = try parse(url) {
+      return try httpStore(base, environment: environment, deadline: deadline)
+    }
+    return try open(url, environment: environment, history: history, deadline: deadline)
   }
 
   /// Opens the store `url` names for writing, listing and retention, as `openReader` does. An
@@ -64,7 +67,7 @@ public enum StoreURL {
   /// command first uses them (the store is read-only; publish to the bucket behind it).
   public static func open(
     _ url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-    history: GitHistoryWindow? = nil
+    history: GitHistoryWindow? = nil, deadline: Deadline? = nil
   ) throws -> any ObjectStore {
     switch try parse(url) {
     case .directory(let path): return DirectoryStore(path: path)
@@ -74,14 +77,18 @@ public enum StoreURL {
       return git
     case .s3(let location):
       let credentials = try S3Credentials.fromEnvironment(environment)
-      return S3Store(location, credentials: credentials, transport: try CurlTransport.fromEnvironment(environment))
+      return S3Store(location, credentials: credentials, transport: try transport(environment, deadline))
     case .http(let base):
-      return ReadOnlyHTTPStore(try httpStore(base, environment: environment))
+      return ReadOnlyHTTPStore(try httpStore(base, environment: environment, deadline: deadline))
     }
   }
 
-  private static func httpStore(_ base: String, environment: [String: String]) throws -> HTTPStore {
-    HTTPStore(baseURL: base, transport: try CurlTransport.fromEnvironment(environment))
+  private static func httpStore(_ base: String, environment: [String: String], deadline: Deadline?) throws -> HTTPStore {
+    HTTPStore(baseURL: base, transport: try transport(environment, deadline))
+  }
+
+  private static func transport(_ environment: [String: String], _ deadline: Deadline?) throws -> CurlTransport {
+    CurlTransport(options: try TransportOptions.fromEnvironment(environment, deadline: deadline))
   }
 
   private static let expected =
@@ -217,6 +224,7 @@ public enum StoreURL {
       throw TsukuError(
         .usage, "invalid store URL '\(url)': endpoint '\(value)' must be scheme://host[:port], with no path")
     }
+    try checkPort(hostPart[2], url: url)
     return v
   }
 
@@ -230,12 +238,27 @@ public enum StoreURL {
       throw TsukuError(.usage, "invalid store URL '\(shown)': credentials in the URL are not supported")
     }
     if host.isEmpty { throw TsukuError(.usage, "invalid store URL '\(url)': no host") }
+    try checkPort(host, url: url)
     if rest.contains("?") || rest.contains("#") {
       throw TsukuError(.usage, "invalid store URL '\(url)': an https store URL has no '?' or '#' part")
     }
     var base = scheme + rest
     while base.hasSuffix("/") { base.removeLast() }
     return base
+  }
+
+  /// The port after the host (`host:port`, `[v6]:port`), when there is one, is a number from
+  /// 1 to 65535: libcurl would only say "URL using bad/illegal format".
+  private static func checkPort(_ host: Substring, url: String) throws {
+    let afterBracket = host.lastIndex(of: "]").map { host[host.index(after: $0)...] } ?? host
+    guard let colon = afterBracket.lastIndex(of: ":") else { return }
+    let port = afterBracket[afterBracket.index(after: colon)...]
+    if port.isEmpty { return }  // `host:` is the default port, as in a browser
+    guard port.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(port.prefix(6)), port.count <= 5,
+      (1...65535).contains(n)
+    else {
+      throw TsukuError(.usage, "invalid store URL '\(url)': port '\(port)' is not a number from 1 to 65535")
+    }
   }
 
   private static func decode(_ s: Substring, url: String) throws -> String {

@@ -20,6 +20,15 @@ public func tsukuBinary(checkout: String) -> String {
 /// Runs `tsuku` with `arguments` and an environment made only of `env` (plus PATH), so a
 /// developer's own TSUKU_* settings never leak into a test.
 public func runTsuku(_ arguments: [String], env: [String: String], binary: String) throws -> CommandResult {
+  try runTsuku(arguments, env: env, binary: binary, killAfter: nil)
+}
+
+/// As `runTsuku(_:env:binary:)`, killing the process (SIGKILL) if it is still running after
+/// `killAfter` seconds: a guard, so that a command that would hang fails its test instead.
+/// A killed run has status `SIGKILL + 128`.
+public func runTsuku(_ arguments: [String], env: [String: String], binary: String, killAfter: Double?) throws
+  -> CommandResult
+{
   let p = Process()
   p.executableURL = URL(fileURLWithPath: binary)
   p.arguments = arguments
@@ -32,8 +41,15 @@ public func runTsuku(_ arguments: [String], env: [String: String], binary: Strin
   p.standardError = err
   p.standardInput = FileHandle.nullDevice
   try p.run()
+  if let killAfter {
+    let pid = p.processIdentifier
+    DispatchQueue.global().asyncAfter(deadline: .now() + killAfter) { [p] in
+      if p.isRunning { kill(pid, SIGKILL) }
+    }
+  }
   let o = out.fileHandleForReading.readDataToEndOfFile()
   let r = err.fileHandleForReading.readDataToEndOfFile()
   p.waitUntilExit()
-  return CommandResult(status: p.terminationStatus, stdout: o, stderr: String(decoding: r, as: UTF8.self))
+  let status = p.terminationReason == .uncaughtSignal ? p.terminationStatus + 128 : p.terminationStatus
+  return CommandResult(status: status, stdout: o, stderr: String(decoding: r, as: UTF8.self))
 }

@@ -198,6 +198,19 @@ public final class LoopbackServer: Sendable {
     return false
   }
 
+  /// A server answering GETs and HEADs from the files under `root` (404 for a missing one),
+  /// each after `delay` seconds: a degraded source that is slow, not dead.
+  public static func serving(_ root: String, delay: Double = 0) throws -> LoopbackServer {
+    try LoopbackServer(recording: false) { req in
+      if delay > 0 { usleep(UInt32(delay * 1e6)) }
+      let path = req.path.split(separator: "?").first.map(String.init) ?? req.path
+      guard !path.contains(".."), let d = FileManager.default.contents(atPath: root + path) else {
+        return .respond(404)
+      }
+      return .respond(200, body: d)
+    }
+  }
+
   /// A port on 127.0.0.1 where nothing listens (bound, then closed).
   public static func closedPort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -33,7 +33,11 @@ struct Tsuku: ParsableCommand {
         TSUKU_RECIPE_CACHE_TTL        ask the sources again after this long (24h; 5m..7d)
         TSUKU_RECIPE_CACHE_MAX_STALE  serve a verified stale cache this long past the TTL (7d)
         TSUKU_RECIPE_CACHE_SIZE_LIMIT evict least recently used blobs beyond this (500MB)
-        TSUKU_API_TIMEOUT             seconds one HTTP request may take, retries included (30)
+        TSUKU_API_TIMEOUT             seconds all of a command's HTTP requests may take
+                                      together, retries included (30; at most 86400)
+        TSUKU_CONNECT_TIMEOUT         seconds a connection may take to open (5; at most 600)
+        TSUKU_PROGRESS                1: say on stderr what a wait of over a second is
+                                      waiting for, 0: never (default: when stderr is a terminal)
         TSUKU_CA_BUNDLE               a CA bundle for https sources
         TSUKU_S3_ACCESS_KEY_ID, TSUKU_S3_SECRET_ACCESS_KEY   bucket credentials (else AWS_*)
         TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that left its tip,

@@ -20,7 +20,9 @@ private let curlReady: CURLcode = curl_global_init(tsuku_curl_global_default)
 ///   requests of one store share connections across batches. Batches from several threads at
 ///   once each take their own multi handle.
 /// - Timeouts: `connectTimeout`, a stall after `stallTimeout` seconds without a byte, and
-///   `totalTimeout` for the whole request, retries included.
+///   for the whole request, retries included, `totalTimeout` or what is left of the shared
+///   `deadline`, whichever ends first. A request that starts after the deadline fails at once.
+/// - A batch with no answer for a second is reported to the `waitReporter`, if any.
 /// - Proxies come from the environment as libcurl reads them (`HTTPS_PROXY`, `http_proxy`,
 ///   `NO_PROXY`); nothing here overrides them. `caBundle` replaces the system's CA bundle.
 /// - Only http and https are spoken, redirects included; signed requests follow no redirects.
@@ -65,13 +67,12 @@ private final class MultiHandle: @unchecked Sendable {
   deinit { curl_multi_cleanup(handle) }
 }
 
-private func now() -> Double {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+private func now() -> Double { Deadline.now() }
 
 private struct CurlSetupError: Error { let message: String }
+
+/// The command's shared deadline was spent before an attempt could start.
+private struct DeadlineSpent: Error {}
 
 private func check(_ rc: CURLcode, _ option: String) throws {
   if rc != CURLE_OK {
@@ -226,6 +227,9 @@ private final class Batch {
   var active = [UnsafeMutableRawPointer: Transfer]()
   var results: [Result<HTTPResponse, TsukuError>?]
   var remaining: Int
+  /// When the batch last saw a request finish (or started), and whether that wait was reported.
+  var lastEvent = now()
+  var reported = false
 
   init(
     multi: UnsafeMutableRawPointer, options: TransportOptions, requests: [HTTPRequest],
@@ -256,7 +260,11 @@ private final class Batch {
       _ = curl_multi_perform(multi, &running)
       collectFinished()
       if remaining == 0 { break }
+      reportWait()
       var timeout = 1000.0
+      if options.waitReporter != nil && !reported {
+        timeout = min(timeout, max(0, (lastEvent + WaitReporter.delay - now()) * 1000) + 10)
+      }
       if active.count < options.maxConcurrent, let next = waiting.map(\.notBefore).min() {
         timeout = min(timeout, max(0, (next - now()) * 1000))
       }
@@ -265,12 +273,25 @@ private final class Batch {
     return results.map { $0! }
   }
 
+  /// Tells the reporter once about a wait past `WaitReporter.delay` with nothing finished.
+  private func reportWait() {
+    guard let reporter = options.waitReporter, !reported, now() - lastEvent >= WaitReporter.delay,
+      let first = active.values.min(by: { $0.index < $1.index })
+    else { return }
+    reported = true
+    let left = options.deadline?.remaining ?? max(0, first.deadline - now())
+    reporter.waiting(for: first.request, others: remaining - 1, remaining: left)
+  }
+
   private func startReady() {
     let t0 = now()
     while active.count < options.maxConcurrent, let i = waiting.firstIndex(where: { $0.notBefore <= t0 }) {
       let t = waiting.remove(at: i)
       do {
         try start(t)
+      } catch is DeadlineSpent {
+        t.release()
+        finish(t, .failure(.deadline(options.deadline?.seconds ?? t.budget)))
       } catch let e as CurlSetupError {
         t.release()
         finish(t, .failure(HTTPFailure(.setup, e.message)))
@@ -313,11 +334,18 @@ private final class Batch {
     }
     results[t.index] = outcome.mapError { $0.error(for: t.request, attempts: t.attempt) }
     remaining -= 1
+    lastEvent = time
+    reported = false
   }
 
   private func start(_ t: Transfer) throws {
     t.reset()
-    if t.attempt == 0 { t.deadline = now() + t.budget }
+    if t.attempt == 0 {
+      t.deadline = now() + t.budget
+      if let shared = options.deadline { t.deadline = min(t.deadline, shared.end) }
+    }
+    let left = t.deadline - now()
+    if left <= 0.001 { throw DeadlineSpent() }
     t.attempt += 1
     guard let easy = curl_easy_init() else { throw CurlSetupError(message: "cannot create a curl handle") }
     t.easy = easy
@@ -328,9 +356,8 @@ private final class Batch {
     try setLong(easy, CURLOPT_TCP_KEEPALIVE, 1, "tcp keepalive")
     try setLong(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS), "http version")
     try setLong(easy, CURLOPT_PIPEWAIT, 1, "pipewait")
-    try setLong(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000), "connect timeout")
-    let left = max(0.001, t.deadline - now())
-    try setLong(easy, CURLOPT_TIMEOUT_MS, Int(left * 1000), "timeout")
+    try setLong(easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(options.connectTimeout, left) * 1000)), "connect timeout")
+    try setLong(easy, CURLOPT_TIMEOUT_MS, max(1, Int(left * 1000)), "timeout")
     // Stalls: our progress callback, exact to about a second; libcurl's low-speed check as a
     // backstop (it averages over a few seconds, so it fires later).
     t.stallTimeout = options.stallTimeout
@@ -426,6 +453,7 @@ private final class Batch {
       return HTTPFailure(.resolve, lowerFirst(text))
     case CURLE_OPERATION_TIMEDOUT:
       if lower.contains("too slow") { return .stall(options.stallTimeout) }
+      if let shared = options.deadline, shared.remaining < 0.05 { return .deadline(shared.seconds) }
       if lower.contains("connect") { return .connectTimeout(options.connectTimeout) }
       return .timeout(options.totalTimeout)
     case CURLE_PARTIAL_FILE:

@@ -125,6 +125,10 @@ public struct HTTPFailure: Error, Sendable, Equatable {
   public static func timeout(_ s: Double) -> HTTPFailure {
     HTTPFailure(.timeout, "no complete answer within \(seconds(s))")
   }
+  /// The command's shared budget ran out (before or during this request).
+  public static func deadline(_ s: Double) -> HTTPFailure {
+    HTTPFailure(.timeout, "the command's time limit of \(seconds(s)) ran out (TSUKU_API_TIMEOUT)")
+  }
   public static func stall(_ s: Double) -> HTTPFailure { HTTPFailure(.stall, "stalled: no data for \(seconds(s))") }
   public static func truncated(_ why: String) -> HTTPFailure {
     HTTPFailure(.truncated, "the body was cut short (\(why))")
@@ -226,36 +230,63 @@ extension HTTPTransport {
 public struct TransportOptions: Sendable {
   /// Transfers in flight at once.
   public var maxConcurrent = 16
-  public var connectTimeout: Double = 10
-  /// The budget for one request, retries and waits included (`TSUKU_API_TIMEOUT`).
+  /// The most a connection may take to open (`TSUKU_CONNECT_TIMEOUT`), separate from the
+  /// budget: a dead address fails fast and the next attempt or source gets the rest.
+  public var connectTimeout: Double = 5
+  /// The budget for one request, retries and waits included (`TSUKU_API_TIMEOUT`), when no
+  /// `deadline` is shared.
   public var totalTimeout: Double = 30
+  /// The budget shared by every request of a command: each request may take what is left of
+  /// it, and retries stop when it is spent. Nil: each request has `totalTimeout`.
+  public var deadline: Deadline?
   /// A transfer with no bytes for this long is a stall.
   public var stallTimeout: Double = 15
   public var retry = RetryPolicy()
   /// A CA bundle to trust instead of the system's (`TSUKU_CA_BUNDLE`).
   public var caBundle: String?
+  /// Told, once, about a batch still waiting after `WaitReporter.delay`; nil: silent.
+  public var waitReporter: WaitReporter?
   public init() {}
 
   /// The longest `TSUKU_API_TIMEOUT` accepted: a day.
   public static let maxTimeout: Double = 86400
+  /// The longest `TSUKU_CONNECT_TIMEOUT` accepted.
+  public static let maxConnectTimeout: Double = 600
 
-  /// The defaults, with `TSUKU_API_TIMEOUT` (seconds) and `TSUKU_CA_BUNDLE` from `environment`.
-  public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
-    throws -> TransportOptions
-  {
+  /// The defaults, with `TSUKU_API_TIMEOUT`, `TSUKU_CONNECT_TIMEOUT` (seconds),
+  /// `TSUKU_CA_BUNDLE` and `TSUKU_PROGRESS` from `environment`; `deadline` is shared by the
+  /// requests of the returned options (nil: each request has `TSUKU_API_TIMEOUT`).
+  public static func fromEnvironment(
+    _ environment: [String: String] = ProcessInfo.processInfo.environment, deadline: Deadline? = nil
+  ) throws -> TransportOptions {
     var o = TransportOptions()
-    if let t = environment["TSUKU_API_TIMEOUT"], !t.isEmpty {
-      // Bounded, so that every duration derived from it (milliseconds for libcurl, whole
-      // seconds in messages) fits an integer.
-      guard let s = Double(t), s > 0, s <= TransportOptions.maxTimeout else {
+    o.totalTimeout = try apiTimeout(environment)
+    o.connectTimeout = min(o.connectTimeout, o.totalTimeout)
+    if let t = environment["TSUKU_CONNECT_TIMEOUT"], !t.isEmpty {
+      guard let s = Double(t), s > 0, s <= TransportOptions.maxConnectTimeout else {
         throw TsukuError(
-          .usage, "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0, at most \(Int(TransportOptions.maxTimeout))")
+          .usage,
+          "invalid TSUKU_CONNECT_TIMEOUT '\(t)': expected a number of seconds above 0, at most \(Int(TransportOptions.maxConnectTimeout))"
+        )
       }
-      o.totalTimeout = s
-      o.connectTimeout = min(o.connectTimeout, s)
+      o.connectTimeout = s
     }
+    o.deadline = deadline
     if let ca = environment["TSUKU_CA_BUNDLE"], !ca.isEmpty { o.caBundle = ca }
+    o.waitReporter = WaitReporter.fromEnvironment(environment)
     return o
+  }
+
+  /// `TSUKU_API_TIMEOUT` in seconds (30 when unset): the budget of a command's network work.
+  public static func apiTimeout(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Double {
+    guard let t = environment["TSUKU_API_TIMEOUT"], !t.isEmpty else { return TransportOptions().totalTimeout }
+    // Bounded, so that every duration derived from it (milliseconds for libcurl, whole
+    // seconds in messages) fits an integer.
+    guard let s = Double(t), s > 0, s <= TransportOptions.maxTimeout else {
+      throw TsukuError(
+        .usage, "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0, at most \(Int(TransportOptions.maxTimeout))")
+    }
+    return s
   }
 }
 

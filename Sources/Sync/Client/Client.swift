@@ -35,6 +35,9 @@ public final class Client {
   var warnedStale = false
   var trustMemo: (TrustedRoot, TrustState)?
   var usingEmbedded = false
+  /// The network budget of this command (`TSUKU_API_TIMEOUT`), shared by every request to
+  /// every remote source it opens; its clock starts with the first request.
+  var deadline: Deadline?
 
   public var sources: [String] { chain.urls }
 
@@ -86,7 +89,8 @@ public final class Client {
       TsukuMetrics.backend(of: url) == "git"
       ? StoreURL.GitHistoryWindow(
         days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history") : nil
-    let s = try StoreURL.openReader(url, history: history)
+    if deadline == nil { deadline = Deadline(startingAtFirstUse: try TransportOptions.apiTimeout()) }
+    let s = try StoreURL.openReader(url, history: history, deadline: deadline)
     stores[url] = s
     return s
   }

@@ -81,6 +81,10 @@ extension Client {
       }
       try trusted.updateIndex(stale: bytes, confirmed: confirmed, behind: behind, source: home.cacheDir)
       stale = age > policy.ttl || behind
+      // A stale cache says so when a recipe is served from it; a cache still within its TTL
+      // (a refresh forced, or asked for by an expired or older index) says here why the
+      // refresh failed, whatever the cause, so that a rollback or a refused key is not silent.
+      if !stale, let e = refreshError { warnOnce(refreshFailed(e, version: cachedVersion, confirmed: confirmed)) }
     }
     guard let verified = trusted.index else { throw TsukuError(.other, "no index was accepted") }
     let tree = try IndexTree.parse(try blob(verified.index.tree, what: "index tree"), what: "index tree")
@@ -95,6 +99,14 @@ extension Client {
 
   /// The walk from the loaded index's tree to its shards, reading through `blob`.
   func walk(_ idx: LoadedIndex) -> IndexWalk { IndexWalk(idx.tree, read: { try self.blob($0, what: $1) }) }
+
+  /// `could not refresh from 'url': why; using the cached index (version 3, confirmed 2 hours ago)`.
+  func refreshFailed(_ e: TsukuError, version: Int?, confirmed: Date) -> String {
+    let from = chain.urls.count == 1 ? "'\(chain.urls[0])'" : "the sources (\(chain.description))"
+    let why = ([e.message] + e.details).joined(separator: "; ")
+    let age = Duration.describe(now.timeIntervalSince(confirmed))
+    return "could not refresh from \(from): \(why); using the cached index (version \(version ?? 0), confirmed \(age) ago)"
+  }
 
   func warnOnce(_ text: String) {
     if warnedStale { return }

@@ -5,9 +5,11 @@ import Store
 /// the root, verify, fetch the tree, judge the cache cold or warm, take the packs, fetch the
 /// changed blobs, write the cache (purging revoked blobs), save trust, record. Trust is
 /// decided by `trusted` alone; the cache's packs are `cache` and `journal`'s business; what
-/// happened goes to `recorder`. Memory stays bounded whatever the registry's size: packs and
-/// fetched blobs go to disk a batch at a time, shards are read one at a time, and only the
-/// names that changed are kept.
+/// happened goes to `recorder`. The tree's parts (the tree with the revocation list, the
+/// subtrees, the shards the cache lacks) are fetched in parallel batches, so a slow source
+/// costs a round trip per batch, not one per blob. Memory stays bounded whatever the
+/// registry's size: packs and fetched blobs go to disk a batch at a time, shards are read one
+/// at a time, and only the names that changed are kept.
 final class Updater {
   /// The most pack bytes a dry run holds in memory at once (a real sync streams packs to disk).
   static let fetchBatchBytes = 16 << 20
@@ -30,6 +32,10 @@ final class Updater {
   private var fetchedObjects = 0
   /// True once the sync has written the cache and the trust state.
   private(set) var wroteCache = false
+  /// The blobs fetched alone that the journal still holds in memory, out of the cache's
+  /// reach (it writes them once it has a batch's worth): the same buffers, no copies.
+  private var pending = [ObjectID: Data]()
+  private var pendingBytes = 0
 
   init(
     url: String, source: Source, trusted: TrustedMetadata, cache: LocalCache, recorder: Recorder, includeGolden: Bool,
@@ -56,14 +62,16 @@ final class Updater {
     let meta = cache.home.readCacheMeta()
     guard let (bytes, etag) = try readIndex(meta, cachedHash: cachedHash) else { return try confirmUnchanged(meta) }
     let verified = try verify(bytes)
+    try prefetch([verified.index.tree] + (verified.revocation.map { [$0.list] } ?? []))
     let walk = IndexWalk(
       try fetchTree(verified), names: .shard(suffix: " from '\(url)'"), read: { r, _ in try self.obtain(r) })
     let listed = try judgeWarm(walk, cold: cachedHash == nil)
     if let packs = walk.tree.packs, !packs.isEmpty, listed.cold { try takePacks(packs) }
-    let shards = try listed.shards ?? walk.shards()
+    let shards = try listed.shards ?? allShards(walk)
     if let r = verified.revocation {
       try trusted.updateRevocationList(obtain(r.list), what: "revocation list from '\(url)'")
     }
+    try prefetch(shards.map(\.ref))
     let old = cache.shards()
     let plan = try plan(walk, shards, old: old)
     try fetchChanged(plan.wanted)
@@ -121,13 +129,52 @@ final class Updater {
   /// A blob the index names: held by this sync, cached, or fetched alone (and journaled).
   private func obtain(_ ref: BlobRef) throws -> Data {
     if let d = journal.held(ref) { return d }
+    if let d = pending[ref.sha256], d.count <= ref.size { return d }
     if let d = try? cache.store.get(ref.sha256, maxSize: ref.size) { return d }
     let d = try source.get(ref.sha256, maxSize: ref.size)
     fetchedBytes += d.count
     fetchedBlobs += 1
     fetchedObjects += 1
-    try journal.add(d)
+    try journalAlone(ref.sha256, d)
     return d
+  }
+
+  /// Journals a blob fetched alone, and keeps it at hand until the journal writes it.
+  private func journalAlone(_ id: ObjectID, _ d: Data) throws {
+    try journal.add(d)
+    pendingBytes += d.count
+    if pendingBytes >= CacheJournal.singleBatchBytes {
+      (pending, pendingBytes) = ([:], 0)
+    } else {
+      pending[id] = d
+    }
+  }
+
+  /// Fetches the blobs of `refs` that neither this sync nor the cache holds, in parallel
+  /// batches, and journals them (on disk, in the cache), so that the reads that follow find
+  /// them there. A blob the source lacks is left for that read to report.
+  private func prefetch(_ refs: [BlobRef]) throws {
+    var seen = Set<ObjectID>()
+    let missing = try refs.filter { r in
+      guard seen.insert(r.sha256).inserted, journal.held(r) == nil, pending[r.sha256] == nil else { return false }
+      return !(try cache.store.contains(r.sha256))
+    }
+    for batch in missing.batched(maxBytes: CacheJournal.singleBatchBytes, size: \.size) {
+      let got = try source.getMany(batch.map { ($0.sha256, $0.size) })
+      for r in batch {
+        guard let d = got[r.sha256] else { continue }
+        fetchedBytes += d.count
+        fetchedBlobs += 1
+        fetchedObjects += 1
+        try journalAlone(r.sha256, d)
+      }
+    }
+  }
+
+  /// Every shard, the subtrees fetched together first.
+  private func allShards(_ walk: IndexWalk) throws -> [IndexTree.Shard] {
+    try prefetch(walk.tree.subtreeRefs)
+    return try walk.shards()
   }
 
   private func fetchTree(_ verified: VerifiedIndex) throws -> IndexTree {
@@ -141,7 +188,7 @@ final class Updater {
   /// packs without reading the subtrees first. Returns the shards when it listed them.
   private func judgeWarm(_ walk: IndexWalk, cold: Bool) throws -> (cold: Bool, shards: [IndexTree.Shard]?) {
     guard !cold, walk.tree.packs?.isEmpty == false else { return (cold, nil) }
-    let all = try walk.shards()
+    let all = try allShards(walk)
     let missing = try all.filter { !(try cache.store.contains($0.sha256)) }.count
     return (missing * 2 >= all.count, all)
   }
