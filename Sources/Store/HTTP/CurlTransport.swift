@@ -344,8 +344,9 @@ private final class Batch {
       t.deadline = now() + t.budget
       if let shared = options.deadline { t.deadline = min(t.deadline, shared.end) }
     }
+    // Too little left to be worth a connection (the margin `classify` allows as well).
     let left = t.deadline - now()
-    if left <= 0.001 { throw DeadlineSpent() }
+    if left < 0.05 { throw DeadlineSpent() }
     t.attempt += 1
     guard let easy = curl_easy_init() else { throw CurlSetupError(message: "cannot create a curl handle") }
     t.easy = easy
