@@ -83,7 +83,8 @@ public enum StoreURL {
     }
   }
 
-  private static func httpStore(_ base: String, environment: [String: String], deadline: Deadline?) throws -> HTTPStore {
+  private static func httpStore(_ base: String, environment: [String: String], deadline: Deadline?) throws -> HTTPStore
+  {
     HTTPStore(baseURL: base, transport: try transport(environment, deadline))
   }
 

@@ -44,8 +44,12 @@ import TestSupport
     #expect(r.stdout == FileManager.default.contents(atPath: checkout + "/registry-index/source/recipes/f/fzf.toml"))
     let lines = r.stderr.split(separator: "\n").map(String.init)
     #expect(lines.count == 2, "\(r.stderr)")
-    #expect(lines.first?.hasPrefix("waiting: no answer yet from GET '\(server.url)/index.json'; giving up in at most ") == true)
-    #expect(lines.last == "warning: using cached recipe 'fzf' (last updated 2 days ago); run 'tsuku update-registry' when online")
+    #expect(
+      lines.first?.hasPrefix("waiting: no answer yet from GET '\(server.url)/index.json'; giving up in at most ")
+        == true)
+    #expect(
+      lines.last
+        == "warning: using cached recipe 'fzf' (last updated 2 days ago); run 'tsuku update-registry' when online")
   }
 
   @Test func silentSourceIsNamedOnStderrWhileWaitingOnlyWhenProgressIsOn() throws {
@@ -73,7 +77,8 @@ import TestSupport
     let r = try run(
       w, ["update-registry"], env: ["TSUKU_CONNECT_TIMEOUT": "1e9", "TSUKU_SOURCES": "https://127.0.0.1:1/registry"])
     #expect(r.status == 64, "\(r.stderr)")
-    #expect(r.stderr == "error: invalid TSUKU_CONNECT_TIMEOUT '1e9': expected a number of seconds above 0, at most 600\n")
+    #expect(
+      r.stderr == "error: invalid TSUKU_CONNECT_TIMEOUT '1e9': expected a number of seconds above 0, at most 600\n")
   }
 
   @Test(arguments: [

@@ -67,7 +67,8 @@ import Testing
     let got = lines.withLock { $0 }
     #expect(got.count == 1, "\(got)")
     #expect(
-      got.first?.hasPrefix("no answer yet from GET '\(server.url)/slow' and 1 more request; giving up in at most ") == true,
+      got.first?.hasPrefix("no answer yet from GET '\(server.url)/slow' and 1 more request; giving up in at most ")
+        == true,
       "\(got)")
     #expect(got.first?.hasSuffix(" s (TSUKU_API_TIMEOUT sets the limit)") == true)
   }

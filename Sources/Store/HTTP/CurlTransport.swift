@@ -357,7 +357,8 @@ private final class Batch {
     try setLong(easy, CURLOPT_TCP_KEEPALIVE, 1, "tcp keepalive")
     try setLong(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS), "http version")
     try setLong(easy, CURLOPT_PIPEWAIT, 1, "pipewait")
-    try setLong(easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(options.connectTimeout, left) * 1000)), "connect timeout")
+    try setLong(
+      easy, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(options.connectTimeout, left) * 1000)), "connect timeout")
     try setLong(easy, CURLOPT_TIMEOUT_MS, max(1, Int(left * 1000)), "timeout")
     // Stalls: our progress callback, exact to about a second; libcurl's low-speed check as a
     // backstop (it averages over a few seconds, so it fires later).

@@ -278,13 +278,16 @@ public struct TransportOptions: Sendable {
   }
 
   /// `TSUKU_API_TIMEOUT` in seconds (30 when unset): the budget of a command's network work.
-  public static func apiTimeout(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Double {
+  public static func apiTimeout(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Double
+  {
     guard let t = environment["TSUKU_API_TIMEOUT"], !t.isEmpty else { return TransportOptions().totalTimeout }
     // Bounded, so that every duration derived from it (milliseconds for libcurl, whole
     // seconds in messages) fits an integer.
     guard let s = Double(t), s > 0, s <= TransportOptions.maxTimeout else {
       throw TsukuError(
-        .usage, "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0, at most \(Int(TransportOptions.maxTimeout))")
+        .usage,
+        "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0, at most \(Int(TransportOptions.maxTimeout))"
+      )
     }
     return s
   }

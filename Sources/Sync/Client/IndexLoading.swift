@@ -105,7 +105,8 @@ extension Client {
     let from = chain.urls.count == 1 ? "'\(chain.urls[0])'" : "the sources (\(chain.description))"
     let why = ([e.message] + e.details).joined(separator: "; ")
     let age = Duration.describe(now.timeIntervalSince(confirmed))
-    return "could not refresh from \(from): \(why); using the cached index (version \(version ?? 0), confirmed \(age) ago)"
+    return
+      "could not refresh from \(from): \(why); using the cached index (version \(version ?? 0), confirmed \(age) ago)"
   }
 
   func warnOnce(_ text: String) {
