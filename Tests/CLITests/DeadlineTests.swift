@@ -25,6 +25,8 @@ import TestSupport
     // The request it was waiting for (the source's URL and the path), and the limit.
     #expect(r.stderr.hasPrefix("error: GET '\(server.url)/"), "\(r.stderr)")
     #expect(r.stderr.contains("': the command's time limit of 5 s ran out (TSUKU_API_TIMEOUT)"), "\(r.stderr)")
+    // What the sync was fetching, under the source that did not answer in time.
+    #expect(r.stderr.contains("\n  \(server.url): while fetching "), "\(r.stderr)")
     // Nothing half-synced: the home still trusts what it trusted.
     #expect(try w.run("verify", "--offline").status == 0)
   }

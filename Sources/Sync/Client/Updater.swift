@@ -62,19 +62,25 @@ final class Updater {
     let meta = cache.home.readCacheMeta()
     guard let (bytes, etag) = try readIndex(meta, cachedHash: cachedHash) else { return try confirmUnchanged(meta) }
     let verified = try verify(bytes)
-    try prefetch([verified.index.tree] + (verified.revocation.map { [$0.list] } ?? []))
-    let walk = IndexWalk(
-      try fetchTree(verified), names: .shard(suffix: " from '\(url)'"), read: { r, _ in try self.obtain(r) })
-    let listed = try judgeWarm(walk, cold: cachedHash == nil)
-    if let packs = walk.tree.packs, !packs.isEmpty, listed.cold { try takePacks(packs) }
-    let shards = try listed.shards ?? allShards(walk)
-    if let r = verified.revocation {
-      try trusted.updateRevocationList(obtain(r.list), what: "revocation list from '\(url)'")
+    let tree = try fetching("the index tree") {
+      try prefetch([verified.index.tree] + (verified.revocation.map { [$0.list] } ?? []))
+      return try fetchTree(verified)
     }
-    try prefetch(shards.map(\.ref))
+    let walk = IndexWalk(tree, names: .shard(suffix: " from '\(url)'"), read: { r, _ in try self.obtain(r) })
+    let listed = try fetching("the index subtrees") { try judgeWarm(walk, cold: cachedHash == nil) }
+    if let packs = walk.tree.packs, !packs.isEmpty, listed.cold { try fetching("the packs") { try takePacks(packs) } }
+    let shards = try fetching("the index subtrees") { try listed.shards ?? allShards(walk) }
+    if let r = verified.revocation {
+      try fetching("the revocation list") {
+        try trusted.updateRevocationList(obtain(r.list), what: "revocation list from '\(url)'")
+      }
+    }
     let old = cache.shards()
-    let plan = try plan(walk, shards, old: old)
-    try fetchChanged(plan.wanted)
+    let plan = try fetching("the index shards") {
+      try prefetch(shards.map(\.ref))
+      return try self.plan(walk, shards, old: old)
+    }
+    try fetching("\(plan.wanted.count) recipes and golden files") { try fetchChanged(plan.wanted) }
     let diff = Client.changes(from: old, to: plan.changed, shardHashes: Set(shards.map(\.sha256)))
     let before = trusted.startState
     let report = Client.SyncReport(
@@ -91,6 +97,16 @@ final class Updater {
   }
 
   // MARK: the steps
+
+  /// Runs a step that fetches `what`: when the source does not answer (in time, or at all),
+  /// the error says what the sync was fetching.
+  private func fetching<T>(_ what: String, _ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let e as TsukuError where e.code == .unavailable {
+      throw TsukuError(e.code, e.message, reason: e.reason, details: e.details + ["while fetching \(what)"])
+    }
+  }
 
   /// `index.json` from the source, or nil when it is the one this source served last time: a
   /// conditional read (a 304 over HTTP), so a sync that changes nothing is one request.
