@@ -59,6 +59,21 @@ import TestSupport
     #expect(r.status == 4, "\(r.out) \(r.stderr)")
   }
 
+  @Test func fifoAsTheCachedIndexIsNoCacheAndTheNextSyncReplacesIt() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    #expect(try w.run("update-registry").status == 0)
+    let cached = w.dir.file("home/cache/index.json")
+    try fifo(at: cached)
+    var (r, timedOut) = try runBounded(w, ["update-registry"], seconds: 60)
+    #expect(!timedOut, "update-registry blocked on a FIFO as the cached index.json")
+    #expect(r.status == 0, "\(r.stderr)")
+    var st = stat()
+    #expect(lstat(cached, &st) == 0 && st.st_mode & S_IFMT == S_IFREG)
+    (r, timedOut) = try runBounded(w, ["show", "fzf", "--offline"], seconds: 60)
+    #expect(r.stdout == fzf, "\(r.stderr)")
+  }
+
   @Test func fifoNamedLikeABlobInADirectorySourceFailsThatSource() throws {
     let w = try CLIWorld()
     try w.setUp()

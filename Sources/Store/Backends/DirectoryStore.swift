@@ -246,8 +246,11 @@ public final class DirectoryStore: ObjectStore {
     let docs = change.orderedDocuments
     if docs.isEmpty && change.precondition == .none { return report }
     try withLock {
-      let current = try readDocument(.index, maxSize: Int.max)
-      try checkPrecondition(change.precondition, current: current, location: root)
+      // Read only to compare: a cached index.json that cannot be read (not a regular file) is
+      // replaced, not a reason to refuse the write.
+      if change.precondition != .none {
+        try checkPrecondition(change.precondition, current: try readDocument(.index, maxSize: Int.max), location: root)
+      }
       for (name, data) in docs {
         let path = root + "/" + name.path
         try makeDirectory((path as NSString).deletingLastPathComponent)
