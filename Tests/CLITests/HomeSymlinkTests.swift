@@ -40,7 +40,9 @@ func runBounded(
   let r = err.fileHandleForReading.readDataToEndOfFile()
   p.waitUntilExit()
   timer.cancel()
-  return (BoundedResult(status: p.terminationStatus, stdout: o, stderr: String(decoding: r, as: UTF8.self)), killed.load())
+  return (
+    BoundedResult(status: p.terminationStatus, stdout: o, stderr: String(decoding: r, as: UTF8.self)), killed.load()
+  )
 }
 
 /// A tiny atomic flag for the kill timer.
@@ -185,7 +187,9 @@ final class Atomic: @unchecked Sendable {
     var (r, timedOut) = try runBounded(w, ["show", "fzf"], seconds: 30)
     #expect(!timedOut, "show blocked on a FIFO named audit.log")
     #expect(r.status == 0, "\(r.stderr)")
-    #expect(r.stderr == "warning: cannot write audit log '\(audit)': it is a FIFO, not a regular file; nothing was written to it\n")
+    #expect(
+      r.stderr
+        == "warning: cannot write audit log '\(audit)': it is a FIFO, not a regular file; nothing was written to it\n")
     unlink(audit)
     let config = w.dir.file("home/config.toml")
     unlink(config)
@@ -254,7 +258,8 @@ final class Atomic: @unchecked Sendable {
   @Test func foundationFileErrorsBecomeOneLineWithThePathAndErrno() {
     let underlying = NSError(domain: NSPOSIXErrorDomain, code: Int(EROFS))
     let cocoa = NSError(
-      domain: NSCocoaErrorDomain, code: 512, userInfo: [NSFilePathErrorKey: "/h/cache", NSUnderlyingErrorKey: underlying])
+      domain: NSCocoaErrorDomain, code: 512,
+      userInfo: [NSFilePathErrorKey: "/h/cache", NSUnderlyingErrorKey: underlying])
     #expect(TsukuError.converting(cocoa, "cannot remove").message == "cannot remove '/h/cache': Read-only file system")
     let bare = NSError(domain: NSCocoaErrorDomain, code: CocoaError.fileWriteVolumeReadOnly.rawValue)
     #expect(TsukuError.converting(bare, "cannot write", "/x").message == "cannot write '/x': Read-only file system")

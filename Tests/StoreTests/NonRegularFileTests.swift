@@ -33,7 +33,9 @@ private func boundedOnFIFO(_ fifo: String, seconds: Int = 10, _ body: @escaping 
 }
 
 private func capture(_ o: Outcome, _ body: () throws -> Data?) {
-  do { o.value = try body() } catch let e as TsukuError { o.error = e } catch { o.error = TsukuError(.other, "\(error)") }
+  do { o.value = try body() } catch let e as TsukuError { o.error = e } catch {
+    o.error = TsukuError(.other, "\(error)")
+  }
 }
 
 /// Files that are not regular (FIFOs, links where a file is written) are refused by the one

@@ -12,8 +12,10 @@ extension TsukuError {
   public static func notRegular(_ what: String, _ path: String, _ kind: FileIO.Kind, code: Code = .other) -> TsukuError
   {
     let why =
-      kind == .symbolicLink ? "it is a symbolic link; refusing to follow it" : kind == .other
-      ? "it is not a regular file" : "it is \(kind), not a regular file"
+      kind == .symbolicLink
+      ? "it is a symbolic link; refusing to follow it"
+      : kind == .other
+        ? "it is not a regular file" : "it is \(kind), not a regular file"
     return TsukuError(code, "\(what) '\(path)': \(why)", reason: .notRegularFile)
   }
 
@@ -84,7 +86,9 @@ extension FileIO {
       guard let dir = opendir(path) else { throw TsukuError.io("cannot remove", path, errno: errno) }
       var names = [String]()
       while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) {
+          String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+        }
         if name != "." && name != ".." { names.append(name) }
       }
       closedir(dir)

@@ -29,9 +29,10 @@ final class AccessLog: @unchecked Sendable {
     for (id, hit) in pending { text += "\(hit ? "h" : "m") \(id.hex) \(t)\n" }
     pending.removeAll()
     let fd: Int32
-    do { fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, failing: "cannot write") } catch let e as TsukuError {
-      if e.reason == .notRegularFile { throw e }
-      return
+    do {
+      fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, failing: "cannot write")
+    } catch let e as TsukuError where e.reason != .notRegularFile {
+      return  // a cache that cannot be written: the lines are lost, quietly
     }
     defer { close(fd) }
     _ = Data(text.utf8).withUnsafeBytes { FileIO.writeRaw(fd, $0) }

@@ -65,11 +65,14 @@ public enum Maintainer {
   /// What revoking `keyid` does not do: one line per role of `root` (root, revocation) whose
   /// signatures clients never check against the revocation list.
   static func noEffect(revoking keyid: String, in root: TrustedRoot) -> [String] {
-    [(Role.revocation, "sign a newer revocation list, one without this entry"), (Role.root, "sign a new root")].compactMap { role, act in
+    let uses = [
+      (Role.revocation, "sign a newer revocation list, one without this entry"), (Role.root, "sign a new root"),
+    ]
+    return uses.compactMap { role, act in
       guard root.payload.roles[role.rawValue]?.keyids.contains(keyid) == true else { return nil }
       return "key '\(keyid)' is a \(role.rawValue) key of root version \(root.version): revoking it does not stop it "
-        + "from being used to \(act) (clients check revoked keys against index signatures only); only a root rotation "
-        + "removes it: 'tsuku registry rotate-root --\(role.rawValue)-key NEW.pub'"
+        + "from being used to \(act) (clients check revoked keys against index signatures only); only a root "
+        + "rotation removes it: 'tsuku registry rotate-root --\(role.rawValue)-key NEW.pub'"
     }
   }
 
