@@ -68,6 +68,9 @@ public struct TsukuError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let tooLarge = Reason("too_large")
     /// Anything else that does not parse or check out.
     public static let malformed = Reason("malformed")
+    /// A file that is a symbolic link where one is written, or not a regular file at all (a
+    /// FIFO, a socket, a device, a folder): refused without following or reading it.
+    public static let notRegularFile = Reason("not_regular_file")
 
     public var description: String { label }
   }

@@ -37,10 +37,8 @@ enum MetricsTextfile {
     do {
       let state = try Home.fromEnvironment().readMetrics()
       try writeFileAtomically(Data(state.prometheusText().utf8), to: path, durable: false)
-    } catch let e as TsukuError {
-      Output.warn("TSUKU_METRICS_FILE: \(e.message)")
     } catch {
-      Output.warn("TSUKU_METRICS_FILE: cannot write '\(path)': \(error)")
+      Output.warn("TSUKU_METRICS_FILE: \(TsukuError.converting(error, "cannot write", path).message)")
     }
   }
 }

@@ -10,7 +10,10 @@ extension Tsuku.Registry {
       discussion: """
         Publishes revocation list version N+1. From their next sync, clients refuse the hash from
         every source and purge it from their caches (exit 4 on use); a revoked key's signatures
-        stop counting. No index key is needed.
+        stop counting for the index section. No index key is needed. Revoking a root or
+        revocation key of the current root is done with a warning: it has no effect on what
+        that key can sign (a revoked revocation key can still sign a newer revocation list);
+        only a root rotation (rotate-root) removes it.
         """)
     @Argument(help: "The SHA-256 of the blob to revoke.") var hash: String?
     @Option(name: .customLong("key-id"), help: "Revoke this key id instead of a hash.") var keyID: String?
@@ -30,7 +33,7 @@ extension Tsuku.Registry {
       let item: Maintainer.Revocation = try hash.map { .hash(try ObjectID.parse($0)) } ?? .key(keyID!)
       let p = try Maintainer.revoke(
         [item], reason: reason, keys: try keys.map(KeyFile.readPrivate), in: try StoreURL.open(to),
-        expiresDays: expiresDays, now: Date(), stage: stage)
+        expiresDays: expiresDays, now: Date(), stage: stage, warn: Output.warn)
       Output.line("\(stage == nil ? "published" : "staged") revocation list version \(p.version); expires \(p.expires)")
     }
   }

@@ -73,7 +73,7 @@ enum Main {
         Output.error(e)
         finish(e.code.exitCode)
       } catch {
-        Output.error(TsukuError(.other, "\(error)"))
+        Output.error(TsukuError.converting(error))
         finish(1)
       }
     }
@@ -84,6 +84,10 @@ enum Main {
     } catch let e as TsukuError {
       Output.error(e)
       finish(e.code.exitCode)
+    } catch let e where [NSCocoaErrorDomain, NSPOSIXErrorDomain].contains((e as NSError).domain) {
+      // A Foundation file error: one line with the path and the system's reason, exit 1.
+      Output.error(TsukuError.converting(e))
+      finish(1)
     } catch {
       // Argument errors: one lower-case line (and the usage), exit 64; --help and --version: 0.
       let code = Tsuku.exitCode(for: error)

@@ -10,6 +10,10 @@ import Foundation
 /// crash may lose the change but never leaves a half file under the name. Abandoned (not
 /// committed), the temporary file is removed.
 ///
+/// Nothing is written through a symbolic link: the temporary file is created with `O_EXCL`
+/// and `O_NOFOLLOW` (`FileIO.openRaw`), so a link planted under its name fails the create,
+/// and `rename` replaces whatever has the final name, a link included, never its target.
+///
 /// Whole files go through `write(_:to:...)`; packs stream into the descriptor and commit under
 /// the name their hash gives. `marks` says which steps are `CrashPoint`s, so each writer keeps
 /// the crash steps its tests count.

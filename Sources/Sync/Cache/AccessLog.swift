@@ -18,17 +18,24 @@ final class AccessLog: @unchecked Sendable {
   func note(_ id: ObjectID, hit: Bool) { pending.append((id, hit)) }
 
   /// Appends the reads of this command, stamped `now` (one write); nothing when the cache
-  /// folder does not exist.
-  func flush(now: Date) {
-    guard !pending.isEmpty, FileManager.default.fileExists(atPath: cacheDir) else { return }
+  /// folder does not exist. Never through a symbolic link, only to a regular file
+  /// (`FileIO.open`): such a refusal is thrown (the caller warns), any other failure loses
+  /// the lines quietly (eviction then sees older times).
+  func flush(now: Date) throws {
+    var st = stat()
+    guard !pending.isEmpty, stat(cacheDir, &st) == 0 else { return }
     let t = Int(now.timeIntervalSince1970)
     var text = ""
     for (id, hit) in pending { text += "\(hit ? "h" : "m") \(id.hex) \(t)\n" }
     pending.removeAll()
-    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { return }
+    let fd: Int32
+    do {
+      fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, failing: "cannot write")
+    } catch let e as TsukuError where e.reason != .notRegularFile {
+      return  // a cache that cannot be written: the lines are lost, quietly
+    }
     defer { close(fd) }
-    _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+    _ = Data(text.utf8).withUnsafeBytes { FileIO.writeRaw(fd, $0) }
   }
 
   /// Last access time per blob, and hit/miss counts.
@@ -36,7 +43,7 @@ final class AccessLog: @unchecked Sendable {
     var last = [ObjectID: Int]()
     var hits = 0
     var misses = 0
-    guard let data = FileManager.default.contents(atPath: path) else { return ([:], 0, 0) }
+    guard let data = (try? FileIO.readFileIfPresent(path)) ?? nil else { return ([:], 0, 0) }
     for line in data.split(separator: UInt8(ascii: "\n")) {
       let parts = line.split(separator: UInt8(ascii: " "))
       guard parts.count == 3, let id = ObjectID(hex: String(decoding: parts[1], as: UTF8.self)),

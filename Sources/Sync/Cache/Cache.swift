@@ -35,11 +35,9 @@ extension Client {
   /// Removes the whole registry cache; the trust state stays unless `trust` is set.
   public func clear(trust: Bool) throws {
     try home.withLock {
-      for p in [home.cacheDir] + (trust ? [home.trustDir] : []) where FileManager.default.fileExists(atPath: p) {
-        do { try FileManager.default.removeItem(atPath: p) } catch {
-          throw TsukuError(.other, "cannot remove '\(p)': \(error.localizedDescription)")
-        }
-      }
+      // Links are removed, never followed; a failure names the entry and the system's reason
+      // (`cannot remove '…': Read-only file system`).
+      for p in [home.cacheDir] + (trust ? [home.trustDir] : []) { try FileIO.removeTree(p) }
       cache.reread()
     }
   }

@@ -36,7 +36,7 @@ public struct Home: Sendable {
 
   /// The configured sources and whether `tsuku init` chose a root, or nil before `init`.
   public func readConfig() throws -> Config? {
-    guard let data = FileManager.default.contents(atPath: configPath) else { return nil }
+    guard let data = try FileIO.readFileIfPresent(configPath) else { return nil }
     guard let text = String(data: data, encoding: .utf8) else {
       throw TsukuError(.usage, "'\(configPath)' is not UTF-8 text")
     }
@@ -74,10 +74,10 @@ public struct Home: Sendable {
   /// The trusted root and state, or nil when this home has trusted nothing yet.
   public func loadTrust() throws -> (TrustedRoot, TrustState)? {
     let rootPath = trustDir + "/root.json"
-    guard let bytes = FileManager.default.contents(atPath: rootPath) else { return nil }
+    guard let bytes = try FileIO.readFileIfPresent(rootPath) else { return nil }
     let root = try TrustedRoot(anchor: bytes, what: "trusted root '\(rootPath)'")
     var state = TrustState()
-    if let s = FileManager.default.contents(atPath: trustDir + "/state.json") {
+    if let s = try FileIO.readFileIfPresent(trustDir + "/state.json") {
       state = try JSON.decode(TrustState.self, s, what: "'\(trustDir)/state.json'")
     }
     return (root, state.reconciled(withRoot: root.version))
@@ -123,7 +123,8 @@ public struct Home: Sendable {
   }
 
   public func readCacheMeta() -> CacheMeta? {
-    FileManager.default.contents(atPath: cacheDir + "/meta.json").flatMap {
+    // A meta file that cannot be read is no meta: the cache then looks unconfirmed.
+    ((try? FileIO.readFileIfPresent(cacheDir + "/meta.json")) ?? nil).flatMap {
       try? JSONDecoder().decode(CacheMeta.self, from: $0)
     }
   }
@@ -137,12 +138,12 @@ public struct Home: Sendable {
   // MARK: locking and files
 
   /// Runs `body` holding an exclusive lock on `$TSUKU_HOME/lock`, so concurrent commands that
-  /// change state take turns.
+  /// change state take turns. A `lock` that is a symbolic link (or not a regular file) is
+  /// refused, never followed (`FileIO.open`).
   public func withLock<T>(_ body: () throws -> T) throws -> T {
     try makeDirectory(path)
     let lockPath = path + "/lock"
-    let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    if fd < 0 { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+    let fd = try FileIO.open(lockPath, O_RDWR | O_CREAT, failing: "cannot lock")
     defer { close(fd) }
     let e = FileIO.lockRaw(fd, LOCK_EX)
     if e != 0 { throw TsukuError.io("cannot lock", lockPath, errno: e) }
@@ -150,9 +151,5 @@ public struct Home: Sendable {
     return try body()
   }
 
-  func makeDirectory(_ p: String) throws {
-    do { try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) } catch {
-      throw TsukuError(.other, "cannot create directory '\(p)': \(error.localizedDescription)")
-    }
-  }
+  func makeDirectory(_ p: String) throws { try FileIO.makeDirectories(p) }
 }

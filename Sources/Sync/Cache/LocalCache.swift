@@ -36,10 +36,17 @@ final class LocalCache: @unchecked Sendable {
 
   // MARK: the cached index
 
-  /// The cached index, read once (nil when there is none).
+  /// The cached index, read once (nil when there is none). A cached `index.json` that is not
+  /// a regular file (a FIFO put there) counts as none: the next sync renames a new one over it.
   func index() throws -> CachedIndex? {
     if cached == nil {
-      cached = Result { try store.readDocument(.index, maxSize: Limits.indexFile).map(CachedIndex.init) }
+      cached = Result {
+        do {
+          return try store.readDocument(.index, maxSize: Limits.indexFile).map(CachedIndex.init)
+        } catch let e as TsukuError where e.reason == .notRegularFile {
+          return nil
+        }
+      }
     }
     return try cached!.get()
   }

@@ -61,17 +61,16 @@ public final class AuditLog: @unchecked Sendable {
     enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     for e in pending { text += ((try? enc.encode(e)) ?? Data()) + Data("\n".utf8) }
     pending.removeAll()
-    try FileManager.default.createDirectory(
-      atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-    if fd < 0 { throw TsukuError(.other, "cannot write audit log '\(path)': \(String(cString: strerror(errno)))") }
+    try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
+    // Never through a symbolic link, only to a regular file (`FileIO.open`).
+    let fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600, failing: "cannot write audit log")
     defer { close(fd) }
     flock(fd, LOCK_EX)
     defer { flock(fd, LOCK_UN) }
     var st = stat()
     if fstat(fd, &st) == 0, Int(st.st_size) + text.count > maxBytes, st.st_size > 0 {
       rotate()
-      let fresh = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+      let fresh = FileIO.openRaw(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600)
       if fresh >= 0 {
         defer { close(fresh) }
         _ = text.withUnsafeBytes { Glibc.write(fresh, $0.baseAddress, $0.count) }
@@ -94,7 +93,7 @@ public final class AuditLog: @unchecked Sendable {
     let files = stride(from: keep, through: 1, by: -1).map { "\(path).\($0)" } + [path]
     let dec = JSONDecoder()
     for f in files {
-      guard let data = FileManager.default.contents(atPath: f) else { continue }
+      guard let data = (try? FileIO.readFileIfPresent(f)) ?? nil else { continue }
       for line in data.split(separator: UInt8(ascii: "\n")) {
         guard let e = try? dec.decode(AuditEvent.self, from: Data(line)) else { continue }
         if let since, let t = Timestamp.parse(e.time), t < since { continue }

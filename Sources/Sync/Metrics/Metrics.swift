@@ -217,8 +217,11 @@ public final class ClientMetrics: @unchecked Sendable {
   func revocationRefused(_ kind: BlobKind) { count(TsukuMetrics.revocationRefusals, [("kind", kind.rawValue)]) }
 
   /// Adds what this client recorded to the home's cumulative state; never fails the command.
-  public func flush(to home: Home) {
+  public func flush(to home: Home) { try? add(to: home) }
+
+  /// `flush(to:)`, failures thrown (the recorder warns about a refused state file).
+  func add(to home: Home) throws {
     if collector.isEmpty { return }
-    try? home.addMetrics(collector.snapshot(reset: true))
+    try home.addMetrics(collector.snapshot(reset: true))
   }
 }

@@ -380,11 +380,14 @@ extension Home {
 
   private func withMetricsLock<T>(_ op: Int32, create: Bool, _ body: () throws -> T) throws -> T {
     let lockPath = path + "/metrics.lock"
-    let fd = open(lockPath, create ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0o644)
-    // Nothing to lock: no home, or a home that cannot be written (a reader then reads as is).
-    if fd < 0 {
-      if create { throw TsukuError(.other, "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))") }
-      return try body()
+    // Never through a symbolic link, only a regular file (`FileIO`). Nothing to lock: no
+    // home, or a home that cannot be written (a reader then reads as is).
+    let fd: Int32
+    if create {
+      fd = try FileIO.open(lockPath, O_RDWR | O_CREAT, failing: "cannot lock")
+    } else {
+      fd = FileIO.openRaw(lockPath, O_RDONLY)
+      if fd < 0 { return try body() }
     }
     defer { close(fd) }
     let e = FileIO.lockRaw(fd, op)
@@ -399,7 +402,14 @@ extension Home {
     var best: (generation: Int, slot: Int, body: ArraySlice<UInt8>)?
     var problems = [String]()
     for (i, p) in metricsPaths.enumerated() {
-      guard let data = FileManager.default.contents(atPath: p) else { continue }
+      let data: Data
+      do {
+        guard let d = try FileIO.readFileIfPresent(p) else { continue }
+        data = d
+      } catch let e as TsukuError {
+        problems.append(e.message)
+        continue
+      }
       let bytes = [UInt8](data)
       guard let nl = bytes.firstIndex(of: 0x0A) else {
         problems.append("'\(p)' has no header line")
@@ -432,8 +442,8 @@ extension Home {
     let body = Data(state.stateText().utf8)
     let text = Data("tsuku-metrics-slot \((current?.generation ?? 0) + 1) \(body.count) \(SHA256.hash(body).hex)\n".utf8) + body
     let p = metricsPaths[slot]
-    let fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-    if fd < 0 { throw TsukuError(.other, "cannot write '\(p)': \(String(cString: strerror(errno)))") }
+    // Overwritten in place: never through a symbolic link, only a regular file (`FileIO`).
+    let fd = try FileIO.open(p, O_WRONLY | O_CREAT, failing: "cannot write")
     defer { close(fd) }
     let e = text.withUnsafeBytes { FileIO.writeRaw(fd, $0, at: 0) }
     let ok = e == 0 && ftruncate(fd, off_t(text.count)) == 0

@@ -28,10 +28,17 @@ public final class Recorder: @unchecked Sendable {
 
   /// Writes what was recorded: the audit events, the access log, then the metrics (added to
   /// `$TSUKU_HOME/metrics.state.*`). Never fails the command; a second call writes only what
-  /// was recorded since.
-  public func flush() {
-    try? audit.flush()
-    access.flush(now: now)
-    metrics.flush(to: home)
+  /// was recorded since. A file refused because it is a symbolic link or not a regular file
+  /// (someone put it there: nothing is written through it) is one line to `warn`; other
+  /// failures (a read-only home) are silent, as the command's own writes report them.
+  public func flush(warn: (String) -> Void = { _ in }) {
+    let writes: [() throws -> Void] = [
+      audit.flush, { [self] in try access.flush(now: now) }, { [self] in try metrics.add(to: home) },
+    ]
+    for write in writes {
+      do { try write() } catch let e as TsukuError where e.reason == .notRegularFile {
+        warn("\(e.message); nothing was written to it")
+      } catch {}
+    }
   }
 }

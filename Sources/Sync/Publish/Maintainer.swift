@@ -11,11 +11,14 @@ public enum Maintainer {
   }
 
   /// Publishes a new revocation list that adds `items`, signed by revocation keys. The index
-  /// section of `index.json` is carried over byte for byte: no index key is needed.
+  /// section of `index.json` is carried over byte for byte: no index key is needed. Revoking a
+  /// key of the newest root's root or revocation role is done, with a line to `warn`: clients
+  /// check revoked keys against index signatures only, so such a key keeps signing (a revoked
+  /// revocation key can still sign a newer list); only a root rotation removes it.
   @discardableResult
   public static func revoke(
     _ items: [Revocation], reason: String, keys: [SigningKey], in store: any ObjectStore, expiresDays: Int, now: Date,
-    stage: String? = nil
+    stage: String? = nil, warn: (String) -> Void = { _ in }
   ) throws -> RevocationPayload {
     let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
     guard !trimmed.isEmpty, !trimmed.contains("\n") else {
@@ -43,6 +46,7 @@ public enum Maintainer {
         }
         if list.keys.contains(where: { $0.keyid == keyid }) { throw TsukuError(.usage, "key '\(keyid)' is already revoked") }
         list.keys.append(.init(keyid: keyid, reason: trimmed, revokedAt: now, by: by))
+        for line in noEffect(revoking: keyid, in: head.root) { warn(line) }
       }
     }
     let blob = JSON.encode(list)
@@ -56,6 +60,20 @@ public enum Maintainer {
       message: "revocation list version \(payload.version)"
     ).commitOrStage(to: head, now: now, stage: stage)
     return payload
+  }
+
+  /// What revoking `keyid` does not do: one line per role of `root` (root, revocation) whose
+  /// signatures clients never check against the revocation list.
+  static func noEffect(revoking keyid: String, in root: TrustedRoot) -> [String] {
+    let uses = [
+      (Role.revocation, "sign a newer revocation list, one without this entry"), (Role.root, "sign a new root"),
+    ]
+    return uses.compactMap { role, act in
+      guard root.payload.roles[role.rawValue]?.keyids.contains(keyid) == true else { return nil }
+      return "key '\(keyid)' is a \(role.rawValue) key of root version \(root.version): revoking it does not stop it "
+        + "from being used to \(act) (clients check revoked keys against index signatures only); only a root "
+        + "rotation removes it: 'tsuku registry rotate-root --\(role.rawValue)-key NEW.pub'"
+    }
   }
 
   /// A new index version with the same content and a new expiry (the scheduled job that keeps

@@ -1,0 +1,269 @@
+import Foundation
+import Store
+import Sync
+import Testing
+
+import TestSupport
+
+/// What a bounded run printed and returned, and whether its kill timer fired.
+struct BoundedResult {
+  let status: Int32
+  let stdout: Data
+  let stderr: String
+  var out: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+/// Runs the binary as `CLIWorld.run` does, killed after `seconds`: a command that blocks (on a
+/// FIFO, say) fails its test instead of stalling the suite. `timedOut` says it was killed.
+func runBounded(
+  _ w: CLIWorld, _ args: [String], env extra: [String: String] = [:], seconds: Int = 60
+) throws -> (result: BoundedResult, timedOut: Bool) {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: w.bin)
+  p.arguments = args
+  var e = w.env.merging(extra) { $1 }
+  if e["PATH"] == nil { e["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin" }
+  p.environment = e
+  let out = Pipe()
+  let err = Pipe()
+  p.standardOutput = out
+  p.standardError = err
+  p.standardInput = FileHandle.nullDevice
+  try p.run()
+  let killed = Atomic(false)
+  let timer = DispatchWorkItem { [pid = p.processIdentifier] in
+    killed.store(true)
+    kill(pid, SIGKILL)
+  }
+  DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds), execute: timer)
+  let o = out.fileHandleForReading.readDataToEndOfFile()
+  let r = err.fileHandleForReading.readDataToEndOfFile()
+  p.waitUntilExit()
+  timer.cancel()
+  return (
+    BoundedResult(status: p.terminationStatus, stdout: o, stderr: String(decoding: r, as: UTF8.self)), killed.load()
+  )
+}
+
+/// A tiny atomic flag for the kill timer.
+final class Atomic: @unchecked Sendable {
+  private let lock = NSLock()
+  private var value: Bool
+  init(_ v: Bool) { value = v }
+  func store(_ v: Bool) { lock.withLock { value = v } }
+  func load() -> Bool { lock.withLock { value } }
+}
+
+/// A local user who can plant files in `TSUKU_HOME` must not turn the client's writes into
+/// writes elsewhere: every state file is opened without following a symbolic link and only if
+/// it is a regular file. Each test plants a link (or a FIFO) under one file's name, runs a
+/// command, and checks that the link's target is exactly as it was (content and existence)
+/// and that the command says so in one line.
+@Suite(.serialized) struct HomeSymlinkTests {
+  let fzf = FileManager.default.contents(atPath: checkout + "/registry-index/source/recipes/f/fzf.toml")!
+  static let precious = "precious: must never be written through a link\n"
+
+  /// A synced home, and a victim file outside it.
+  func world() throws -> (CLIWorld, String) {
+    let w = try CLIWorld()
+    try w.setUp()
+    let r = try w.run("update-registry")
+    try #require(r.status == 0, "\(r.stderr)")
+    let victim = w.dir.file("victim")
+    try Data(Self.precious.utf8).write(to: URL(fileURLWithPath: victim))
+    return (w, victim)
+  }
+
+  func plantLink(_ path: String, to target: String) throws {
+    unlink(path)
+    try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
+  }
+
+  func isLink(_ path: String) -> Bool {
+    var st = stat()
+    return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFLNK
+  }
+
+  func unchanged(_ victim: String) -> Bool {
+    FileManager.default.contents(atPath: victim) == Data(Self.precious.utf8)
+  }
+
+  func refusal(_ path: String) -> String {
+    "'\(path)': it is a symbolic link; refusing to follow it; nothing was written to it"
+  }
+
+  @Test func symlinkedMetricsStateSlotsAreNotWrittenThrough() throws {
+    let (w, victim) = try world()
+    let victim2 = w.dir.file("victim2")
+    try Data(Self.precious.utf8).write(to: URL(fileURLWithPath: victim2))
+    let slots = [w.dir.file("home/metrics.state.0"), w.dir.file("home/metrics.state.1")]
+    try plantLink(slots[0], to: victim)
+    try plantLink(slots[1], to: victim2)
+    let r = try w.run("show", "fzf")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout == fzf)
+    #expect(unchanged(victim) && unchanged(victim2), "a metrics slot was written through its link")
+    #expect(isLink(slots[0]) && isLink(slots[1]))
+    #expect(r.stderr == "warning: cannot write " + refusal(slots[0]) + "\n", "\(r.stderr)")
+  }
+
+  @Test func symlinkedAuditLogIsNotAppendedThrough() throws {
+    let (w, victim) = try world()
+    let audit = w.dir.file("home/audit.log")
+    try plantLink(audit, to: victim)
+    let r = try w.run("show", "fzf")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout == fzf)
+    #expect(unchanged(victim), "the audit log was appended through its link")
+    #expect(r.stderr == "warning: cannot write audit log " + refusal(audit) + "\n", "\(r.stderr)")
+  }
+
+  @Test func symlinkedAccessLogIsNotAppendedThrough() throws {
+    let (w, victim) = try world()
+    let access = w.dir.file("home/cache/access.log")
+    try plantLink(access, to: victim)
+    let r = try w.run("show", "fzf")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout == fzf)
+    #expect(unchanged(victim), "the access log was appended through its link")
+    #expect(r.stderr == "warning: cannot write " + refusal(access) + "\n", "\(r.stderr)")
+  }
+
+  @Test func symlinkedLockNeitherCreatesNorTouchesItsTarget() throws {
+    let (w, victim) = try world()
+    let lock = w.dir.file("home/lock")
+    // A dangling link: following it would create the target.
+    let absent = w.dir.file("created-through-the-lock")
+    try plantLink(lock, to: absent)
+    var r = try w.run("update-registry", "--force")
+    #expect(r.status == 1, "\(r.stderr)")
+    #expect(r.stderr == "error: cannot lock '\(lock)': it is a symbolic link; refusing to follow it\n", "\(r.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: absent), "the lock's link target was created")
+    // A link to an existing file: refused the same way, the file untouched.
+    try plantLink(lock, to: victim)
+    r = try w.run("cache", "clear")
+    #expect(r.status == 1, "\(r.stderr)")
+    #expect(unchanged(victim))
+    #expect(FileManager.default.fileExists(atPath: w.dir.file("home/cache/index.json")), "cleared without the lock")
+    // The metrics lock too: the command still succeeds, with one warning.
+    unlink(lock)
+    let metricsLock = w.dir.file("home/metrics.lock")
+    try plantLink(metricsLock, to: absent)
+    r = try w.run("show", "fzf")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stderr == "warning: cannot lock " + refusal(metricsLock) + "\n", "\(r.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: absent))
+  }
+
+  /// Files replaced whole (trust state, cache meta, config) go through a temporary file and a
+  /// rename: the rename replaces the link itself, never its target.
+  @Test func atomicWritesReplaceALinkNeverItsTarget() throws {
+    let (w, victim) = try world()
+    let names = ["home/trust/state.json", "home/cache/meta.json", "home/trust/root.json", "home/config.toml"]
+    var copies = [String: Data]()
+    for n in names {
+      let p = w.dir.file(n)
+      let target = w.dir.file("victim-" + (n as NSString).lastPathComponent)
+      copies[target] = FileManager.default.contents(atPath: p)
+      try FileManager.default.moveItem(atPath: p, toPath: target)
+      try plantLink(p, to: target)
+    }
+    // A sync rewrites the cache meta; init (same root) the trust state, the root and the config.
+    var r = try w.run("update-registry", "--force")
+    #expect(r.status == 0, "\(r.stderr)")
+    r = try w.run("init", "--root", w.dir.file("store/root/1.root.json"), "--source", w.store)
+    #expect(r.status == 0, "\(r.stderr)")
+    for (target, before) in copies { #expect(FileManager.default.contents(atPath: target) == before, "\(target)") }
+    for n in names { #expect(!isLink(w.dir.file(n)), "\(n) is still a link") }
+    #expect(unchanged(victim))
+  }
+
+  /// A FIFO under a state file's name: the command neither blocks nor writes into it.
+  @Test func fifoAsAuditLogOrConfigNeverBlocks() throws {
+    let (w, _) = try world()
+    let audit = w.dir.file("home/audit.log")
+    unlink(audit)
+    #expect(mkfifo(audit, 0o600) == 0)
+    var (r, timedOut) = try runBounded(w, ["show", "fzf"], seconds: 30)
+    #expect(!timedOut, "show blocked on a FIFO named audit.log")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(
+      r.stderr
+        == "warning: cannot write audit log '\(audit)': it is a FIFO, not a regular file; nothing was written to it\n")
+    unlink(audit)
+    let config = w.dir.file("home/config.toml")
+    unlink(config)
+    #expect(mkfifo(config, 0o600) == 0)
+    (r, timedOut) = try runBounded(w, ["show", "fzf"], seconds: 30)
+    #expect(!timedOut, "show blocked on a FIFO named config.toml")
+    #expect(r.status == 1)
+    #expect(r.stderr == "error: cannot read '\(config)': it is a FIFO, not a regular file\n", "\(r.stderr)")
+  }
+}
+
+/// What a maintainer or user is told: revoking a key that revocation cannot stop, and a cache
+/// that cannot be removed.
+@Suite(.serialized) struct ReportingTests {
+  func keyID(_ pub: String) throws -> String {
+    let d = try #require(FileManager.default.contents(atPath: pub))
+    let o = try #require(try JSONSerialization.jsonObject(with: d) as? [String: Any])
+    return try #require(o["keyid"] as? String)
+  }
+
+  @Test func revokingARevocationKeyWarnsThatOnlyARotationRemovesIt() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    let rev = try keyID(w.k("revocation") + ".pub")
+    var r = try w.run(
+      "registry", "revoke", "--key-id", rev, "--reason", "laptop stolen", "--key", w.k("revocation"), "--to", w.store)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.out.hasPrefix("published revocation list version"))
+    #expect(
+      r.stderr
+        == "warning: key '\(rev)' is a revocation key of root version 1: revoking it does not stop it from being used to "
+        + "sign a newer revocation list, one without this entry (clients check revoked keys against index signatures "
+        + "only); only a root rotation removes it: 'tsuku registry rotate-root --revocation-key NEW.pub'\n",
+      "\(r.stderr)")
+    // The same for a root key; an index key (what revocation does stop) gets no warning.
+    let root = try keyID(w.k("root") + ".pub")
+    r = try w.run("registry", "revoke", "--key-id", root, "--reason", "x", "--key", w.k("revocation"), "--to", w.store)
+    #expect(r.status == 0)
+    #expect(r.stderr.hasPrefix("warning: key '\(root)' is a root key of root version 1:"), "\(r.stderr)")
+    let index = try keyID(w.k("index") + ".pub")
+    r = try w.run("registry", "revoke", "--key-id", index, "--reason", "x", "--key", w.k("revocation"), "--to", w.store)
+    #expect(r.status == 0)
+    #expect(r.stderr.isEmpty, "\(r.stderr)")
+  }
+
+  @Test func cacheClearOnAReadOnlyCacheNamesThePathAndTheSystemReason() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    #expect(try w.run("update-registry").status == 0)
+    let cache = w.dir.file("home/cache")
+    let m = try runTsuku(["--bind", cache, cache], env: [:], binary: "/bin/mount")
+    try #require(m.status == 0, "mount: \(m.stderr)")
+    defer {
+      _ = try? runTsuku([cache], env: [:], binary: "/bin/umount")
+      withExtendedLifetime(w) {}  // the folder is removed only once unmounted
+    }
+    _ = try runTsuku(["-o", "remount,bind,ro", cache], env: [:], binary: "/bin/mount")
+    let r = try w.run("cache", "clear")
+    #expect(r.status == 1)
+    #expect(!r.stderr.contains("NSCocoaErrorDomain") && !r.stderr.contains("operation could not be completed"))
+    #expect(r.stderr.hasPrefix("error: cannot remove '\(cache)/"), "\(r.stderr)")
+    #expect(r.stderr.hasSuffix("': Read-only file system\n"), "\(r.stderr)")
+    #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+  }
+
+  @Test func foundationFileErrorsBecomeOneLineWithThePathAndErrno() {
+    let underlying = NSError(domain: NSPOSIXErrorDomain, code: Int(EROFS))
+    let cocoa = NSError(
+      domain: NSCocoaErrorDomain, code: 512,
+      userInfo: [NSFilePathErrorKey: "/h/cache", NSUnderlyingErrorKey: underlying])
+    #expect(TsukuError.converting(cocoa, "cannot remove").message == "cannot remove '/h/cache': Read-only file system")
+    let bare = NSError(domain: NSCocoaErrorDomain, code: CocoaError.fileWriteVolumeReadOnly.rawValue)
+    #expect(TsukuError.converting(bare, "cannot write", "/x").message == "cannot write '/x': Read-only file system")
+    let mine = TsukuError(.integrity, "kept as it is")
+    #expect(TsukuError.converting(mine) == mine)
+  }
+}
