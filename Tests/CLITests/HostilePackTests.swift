@@ -116,7 +116,9 @@ import TestSupport
     try expectSetAsideOnRevocation(w) { Self.crafted($0, offset: offset) }
   }
 
-  @Test("fault: a cached pack with an unsorted table neither blocks a sync nor its revocation; the audit log names the cache")
+  @Test(
+    "fault: a cached pack with an unsorted table neither blocks a sync nor its revocation; the audit log names the cache"
+  )
   func anUnsortedCachedPackIsSetAsideAndTheRevocationApplied() throws {
     let w = try Self.world()
     #expect(try w.run("update-registry").status == 0)
@@ -131,7 +133,8 @@ import TestSupport
     let packs = Self.cachedPacks(w)
     #expect(!packs.isEmpty)
     for p in packs { try damage(try Data(contentsOf: URL(fileURLWithPath: p))).write(to: URL(fileURLWithPath: p)) }
-    var r = try w.run("registry", "revoke", hash, "--reason", "replaced upstream", "--key", w.k("revocation"), "--to", w.store)
+    var r = try w.run(
+      "registry", "revoke", hash, "--reason", "replaced upstream", "--key", w.k("revocation"), "--to", w.store)
     #expect(r.status == 0, "\(r.stderr)")
     r = try w.run("update-registry")
     #expect(r.status == 0 && !Self.crashed(r), "status \(r.status): \(r.stderr)")
@@ -175,7 +178,8 @@ import TestSupport
     #expect(r.out.contains(": \(count) corrupt"), "\(r.out)")
     #expect(r.out.components(separatedBy: "\ncorrupt: ").count == count + 1, "\(r.out)")
     #expect(r.out.contains("damaged pack: \(packs[0]) (set aside)"), "\(r.out)")
-    #expect(r.stderr.contains("\(count) cached blobs were corrupt and removed (1 damaged pack set aside)"), "\(r.stderr)")
+    #expect(
+      r.stderr.contains("\(count) cached blobs were corrupt and removed (1 damaged pack set aside)"), "\(r.stderr)")
     // The next read fetches them again.
     #expect(try w.run("show", "fzf").status == 0)
   }

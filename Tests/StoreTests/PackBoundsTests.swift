@@ -52,7 +52,9 @@ import TestSupport
       Self.expectMalformed("PackFile.verify") { _ = try PackFile.verify(path) }
       Self.expectMalformed("PackFile.checkTable") { try PackFile.checkTable(path) }
       Self.expectMalformed("PackFile.merge") { _ = try PackFile.merge([good, path], into: dir.path) }
-      Self.expectMalformed("PackFile.rewrite") { _ = try PackFile.rewrite(path, dropping: [SHA256.hash(Self.blobs[3])], into: dir.path) }
+      Self.expectMalformed("PackFile.rewrite") {
+        _ = try PackFile.rewrite(path, dropping: [SHA256.hash(Self.blobs[3])], into: dir.path)
+      }
       #expect(PackFile.namedBlobs(path).count == Self.blobs.count)
     }
   }
@@ -104,7 +106,8 @@ import TestSupport
       }
       // A cached pack declaring more entries than its file holds is not mapped, nor listed.
       try FileManager.default.createDirectory(atPath: dir.file("cache/packs"), withIntermediateDirectories: true)
-      try Data(Self.header(count: UInt32.max, tail: 44)).write(to: URL(fileURLWithPath: dir.file("cache/packs/big.pack")))
+      try Data(Self.header(count: UInt32.max, tail: 44)).write(
+        to: URL(fileURLWithPath: dir.file("cache/packs/big.pack")))
       let store = DirectoryStore(path: dir.file("cache"))
       #expect(store.sizes().isEmpty)
       #expect(store.checkPacks().count == 1)

@@ -43,7 +43,9 @@ func fuzzPackStream(_ input: Data) {
     PackAssembly.Part(id: SHA256.hash(Data(p)), size: p.count + extra, count: declaredCount(Data(p)))
   }
   let dir = freshFolder("stream")
-  guard let a = try? PackAssembly(parts: parts, in: dir + "/packs", describe: { _ in "pack from 'fuzz'" }) else { return }
+  guard let a = try? PackAssembly(parts: parts, in: dir + "/packs", describe: { _ in "pack from 'fuzz'" }) else {
+    return
+  }
   let step = Int(mode >> 2) + 1
   var arrived = [Bool]()
   for (i, p) in pieces.enumerated() {

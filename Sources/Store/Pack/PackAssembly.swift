@@ -113,7 +113,8 @@ public final class PackAssembly: @unchecked Sendable {
       let (sum, overflow) = data.addingReportingOverflow(p.dataLength)
       // Half the range at most: the merged table and the file offsets are added to it.
       guard !overflow, sum <= Int.max / 2 else {
-        throw TsukuError(.integrity, "the packs declare more data than a pack may hold (\(describe(p)))", reason: .malformed)
+        throw TsukuError(
+          .integrity, "the packs declare more data than a pack may hold (\(describe(p)))", reason: .malformed)
       }
       data = sum
     }

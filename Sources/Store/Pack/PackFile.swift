@@ -47,7 +47,8 @@ public enum PackFile {
       else { throw PackTable.malformed(what, "short table") }
       try raw.withUnsafeBytes { b in
         for j in 0..<n {
-          let e = try PackTable.entry(b, at: j * PackTable.entrySize, index: done + j, dataLength: dataLength, what: what)
+          let e = try PackTable.entry(
+            b, at: j * PackTable.entrySize, index: done + j, dataLength: dataLength, what: what)
           try order.check(e.id, index: done + j)
           entries.append(Entry(id: e.id, offset: e.offset, size: e.size))
         }

@@ -65,7 +65,8 @@ enum PackTable {
     for k in 0..<4 { size = size << 8 | UInt64(bytes[at + 40 + k]) }
     guard dataLength >= 0, offset <= UInt64(dataLength), size <= UInt64(dataLength) - offset else {
       throw malformed(
-        what(), "entry \(index) points outside the pack (offset \(offset), size \(size), data region \(dataLength) bytes)")
+        what(),
+        "entry \(index) points outside the pack (offset \(offset), size \(size), data region \(dataLength) bytes)")
     }
     let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<(at + 32)]))
     return Entry(id: id, offset: Int(offset), size: Int(size))

@@ -24,7 +24,8 @@ final class PackedObjects: Sendable {
       guard fd >= 0 else { return nil }
       var st = stat()
       var head = [UInt8](repeating: 0, count: 12)
-      guard fstat(fd, &st) == 0, st.st_size >= 12, head.withUnsafeMutableBytes({ FileIO.readRaw(fd, into: $0, at: 0) }) == (12, 0)
+      guard fstat(fd, &st) == 0, st.st_size >= 12,
+        head.withUnsafeMutableBytes({ FileIO.readRaw(fd, into: $0, at: 0) }) == (12, 0)
       else {
         close(fd)
         return nil
@@ -212,11 +213,8 @@ final class PackedObjects: Sendable {
   /// Checks the table of each pack at `paths` (default: every pack) for its header, bounds
   /// and strict order, and sets aside those that fail; returns them.
   func checkAll(_ paths: [String]? = nil) -> [DamagedPack] {
-    let list =
-      paths
-      ?? ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".pack") }.sorted().map {
-        dir + "/" + $0
-      }
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".pack") }
+    let list = paths ?? names.sorted().map { dir + "/" + $0 }
     var found = [DamagedPack]()
     for path in list {
       do { try PackFile.checkTable(path) } catch let e as TsukuError where e.code == .integrity {
@@ -245,7 +243,12 @@ final class PackedObjects: Sendable {
   }
 
   /// The packs set aside since the last call.
-  func takeDamaged() -> [DamagedPack] { damaged.withLock { l in defer { l = [] }; return l } }
+  func takeDamaged() -> [DamagedPack] {
+    damaged.withLock { list in
+      defer { list = [] }
+      return list
+    }
+  }
 
   /// Keeps the newest `damagedKept` damaged packs.
   private func pruneDamaged() {

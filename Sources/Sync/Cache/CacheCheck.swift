@@ -45,7 +45,8 @@ extension Client {
         metrics.verificationFailed(backend: "cache", e)
         let outcome = d.movedTo.map { "moved it to '\($0)'" } ?? "removed it"
         warn("\(e.message); \(outcome)")
-        recorder.record(AuditEvent("verify_failure", time: now, source: home.cacheDir, detail: "\(e.message); \(outcome)"))
+        recorder.record(
+          AuditEvent("verify_failure", time: now, source: home.cacheDir, detail: "\(e.message); \(outcome)"))
         report.damaged_packs.append(path)
         lost += d.blobs
       }
