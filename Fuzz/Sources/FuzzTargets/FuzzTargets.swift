@@ -57,7 +57,12 @@ public func runOne(_ data: Data) {
   case .revocation:
     _ = try? RevocationList.parse(data, what: "revocation list")
   case .pack:
-    if let p = try? Pack(data) { for e in p.entries.prefix(64) { _ = try? p.blob(e) } }
+    if let p = try? Pack(data) {
+      for e in p.entries.prefix(64) { _ = try? p.blob(e) }
+      _ = p.corruptEntries()
+      _ = p.entry(SHA256.hash(data))
+      if let last = p.entries.last { _ = p.entry(last.id) }
+    }
   case .packstream:
     fuzzPackStream(data)
   case .packfile:
