@@ -26,16 +26,28 @@ public enum PackFile {
 
   /// The table of the pack at `path`, checked: magic, bounds, strict order.
   public static func table(_ path: String) throws -> Table {
+    var entries = [Entry]()
+    let (dataStart, fileSize) = try forEachEntry(path, reserve: { entries.reserveCapacity($0) }) { e in
+      entries.append(Entry(id: e.id, offset: e.offset, size: e.size))
+    }
+    return Table(path: path, entries: entries, dataStart: dataStart, fileSize: fileSize)
+  }
+
+  /// Visits the entries of the pack at `path` in table order, each decoded and checked by
+  /// `PackTable` (bounds, strict order) before it is visited; `reserve` first gets the count.
+  /// Reads a slice at a time: the raw table is as big as the entries (15 MB at 100K recipes).
+  /// Returns where the data starts and the file's size.
+  private static func forEachEntry(
+    _ path: String, reserve: (Int) -> Void = { _ in }, _ visit: (PackTable.Entry) throws -> Void
+  ) throws -> (dataStart: Int, fileSize: Int) {
     let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
     defer { close(fd) }
     let fileSize = try FileIO.size(fd, path)
     let what = "pack '\(path)'"
     let count = try readCount(fd, path, fileSize: fileSize)
+    reserve(count)
     let dataStart = PackTable.dataStart(count)
     let dataLength = fileSize - dataStart
-    // Read a slice at a time: the raw table is as big as the entries (15 MB at 100K recipes).
-    var entries = [Entry]()
-    entries.reserveCapacity(count)
     var order = PackTable.Order(what: what)
     let perRead = 1 << 14
     var raw = [UInt8](repeating: 0, count: min(count, perRead) * PackTable.entrySize)
@@ -50,12 +62,12 @@ public enum PackFile {
           let e = try PackTable.entry(
             b, at: j * PackTable.entrySize, index: done + j, dataLength: dataLength, what: what)
           try order.check(e.id, index: done + j)
-          entries.append(Entry(id: e.id, offset: e.offset, size: e.size))
+          try visit(e)
         }
       }
       done += n
     }
-    return Table(path: path, entries: entries, dataStart: dataStart, fileSize: fileSize)
+    return (dataStart, fileSize)
   }
 
   /// Re-hashes every blob of the pack at `path` on all cores, reading it in bounded chunks.
@@ -160,11 +172,7 @@ public enum PackFile {
   /// Checks the table of the pack at `path` without holding it (header, bounds, strict
   /// order), a slice at a time: what a cache runs over its packs before trusting them.
   public static func checkTable(_ path: String) throws {
-    let h = try header(path)
-    let run = TableRun(
-      path: path, what: "pack '\(path)'", tableStart: PackTable.headerSize, count: h.count,
-      dataLength: h.fileSize - h.dataStart, base: 0)
-    try mergeTables([run]) { _, _, _ in }
+    _ = try forEachEntry(path) { _ in }
   }
 }
 
