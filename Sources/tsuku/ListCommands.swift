@@ -124,7 +124,9 @@ extension Tsuku {
   struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Re-hash everything cached and re-verify the cached index.",
-      discussion: "Corrupt blobs are removed from the cache (the next read fetches them again); exit 4 if any was found.")
+      discussion:
+        "Corrupt blobs are removed from the cache (the next read fetches them again); a pack whose table is damaged is set aside in packs/damaged/ and its blobs count as corrupt. Exit 4 if anything was found."
+    )
     @OptionGroup var options: ClientOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -135,10 +137,17 @@ extension Tsuku {
       } else {
         Output.line("checked \(r.blobs_checked) blobs (\(r.bytes_checked) bytes): \(r.corrupt.count) corrupt")
         for c in r.corrupt { Output.line("corrupt: \(c) (removed)") }
+        for p in r.damaged_packs { Output.line("damaged pack: \(p) (set aside)") }
         Output.line(r.index_ok ? "index: version \(r.index_version ?? 0) verified" : "index: \(r.index_error ?? "none cached")")
       }
       if !r.corrupt.isEmpty {
-        throw TsukuError(.integrity, "\(r.corrupt.count) cached blob\(r.corrupt.count == 1 ? " was" : "s were") corrupt and removed")
+        let packs = r.damaged_packs.isEmpty ? "" : " (\(r.damaged_packs.count) damaged pack\(r.damaged_packs.count == 1 ? "" : "s") set aside)"
+        throw TsukuError(
+          .integrity, "\(r.corrupt.count) cached blob\(r.corrupt.count == 1 ? " was" : "s were") corrupt and removed\(packs)")
+      }
+      if !r.damaged_packs.isEmpty {
+        throw TsukuError(
+          .integrity, "\(r.damaged_packs.count) cached pack\(r.damaged_packs.count == 1 ? " was" : "s were") damaged and set aside")
       }
       if !r.index_ok, let e = r.index_error { throw TsukuError(.integrity, "cached index: \(e)") }
     }

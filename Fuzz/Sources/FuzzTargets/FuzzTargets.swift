@@ -8,7 +8,7 @@ import Sync
 
 /// The parsers that can be fuzzed, by the name TSUKU_FUZZ_TARGET gives.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-  case root, index, shard, tree, revocation, pack, recipe, golden, toml
+  case root, index, shard, tree, revocation, pack, packstream, packfile, recipe, golden, toml
 }
 
 nonisolated(unsafe) var target = FuzzTarget.index
@@ -57,7 +57,16 @@ public func runOne(_ data: Data) {
   case .revocation:
     _ = try? RevocationList.parse(data, what: "revocation list")
   case .pack:
-    if let p = try? Pack(data) { for e in p.entries.prefix(64) { _ = try? p.blob(e) } }
+    if let p = try? Pack(data) {
+      for e in p.entries.prefix(64) { _ = try? p.blob(e) }
+      _ = p.corruptEntries()
+      _ = p.entry(SHA256.hash(data))
+      if let last = p.entries.last { _ = p.entry(last.id) }
+    }
+  case .packstream:
+    fuzzPackStream(data)
+  case .packfile:
+    fuzzPackFile(data)
   case .recipe:
     _ = try? RecipeFile.validate(data, fileName: "fzf.toml")
   case .golden:

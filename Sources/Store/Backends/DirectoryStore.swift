@@ -97,9 +97,18 @@ public final class DirectoryStore: ObjectStore {
   /// Returns the merged pack's path (the one path when there is nothing to merge).
   @discardableResult
   public func mergePacks(_ paths: [String]) throws -> String? {
-    let distinct = Array(Set(paths)).sorted()
+    var distinct = Array(Set(paths)).sorted()
     guard distinct.count > 1 else { return distinct.first }
-    let merged = try PackFile.merge(distinct, into: packs.dir)
+    let merged: String
+    do {
+      merged = try PackFile.merge(distinct, into: packs.dir)
+    } catch let e as TsukuError where e.code == .integrity {
+      // A damaged input is set aside and the others merged: a damaged pack blocks nothing.
+      let damaged = packs.checkAll(distinct)
+      if damaged.isEmpty { throw e }
+      distinct.removeAll { p in damaged.contains { $0.path == p } }
+      return try mergePacks(distinct)
+    }
     for p in distinct where p != merged { unlink(p) }
     packs.invalidate()
     return merged

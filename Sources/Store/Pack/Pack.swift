@@ -47,42 +47,27 @@ public struct Pack: Sendable {
     return out
   }
 
-  /// Parses a pack's table; throws `.integrity` for anything malformed. Never traps.
+  /// Parses a pack's table (through `PackTable`, as every reader does); throws `.integrity`
+  /// for anything malformed. Never traps.
   public init(_ data: Data, what: String = "pack") throws {
-    func bad(_ why: String) -> TsukuError { TsukuError(.integrity, "\(what) is malformed: \(why)", reason: .malformed) }
-    let count = data.count
+    let size = data.count
     var entries = [Entry]()
-    try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-      guard count >= 12, bytes.prefix(8).elementsEqual(Pack.magic) else { throw bad("no TSUKUPK1 header") }
-      func be(_ at: Int, _ n: Int) -> Int {
-        var v = 0
-        for i in at..<(at + n) { v = v << 8 | Int(bytes[i]) }
-        return v
-      }
-      let n = be(8, 4)
-      guard n <= Pack.maxEntries else { throw bad("\(n) entries") }
-      let tableEnd = 12 + n * 44
-      guard tableEnd <= count else { throw bad("table of \(n) entries is longer than the pack") }
-      let dataLength = count - tableEnd
+    let start = try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Int in
+      let n = try PackTable.count(header: bytes, fileSize: size, what: what)
+      let start = PackTable.dataStart(n)
       entries.reserveCapacity(n)
-      var previous: ObjectID?
+      var order = PackTable.Order(what: what)
       for i in 0..<n {
-        let at = 12 + i * 44
-        let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<(at + 32)]))
-        let offset = be(at + 32, 8)
-        let size = be(at + 40, 4)
-        guard offset >= 0, offset <= dataLength, size <= dataLength - offset else {
-          throw bad("entry \(i) points outside the pack")
-        }
-        if let p = previous, !(p < id) { throw bad("table not sorted at entry \(i)") }
-        previous = id
-        entries.append(Entry(id: id, offset: offset, size: size))
+        let e = try PackTable.entry(
+          bytes, at: PackTable.headerSize + i * PackTable.entrySize, index: i, dataLength: size - start, what: what)
+        try order.check(e.id, index: i)
+        entries.append(Entry(id: e.id, offset: e.offset, size: e.size))
       }
+      return start
     }
-    let tableEnd = 12 + entries.count * 44
     self.data = data
     self.entries = entries
-    dataStart = tableEnd
+    dataStart = start
   }
 
   /// The verified bytes of one blob of the pack.

@@ -109,8 +109,14 @@ public final class PackAssembly: @unchecked Sendable {
       }
       tableBase.append(total)
       dataBase.append(data)
-      total += p.count
-      data += p.dataLength
+      total += p.count  // each count at most maxEntries: no overflow
+      let (sum, overflow) = data.addingReportingOverflow(p.dataLength)
+      // Half the range at most: the merged table and the file offsets are added to it.
+      guard !overflow, sum <= Int.max / 2 else {
+        throw TsukuError(
+          .integrity, "the packs declare more data than a pack may hold (\(describe(p)))", reason: .malformed)
+      }
+      data = sum
     }
     guard total <= Pack.maxEntries else {
       throw TsukuError(
@@ -182,7 +188,9 @@ public final class PackAssembly: @unchecked Sendable {
   private func check(_ i: Int) throws {
     let p = parts[i]
     let what = describe(p)
-    // The table read through the merge's cursor, which checks it (bounds, strict order).
+    // The table read through the merge's cursor, which decodes it with `PackTable` (every
+    // offset and size inside the part's data region, strict order) before any byte of the
+    // data is read: the part's own hash is compared only once the whole transfer ends.
     var entries = [(offset: Int, size: Int, id: ObjectID)]()
     entries.reserveCapacity(p.count)
     try PackFile.mergeTables([run(i)]) { id, offset, size in entries.append((offset - dataBase[i], size, id)) }
@@ -204,6 +212,11 @@ public final class PackAssembly: @unchecked Sendable {
     entries.sort { $0.offset < $1.offset }
     var released = 0
     for e in entries {
+      // The table decoding placed the blob inside the part's data; checked again here, where
+      // the pointer is formed, because the mapping covers nothing else.
+      guard e.offset >= 0, e.size >= 0, e.offset <= p.dataLength, e.size <= p.dataLength - e.offset else {
+        throw PackTable.malformed(what, "blob '\(e.id.hex)' lies outside the pack")
+      }
       if SHA256.hash(UnsafeRawBufferPointer(start: data + e.offset, count: e.size)) != e.id {
         throw TsukuError(.integrity, "\(what) holds a corrupt blob '\(e.id.hex)'", reason: .malformed)
       }

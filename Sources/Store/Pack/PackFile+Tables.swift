@@ -13,7 +13,8 @@ extension PackFile {
     var base: Int
   }
 
-  /// One input table read a slice at a time, checked as it goes (bounds, strict order).
+  /// One input table read a slice at a time, each entry decoded and checked by `PackTable` as
+  /// it goes (bounds, strict order).
   private struct TableCursor {
     let fd: Int32
     let path: String
@@ -27,8 +28,12 @@ extension PackFile {
     var bufferStart = 0
     var bufferCount = 0
     var current: Entry?
+    var order: PackTable.Order
 
     init(_ run: TableRun) throws {
+      guard run.count >= 0, run.count <= Pack.maxEntries, run.tableStart >= 0, run.dataLength >= 0, run.base >= 0 else {
+        throw PackTable.malformed(run.what, "table of \(run.count) entries for \(run.dataLength) bytes of data")
+      }
       self.fd = try FileIO.open(run.path, O_RDONLY, failing: "cannot read")
       self.path = run.path
       self.what = run.what
@@ -36,6 +41,7 @@ extension PackFile {
       self.count = run.count
       self.dataLength = run.dataLength
       self.base = run.base
+      self.order = PackTable.Order(what: run.what)
       self.buffer = [UInt8](repeating: 0, count: 256 * 44)
     }
 
@@ -52,20 +58,13 @@ extension PackFile {
         }
         (bufferStart, bufferCount) = (next, n)
       }
-      let at = (next - bufferStart) * 44
-      let e = buffer.withUnsafeBytes { b in
-        var offset = 0
-        for k in 0..<8 { offset = offset << 8 | Int(b[at + 32 + k]) }
-        var size = 0
-        for k in 0..<4 { size = size << 8 | Int(b[at + 40 + k]) }
-        return Entry(id: ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)])), offset: offset, size: size)
+      let at = (next - bufferStart) * PackTable.entrySize
+      let (index, length, name) = (next, dataLength, what)
+      let d = try buffer.withUnsafeBytes { b in
+        try PackTable.entry(b, at: at, index: index, dataLength: length, what: name)
       }
-      guard e.offset <= dataLength, e.size <= dataLength - e.offset else {
-        throw TsukuError(.integrity, "\(what) is malformed: entry \(next) points outside the pack", reason: .malformed)
-      }
-      if let p = current, !(p.id < e.id) {
-        throw TsukuError(.integrity, "\(what) is malformed: table not sorted at entry \(next)", reason: .malformed)
-      }
+      try order.check(d.id, index: next)
+      let e = Entry(id: d.id, offset: d.offset, size: d.size)
       current = e
       next += 1
     }
@@ -104,7 +103,7 @@ extension PackFile {
     while let top = heap.first {
       let e = cursors[top].current!
       if last != e.id {
-        try visit(e.id, cursors[top].base + e.offset, e.size)
+        try visit(e.id, try PackTable.rebase(e.offset, on: cursors[top].base, what: cursors[top].what), e.size)
         last = e.id
       }
       try cursors[top].advance()

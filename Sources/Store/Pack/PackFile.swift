@@ -26,49 +26,48 @@ public enum PackFile {
 
   /// The table of the pack at `path`, checked: magic, bounds, strict order.
   public static func table(_ path: String) throws -> Table {
+    var entries = [Entry]()
+    let (dataStart, fileSize) = try forEachEntry(path, reserve: { entries.reserveCapacity($0) }) { e in
+      entries.append(Entry(id: e.id, offset: e.offset, size: e.size))
+    }
+    return Table(path: path, entries: entries, dataStart: dataStart, fileSize: fileSize)
+  }
+
+  /// Visits the entries of the pack at `path` in table order, each decoded and checked by
+  /// `PackTable` (bounds, strict order) before it is visited; `reserve` first gets the count.
+  /// Reads a slice at a time: the raw table is as big as the entries (15 MB at 100K recipes).
+  /// Returns where the data starts and the file's size.
+  private static func forEachEntry(
+    _ path: String, reserve: (Int) -> Void = { _ in }, _ visit: (PackTable.Entry) throws -> Void
+  ) throws -> (dataStart: Int, fileSize: Int) {
     let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
     defer { close(fd) }
     let fileSize = try FileIO.size(fd, path)
-    func bad(_ why: String) -> TsukuError {
-      TsukuError(.integrity, "pack '\(path)' is malformed: \(why)", reason: .malformed)
-    }
-    var head = [UInt8](repeating: 0, count: 12)
-    guard fileSize >= 12, try FileIO.read(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
-      throw bad("no TSUKUPK1 header")
-    }
-    let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
-    guard count <= Pack.maxEntries else { throw bad("\(count) entries") }
-    let dataStart = 12 + count * 44
-    guard dataStart <= fileSize else { throw bad("table of \(count) entries is longer than the pack") }
+    let what = "pack '\(path)'"
+    let count = try readCount(fd, path, fileSize: fileSize)
+    reserve(count)
+    let dataStart = PackTable.dataStart(count)
     let dataLength = fileSize - dataStart
-    // Read a slice at a time: the raw table is as big as the entries (15 MB at 100K recipes).
-    var entries = [Entry]()
-    entries.reserveCapacity(count)
-    var previous: ObjectID?
+    var order = PackTable.Order(what: what)
     let perRead = 1 << 14
-    var raw = [UInt8](repeating: 0, count: min(count, perRead) * 44)
+    var raw = [UInt8](repeating: 0, count: min(count, perRead) * PackTable.entrySize)
     var done = 0
     while done < count {
       let n = min(perRead, count - done)
-      guard try FileIO.read(fd, &raw, at: 12 + done * 44, count: n * 44, path) == n * 44 else { throw bad("short table") }
+      let want = n * PackTable.entrySize
+      guard try FileIO.read(fd, &raw, at: PackTable.headerSize + done * PackTable.entrySize, count: want, path) == want
+      else { throw PackTable.malformed(what, "short table") }
       try raw.withUnsafeBytes { b in
         for j in 0..<n {
-          let i = done + j
-          let at = j * 44
-          let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)]))
-          var offset = 0
-          for k in 0..<8 { offset = offset << 8 | Int(b[at + 32 + k]) }
-          var size = 0
-          for k in 0..<4 { size = size << 8 | Int(b[at + 40 + k]) }
-          guard offset >= 0, offset <= dataLength, size <= dataLength - offset else { throw bad("entry \(i) points outside the pack") }
-          if let p = previous, !(p < id) { throw bad("table not sorted at entry \(i)") }
-          previous = id
-          entries.append(Entry(id: id, offset: offset, size: size))
+          let e = try PackTable.entry(
+            b, at: j * PackTable.entrySize, index: done + j, dataLength: dataLength, what: what)
+          try order.check(e.id, index: done + j)
+          try visit(e)
         }
       }
       done += n
     }
-    return Table(path: path, entries: entries, dataStart: dataStart, fileSize: fileSize)
+    return (dataStart, fileSize)
   }
 
   /// Re-hashes every blob of the pack at `path` on all cores, reading it in bounded chunks.
@@ -127,15 +126,53 @@ public enum PackFile {
     let fd = try FileIO.open(path, O_RDONLY, failing: "cannot read")
     defer { close(fd) }
     let fileSize = try FileIO.size(fd, path)
-    var head = [UInt8](repeating: 0, count: 12)
-    guard fileSize >= 12, try FileIO.read(fd, &head, at: 0, path) == 12, Array(head[0..<8]) == Pack.magic else {
-      throw TsukuError(.integrity, "pack '\(path)' is malformed: no TSUKUPK1 header", reason: .malformed)
+    let count = try readCount(fd, path, fileSize: fileSize)
+    return (count, PackTable.dataStart(count), fileSize)
+  }
+
+  /// The checked entry count of the pack open as `fd` (see `PackTable.count`).
+  private static func readCount(_ fd: Int32, _ path: String, fileSize: Int) throws -> Int {
+    var head = [UInt8](repeating: 0, count: PackTable.headerSize)
+    let got = fileSize >= PackTable.headerSize ? try FileIO.read(fd, &head, at: 0, path) : 0
+    return try PackTable.count(Array(head[0..<got]), fileSize: fileSize, what: "pack '\(path)'")
+  }
+
+  /// The ids a damaged pack's table still names, as far as its header and file allow (read
+  /// without checking bounds or order): what was lost when it is set aside. Empty when the
+  /// header is unreadable.
+  public static func namedBlobs(_ path: String) -> [ObjectID] {
+    guard let fd = try? FileIO.open(path, O_RDONLY, failing: "cannot read") else { return [] }
+    defer { close(fd) }
+    guard let fileSize = try? FileIO.size(fd, path), fileSize >= PackTable.headerSize else { return [] }
+    var head = [UInt8](repeating: 0, count: PackTable.headerSize)
+    guard (try? FileIO.read(fd, &head, at: 0, path)) == PackTable.headerSize, Array(head[0..<8]) == Pack.magic else {
+      return []
     }
-    let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
-    guard count <= Pack.maxEntries, 12 + count * 44 <= fileSize else {
-      throw TsukuError(.integrity, "pack '\(path)' is malformed: table of \(count) entries", reason: .malformed)
+    let declared = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
+    let count = min(declared, Pack.maxEntries, (fileSize - PackTable.headerSize) / PackTable.entrySize)
+    var ids = Set<ObjectID>()
+    var raw = [UInt8](repeating: 0, count: 256 * PackTable.entrySize)
+    var done = 0
+    while done < count {
+      let n = min(256, count - done)
+      let want = n * PackTable.entrySize
+      guard (try? FileIO.read(fd, &raw, at: PackTable.headerSize + done * PackTable.entrySize, count: want, path)) == want
+      else { break }
+      raw.withUnsafeBytes { b in
+        for j in 0..<n {
+          let at = j * PackTable.entrySize
+          ids.insert(ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)])))
+        }
+      }
+      done += n
     }
-    return (count, 12 + count * 44, fileSize)
+    return ids.sorted()
+  }
+
+  /// Checks the table of the pack at `path` without holding it (header, bounds, strict
+  /// order), a slice at a time: what a cache runs over its packs before trusting them.
+  public static func checkTable(_ path: String) throws {
+    _ = try forEachEntry(path) { _ in }
   }
 }
 

@@ -25,14 +25,17 @@ final class PackedObjects: Sendable {
       var st = stat()
       var head = [UInt8](repeating: 0, count: 12)
       guard fstat(fd, &st) == 0, st.st_size >= 12,
-        head.withUnsafeMutableBytes({ FileIO.readRaw(fd, into: $0, at: 0) }) == (12, 0), Array(head[0..<8]) == Pack.magic
+        head.withUnsafeMutableBytes({ FileIO.readRaw(fd, into: $0, at: 0) }) == (12, 0)
       else {
         close(fd)
         return nil
       }
-      let count = head[8..<12].reduce(0) { $0 << 8 | Int($1) }
-      let length = 12 + count * 44
-      guard length <= Int(st.st_size), let m = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
+      // The count checked by the one table decoding (magic, `Pack.maxEntries`, file size)
+      // before the table's length is worked out from it.
+      guard let count = try? PackTable.count(head, fileSize: Int(st.st_size), what: "pack '\(path)'"),
+        case let length = PackTable.dataStart(count),
+        let m = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED
+      else {
         close(fd)
         return nil
       }
@@ -41,6 +44,14 @@ final class PackedObjects: Sendable {
       table = UnsafeRawBufferPointer(start: m, count: length)
       self.count = count
       fileSize = Int(st.st_size)
+    }
+    /// Entry `i` of the table, decoded and bounds-checked by `PackTable` (nil when it points
+    /// outside the pack).
+    func entry(_ i: Int) -> PackTable.Entry? {
+      let dataStart = PackTable.dataStart(count)
+      return try? PackTable.entry(
+        table, at: PackTable.headerSize + i * PackTable.entrySize, index: i, dataLength: fileSize - dataStart,
+        what: "pack '\(path)'")
     }
     deinit {
       munmap(UnsafeMutableRawPointer(mutating: table.baseAddress), table.count)
@@ -83,16 +94,9 @@ final class PackedObjects: Sendable {
       release(packs)
     }
     for p in packs {
-      guard let i = Self.search(id, in: p) else { continue }
-      let b = p.table
-      let at = 12 + i * 44
-      let offset = (0..<8).reduce(0) { $0 << 8 | Int(b[at + 32 + $1]) }
-      let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
-      let dataStart = 12 + p.count * 44
-      guard offset >= 0, size >= 0, offset <= p.fileSize - dataStart, size <= p.fileSize - dataStart - offset else {
-        return nil
-      }
-      return (p, (dataStart + offset)..<(dataStart + offset + size))
+      guard let i = Self.search(id, in: p), let e = p.entry(i) else { continue }
+      let start = PackTable.dataStart(p.count) + e.offset
+      return (p, start..<(start + e.size))
     }
     return nil
   }
@@ -167,29 +171,94 @@ final class PackedObjects: Sendable {
     for p in load() {
       var st = stat()
       let mtime = stat(p.path, &st) == 0 ? Int(st.st_mtim.tv_sec) : 0
-      let b = p.table
+      // An entry pointing outside its pack is left out, as a lookup leaves it out.
       for i in 0..<p.count {
-        let at = 12 + i * 44
-        let id = ObjectID(bytes: UnsafeRawBufferPointer(rebasing: b[at..<(at + 32)]))
-        let size = (0..<4).reduce(0) { $0 << 8 | Int(b[at + 40 + $1]) }
-        out.append((id, size, mtime))
+        if let e = p.entry(i) { out.append((e.id, e.size, mtime)) }
       }
     }
     return out
   }
 
   /// Rewrites the packs holding any of `ids` without them (streamed: `PackFile.rewrite`);
-  /// returns the ids that were packed.
+  /// returns the ids that were packed. A pack whose table turns out damaged is set aside
+  /// (`quarantine`) instead of stopping the removal: what it held is no longer served.
   func remove(_ ids: Set<ObjectID>) throws -> Set<ObjectID> {
     var removed = Set<ObjectID>()
     for p in load() {
-      let (path, dropped) = try PackFile.rewrite(p.path, dropping: ids, into: dir)
+      let rewritten: (path: String?, dropped: [ObjectID])
+      do {
+        rewritten = try PackFile.rewrite(p.path, dropping: ids, into: dir)
+      } catch let e as TsukuError where e.code == .integrity {
+        quarantine(p.path, e)
+        continue
+      }
+      let (path, dropped) = rewritten
       if dropped.isEmpty { continue }
       removed.formUnion(dropped)
       if path != p.path { unlink(p.path) }
     }
     invalidate()
     return removed
+  }
+
+  // MARK: damaged packs
+
+  /// Where damaged packs are set aside, out of every reader's sight (readers list only
+  /// `packs/*.pack`), for a person to look at.
+  var damagedDir: String { dir + "/damaged" }
+  /// At most this many damaged packs are kept; older ones are deleted.
+  static let damagedKept = 4
+  private let damaged = Mutex<[DamagedPack]>([])
+
+  /// Checks the table of each pack at `paths` (default: every pack) for its header, bounds
+  /// and strict order, and sets aside those that fail; returns them.
+  func checkAll(_ paths: [String]? = nil) -> [DamagedPack] {
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".pack") }
+    let list = paths ?? names.sorted().map { dir + "/" + $0 }
+    var found = [DamagedPack]()
+    for path in list {
+      do { try PackFile.checkTable(path) } catch let e as TsukuError where e.code == .integrity {
+        found.append(quarantine(path, e))
+      } catch {}
+    }
+    return found
+  }
+
+  /// Moves the damaged pack at `path` to `damaged/` (removes it when it cannot be moved),
+  /// forgets the loaded tables, and notes it for `takeDamaged`.
+  @discardableResult
+  func quarantine(_ path: String, _ error: TsukuError) -> DamagedPack {
+    let blobs = PackFile.namedBlobs(path)
+    let name = (path as NSString).lastPathComponent
+    var movedTo: String? = damagedDir + "/" + name
+    if (mkdir(damagedDir, 0o700) != 0 && errno != EEXIST) || rename(path, movedTo!) != 0 {
+      unlink(path)
+      movedTo = nil
+    }
+    pruneDamaged()
+    invalidate()
+    let d = DamagedPack(path: path, movedTo: movedTo, error: error, blobs: blobs)
+    damaged.withLock { $0.append(d) }
+    return d
+  }
+
+  /// The packs set aside since the last call.
+  func takeDamaged() -> [DamagedPack] {
+    damaged.withLock { list in
+      defer { list = [] }
+      return list
+    }
+  }
+
+  /// Keeps the newest `damagedKept` damaged packs.
+  private func pruneDamaged() {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: damagedDir)) ?? []
+    guard names.count > Self.damagedKept else { return }
+    let dated = names.map { n -> (String, Int) in
+      var st = stat()
+      return (n, stat(damagedDir + "/" + n, &st) == 0 ? Int(st.st_mtim.tv_sec) : 0)
+    }.sorted { $0.1 > $1.1 }
+    for (n, _) in dated.dropFirst(Self.damagedKept) { unlink(damagedDir + "/" + n) }
   }
 
   /// Lets the kernel take back the table pages that lookups made resident (they are read

@@ -10,8 +10,12 @@ public struct CacheReport: Sendable, Codable {
   public var index_error: String?
   public var blobs_checked: Int
   public var bytes_checked: Int
+  /// Corrupt blobs, removed: those whose bytes did not hash to their names, and those a
+  /// damaged pack held (no longer cached).
   public var corrupt: [String]
   public var missing: [String]
+  /// Packs whose table did not check out, set aside (see `DamagedPack`).
+  public var damaged_packs: [String]
 }
 
 extension Client {
@@ -22,9 +26,11 @@ extension Client {
     // that an earlier read of this command loaded.
     let cache = home.cache
     var report = CacheReport(
-      index_version: nil, index_ok: false, index_error: nil, blobs_checked: 0, bytes_checked: 0, corrupt: [], missing: [])
+      index_version: nil, index_ok: false, index_error: nil, blobs_checked: 0, bytes_checked: 0, corrupt: [], missing: [],
+      damaged_packs: [])
     // Every pack file re-hashed on all cores with bounded buffers, then every loose blob.
     var corrupt = [ObjectID]()
+    var lost = [ObjectID]()
     for path in cache.packFiles() {
       do {
         let r = try PackFile.verify(path)
@@ -32,10 +38,17 @@ extension Client {
         report.bytes_checked += r.bytes
         corrupt += r.corrupt
       } catch let e as TsukuError where e.code == .integrity {
-        // A pack whose table is unreadable holds nothing this cache can trust.
+        // A pack whose table is unreadable holds nothing this cache can trust: it is set
+        // aside, and every blob its table still names counts as corrupt unless another copy
+        // is cached.
+        let d = cache.setAside(pack: path, e)
         metrics.verificationFailed(backend: "cache", e)
-        warn(e.message + "; removed it")
-        unlink(path)
+        let outcome = d.movedTo.map { "moved it to '\($0)'" } ?? "removed it"
+        warn("\(e.message); \(outcome)")
+        recorder.record(
+          AuditEvent("verify_failure", time: now, source: home.cacheDir, detail: "\(e.message); \(outcome)"))
+        report.damaged_packs.append(path)
+        lost += d.blobs
       }
     }
     let loose = try cache.looseObjects()
@@ -59,6 +72,11 @@ extension Client {
       metrics.verificationFailed(backend: "cache", e)
       warn(e.message + "; removed it")
     }
+    let removed = Set(corrupt)
+    for id in Set(lost).subtracting(removed).sorted() where (try? cache.contains(id)) != true {
+      report.corrupt.append(id.hex)
+    }
+    report.corrupt.sort()
     if let bytes = try self.cache.index()?.bytes {
       do {
         var trusted = try trustedMetadata()

@@ -62,7 +62,10 @@ public final class Client {
 
   /// Writes what this command recorded (audit events, cache reads, metrics). The command
   /// calls it once when it ends, whether it succeeded or failed.
-  public func flush() { recorder.flush(warn: warn) }
+  public func flush() {
+    reportDamagedPacks()
+    recorder.flush(warn: warn)
+  }
 
   /// What the client trusts: the saved root and state, or the root built into the binary.
   /// Read once per command (a sync reloads it).

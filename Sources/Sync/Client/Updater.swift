@@ -61,6 +61,10 @@ final class Updater {
     let cachedHash = try? cache.index()?.sha256
     let meta = cache.home.readCacheMeta()
     guard let (bytes, etag) = try readIndex(meta, cachedHash: cachedHash) else { return try confirmUnchanged(meta) }
+    // A cached pack whose table does not check out is set aside before anything is judged
+    // from the packs: what it held is fetched again, and it blocks neither this sync nor its
+    // revocations.
+    if !dryRun { cache.store.checkPacks() }
     let verified = try verify(bytes)
     let tree = try fetching("the index tree") {
       try prefetch([verified.index.tree] + (verified.revocation.map { [$0.list] } ?? []))
