@@ -217,6 +217,8 @@ import Testing
       got = try s.get(id, maxSize: size)
       store = s
     }
+    let walk = try #require(store).lastHistoryWalk
+    print("walk: \(walk.commits) commits, \(walk.entries) tree entries loaded, \(walk.rows) rows")
     #expect(SHA256.hash(got) == id)
     let ms = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
     let stats = try #require(store).historyStats
