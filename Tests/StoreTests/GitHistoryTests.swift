@@ -158,7 +158,7 @@ import Testing
 
       // A damaged file is ignored and rewritten.
       let path = cache + "/" + files[0]
-      try Data("TSKHIST1 but truncated".utf8).write(to: URL(fileURLWithPath: path))
+      try Data("TSKHIST2 but truncated".utf8).write(to: URL(fileURLWithPath: path))
       let third = try fresh()
       #expect(try third.get(SHA256.hash(a), maxSize: 100) == a)
       #expect(third.historyStats == (walks: 1, loads: 0))
