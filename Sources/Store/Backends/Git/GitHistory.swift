@@ -119,8 +119,8 @@ struct GitHistoryMap: Sendable {
     return v
   }
 
-  /// A git blob id as three words (no heap allocation per entry).
-  struct BlobKey: Hashable {
+  /// A git object id (20 bytes) as three words: no heap allocation per entry.
+  struct OIDKey: Hashable {
     var a: UInt64, b: UInt64, c: UInt32
 
     init(_ p: UnsafePointer<UInt8>) {
@@ -132,7 +132,7 @@ struct GitHistoryMap: Sendable {
 
     init(_ bytes: [UInt8]) {
       precondition(bytes.count == GitHistoryMap.oidSize, "a git blob id is 20 bytes")
-      self = bytes.withUnsafeBufferPointer { BlobKey($0.baseAddress!) }
+      self = bytes.withUnsafeBufferPointer { OIDKey($0.baseAddress!) }
     }
 
     var bytes: [UInt8] {
@@ -144,7 +144,7 @@ struct GitHistoryMap: Sendable {
   /// One place a walk found a blob: its name, the git blob and the commit number.
   struct Row {
     var id: ObjectID
-    var blob: BlobKey
+    var blob: OIDKey
     var commit: UInt32
   }
 
@@ -174,11 +174,11 @@ struct GitHistoryMap: Sendable {
     }
 
     /// Records that commit number `commit` holds `id` as the git blob `blob`.
-    mutating func add(_ id: ObjectID, blob: BlobKey, commit: UInt32) {
+    mutating func add(_ id: ObjectID, blob: OIDKey, commit: UInt32) {
       rows.append(Row(id: id, blob: blob, commit: commit))
     }
 
-    mutating func add(_ id: ObjectID, blob: [UInt8], commit: UInt32) { add(id, blob: BlobKey(blob), commit: commit) }
+    mutating func add(_ id: ObjectID, blob: [UInt8], commit: UInt32) { add(id, blob: OIDKey(blob), commit: commit) }
 
     /// The rows recorded so far (for tests and measurements).
     var rowCount: Int { rows.count }
@@ -187,7 +187,7 @@ struct GitHistoryMap: Sendable {
     func finish() -> GitHistoryMap {
       let sorted = rows.sorted { ($0.id, $0.commit) < ($1.id, $1.commit) }
       var kept = [Row]()
-      var seen = Set<BlobKey>()
+      var seen = Set<OIDKey>()
       for (i, r) in sorted.enumerated() {
         if i > 0 && sorted[i - 1].id != r.id { seen.removeAll(keepingCapacity: true) }
         if seen.insert(r.blob).inserted { kept.append(r) }

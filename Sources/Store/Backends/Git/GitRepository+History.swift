@@ -29,11 +29,11 @@ struct GitHistoryLimits: Equatable, Sendable {
 /// A name and the git blob that held it.
 private struct Pair: Hashable {
   var id: ObjectID
-  var blob: GitHistoryMap.BlobKey
+  var blob: GitHistoryMap.OIDKey
 }
 
-private func key(_ oid: git_oid) -> GitHistoryMap.BlobKey {
-  withUnsafePointer(to: oid) { GitHistoryMap.BlobKey(tsuku_git_oid_bytes($0)) }
+private func key(_ oid: git_oid) -> GitHistoryMap.OIDKey {
+  withUnsafePointer(to: oid) { GitHistoryMap.OIDKey(tsuku_git_oid_bytes($0)) }
 }
 
 /// The value of two lowercase hex digits (a fan-out folder's name); nil for anything else.
@@ -81,7 +81,7 @@ extension GitRepository {
     let parts = objects.split(separator: "/").map(String.init)
     // Per level of `parts`, the last tree id loaded there and the id it leads to.
     var levels = [(tree: git_oid, child: git_oid?)?](repeating: nil, count: parts.count)
-    var seen = Set<GitHistoryMap.BlobKey>()  // `objects` and fan-out trees already read
+    var seen = Set<GitHistoryMap.OIDKey>()  // `objects` and fan-out trees already read
     var previous = [Set<Pair>](repeating: [], count: 256)  // per fan-out folder, the version read last
     var cutoff: Int64?
     var stopped = false
@@ -154,7 +154,7 @@ extension GitRepository {
           else { continue }
           let hex = UnsafeRawBufferPointer(start: name, count: 64)
           guard let id = ObjectID(hexUTF8: hex) else { continue }
-          let pair = Pair(id: id, blob: GitHistoryMap.BlobKey(tsuku_git_oid_bytes(git_tree_entry_id(b))))
+          let pair = Pair(id: id, blob: GitHistoryMap.OIDKey(tsuku_git_oid_bytes(git_tree_entry_id(b))))
           current.insert(pair)
           if old.contains(pair) { continue }
           let n = number ?? builder.commit(oidBytes(oid))
