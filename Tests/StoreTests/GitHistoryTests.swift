@@ -158,7 +158,7 @@ import Testing
 
       // A damaged file is ignored and rewritten.
       let path = cache + "/" + files[0]
-      try Data("TSKHIST1 but truncated".utf8).write(to: URL(fileURLWithPath: path))
+      try Data("TSKHIST2 but truncated".utf8).write(to: URL(fileURLWithPath: path))
       let third = try fresh()
       #expect(try third.get(SHA256.hash(a), maxSize: 100) == a)
       #expect(third.historyStats == (walks: 1, loads: 0))
@@ -217,6 +217,8 @@ import Testing
       got = try s.get(id, maxSize: size)
       store = s
     }
+    let walk = try #require(store).lastHistoryWalk
+    print("walk: \(walk.commits) commits, \(walk.entries) tree entries loaded, \(walk.rows) rows")
     #expect(SHA256.hash(got) == id)
     let ms = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
     let stats = try #require(store).historyStats

@@ -17,21 +17,25 @@ import Foundation
 ///
 /// Encoded form (also the cache file), all integers big-endian:
 /// ```
-///  0   8  magic "TSKHIST1"
+///  0   8  magic "TSKHIST2"
 ///  8  20  the tip commit the map was built from
 /// 28   8  the newest commit time in the window (seconds since 1970)
 /// 36   4  the window in days (0: all history)
-/// 40   4  C, the number of commits
-/// 44   4  E, the number of entries
-/// 48      C x 20 bytes: commit ids
+/// 40   4  0 when the walk searched the whole window; else the number of commits it had read
+///         when it first reached a limit of tree entries
+/// 44   4  C, the number of commits
+/// 48   4  E, the number of entries
+/// 52  32  bit f (byte f/8, bit 7 - f%8) set: fan-out folder f was not searched to the end of
+///         the window (its versions, or all trees together, passed a limit)
+/// 84      C x 20 bytes: commit ids
 ///         E x 56 bytes: sha256 (32) | git blob id (20) | commit number (4),
 ///         sorted by sha256, then by commit number (newest first)
 /// ```
 /// Lookups binary-search the encoded bytes directly, so a map loaded from a cache file (it is
 /// memory-mapped) costs no parsing at all.
 struct GitHistoryMap: Sendable {
-  static let magic = Array("TSKHIST1".utf8)
-  static let headerSize = 48
+  static let magic = Array("TSKHIST2".utf8)
+  static let headerSize = 84
   static let oidSize = 20
   static let entrySize = 32 + 20 + 4
 
@@ -40,6 +44,11 @@ struct GitHistoryMap: Sendable {
   let tip: [UInt8]
   let newest: Int64
   let days: Int
+  /// 0 when the whole window was searched; else how many commits were, newest first, before
+  /// the walk reached its limit of tree entries.
+  let stoppedAfter: Int
+  /// The fan-out folders not searched to the end of the window, one bit each.
+  private let cut: [UInt8]
   let commitCount: Int
   let entryCount: Int
 
@@ -54,14 +63,22 @@ struct GitHistoryMap: Sendable {
   /// Reads encoded bytes; nil when they are not a complete map (a truncated or foreign file).
   init?(data: Data) {
     guard data.count >= Self.headerSize, Array(data.prefix(8)) == Self.magic else { return nil }
-    let (tip, newest, days, c, e) = data.withUnsafeBytes { raw in
+    let (tip, newest, days, stopped, c, e) = data.withUnsafeBytes { raw in
       (
         Array(raw[8..<28]), Int64(bitPattern: Self.read(raw, 28, 8)), Int(Self.read(raw, 36, 4)),
-        Int(Self.read(raw, 40, 4)), Int(Self.read(raw, 44, 4))
+        Int(Self.read(raw, 40, 4)), Int(Self.read(raw, 44, 4)), Int(Self.read(raw, 48, 4))
       )
     }
     guard data.count == Self.headerSize + c * Self.oidSize + e * Self.entrySize else { return nil }
-    (self.data, self.tip, self.newest, self.days, commitCount, entryCount) = (data, tip, newest, days, c, e)
+    cut = Array(data[data.startIndex + 52..<data.startIndex + 84])
+    (self.data, self.tip, self.newest, self.days) = (data, tip, newest, days)
+    (stoppedAfter, commitCount, entryCount) = (stopped, c, e)
+  }
+
+  /// Whether the walk searched the fan-out folder of `id` through the whole window.
+  func searchedInFull(_ id: ObjectID) -> Bool {
+    let f = Int(id.w0 >> 56)
+    return cut[f >> 3] & (0x80 >> UInt8(f & 7)) == 0
   }
 
   private var entriesOffset: Int { Self.headerSize + commitCount * Self.oidSize }
@@ -102,13 +119,48 @@ struct GitHistoryMap: Sendable {
     return v
   }
 
-  /// Collects what a walk of history finds; `finish` sorts it into a map.
+  /// A git object id (20 bytes) as three words: no heap allocation per entry.
+  struct OIDKey: Hashable {
+    var a: UInt64, b: UInt64, c: UInt32
+
+    init(_ p: UnsafePointer<UInt8>) {
+      let raw = UnsafeRawPointer(p)
+      a = raw.loadUnaligned(as: UInt64.self)
+      b = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+      c = raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)
+    }
+
+    init(_ bytes: [UInt8]) {
+      precondition(bytes.count == GitHistoryMap.oidSize, "a git blob id is 20 bytes")
+      self = bytes.withUnsafeBufferPointer { OIDKey($0.baseAddress!) }
+    }
+
+    var bytes: [UInt8] {
+      var v = self
+      return withUnsafeBytes(of: &v) { Array($0.prefix(GitHistoryMap.oidSize)) }
+    }
+  }
+
+  /// One place a walk found a blob: its name, the git blob and the commit number.
+  struct Row {
+    var id: ObjectID
+    var blob: OIDKey
+    var commit: UInt32
+  }
+
+  /// Collects what a walk of history finds; `finish` sorts it into a map. Holds one fixed-size
+  /// row per (name, git blob) the walk reports, so its memory follows what history adds, not
+  /// the size of the trees read.
   struct Builder {
     let tip: [UInt8]
     let days: Int
     var newest: Int64 = 0
+    /// Set when the walk first reached a limit: the number of commits it had read.
+    var stoppedAfter = 0
+    /// The fan-out folders not searched to the end of the window, one bit each.
+    var cut = [UInt8](repeating: 0, count: 32)
     private var commits = [[UInt8]]()
-    private var rows = [(id: ObjectID, blob: [UInt8], commit: UInt32)]()
+    private var rows = [Row]()
 
     init(tip: [UInt8], days: Int) {
       precondition(tip.count == GitHistoryMap.oidSize, "a git commit id is 20 bytes")
@@ -122,13 +174,20 @@ struct GitHistoryMap: Sendable {
     }
 
     /// Records that commit number `commit` holds `id` as the git blob `blob`.
-    mutating func add(_ id: ObjectID, blob: [UInt8], commit: UInt32) { rows.append((id, blob, commit)) }
+    mutating func add(_ id: ObjectID, blob: OIDKey, commit: UInt32) {
+      rows.append(Row(id: id, blob: blob, commit: commit))
+    }
+
+    mutating func add(_ id: ObjectID, blob: [UInt8], commit: UInt32) { add(id, blob: OIDKey(blob), commit: commit) }
+
+    /// The rows recorded so far (for tests and measurements).
+    var rowCount: Int { rows.count }
 
     /// The map: sorted by name, then newest commit first, one row per (name, git blob).
     func finish() -> GitHistoryMap {
       let sorted = rows.sorted { ($0.id, $0.commit) < ($1.id, $1.commit) }
-      var kept = [(id: ObjectID, blob: [UInt8], commit: UInt32)]()
-      var seen = Set<[UInt8]>()
+      var kept = [Row]()
+      var seen = Set<OIDKey>()
       for (i, r) in sorted.enumerated() {
         if i > 0 && sorted[i - 1].id != r.id { seen.removeAll(keepingCapacity: true) }
         if seen.insert(r.blob).inserted { kept.append(r) }
@@ -143,12 +202,17 @@ struct GitHistoryMap: Sendable {
       out.append(contentsOf: tip)
       put(UInt64(bitPattern: newest), 8)
       put(UInt64(days), 4)
+      put(UInt64(stoppedAfter), 4)
       put(UInt64(commits.count), 4)
       put(UInt64(kept.count), 4)
+      out.append(contentsOf: cut)
       for c in commits { out.append(contentsOf: c) }
       for r in kept {
-        out.append(contentsOf: r.id.bytes)
-        out.append(contentsOf: r.blob)
+        put(r.id.w0, 8)
+        put(r.id.w1, 8)
+        put(r.id.w2, 8)
+        put(r.id.w3, 8)
+        out.append(contentsOf: r.blob.bytes)
         put(UInt64(r.commit), 4)
       }
       return GitHistoryMap(data: out)!

@@ -1,5 +1,5 @@
-// Tree building and history walks of the repository wrapper (libgit2's tree builder and
-// revision walk).
+// Tree building and first-parent walks of the repository wrapper (libgit2's tree builder);
+// the history map's walk is in GitRepository+History.swift.
 import CGit2
 import Foundation
 
@@ -43,48 +43,6 @@ extension GitRepository {
     var out = git_oid()
     try gitCheck(git_treebuilder_write(&out, bld), "cannot write a tree to '\(path)'")
     return (out, count)
-  }
-
-  /// The history map of the commits reachable from `tip` whose committer time is within
-  /// `days` of the newest one (0: every commit): walked newest first (time order, stopping at
-  /// the first older commit), reading `objects/<fan>/` folders whose git tree was not read yet.
-  func historyMap(tip: git_oid, objects: String, days: Int) throws -> GitHistoryMap {
-    let what = "cannot walk the history of '\(path)'"
-    var walk: OpaquePointer?
-    try gitCheck(git_revwalk_new(&walk, repo), what)
-    defer { git_revwalk_free(walk) }
-    try gitCheck(git_revwalk_sorting(walk, GIT_SORT_TIME.rawValue), what)
-    var start = tip
-    try gitCheck(git_revwalk_push(walk, &start), what)
-    var builder = GitHistoryMap.Builder(tip: oidBytes(tip), days: days)
-    var seen = Set<[UInt8]>()
-    var cutoff: Int64?
-    var oid = git_oid()
-    while true {
-      let rc = git_revwalk_next(&oid, walk)
-      if rc == GIT_ITEROVER.rawValue { break }
-      try gitCheck(rc, what)
-      let commit = try self.tip(oid)
-      if cutoff == nil {
-        builder.newest = commit.time
-        cutoff = days == 0 ? Int64.min : commit.time - Int64(days) * 86400
-      }
-      if commit.time < cutoff! { break }
-      guard let tree = commit.tree, let base = try entry(tree, objects), base.isTree,
-        seen.insert(oidBytes(base.oid)).inserted
-      else { continue }
-      var number: UInt32?
-      for fan in try entries(of: base.oid) where fan.isTree && fan.name.utf8.count == 2 {
-        guard seen.insert(oidBytes(fan.oid)).inserted else { continue }
-        for blob in try entries(of: fan.oid) where blob.isBlob {
-          guard let id = ObjectID(hex: blob.name), id.fanout == fan.name else { continue }
-          let n = number ?? builder.commit(oidBytes(oid))
-          number = n
-          builder.add(id, blob: oidBytes(blob.oid), commit: n)
-        }
-      }
-    }
-    return builder.finish()
   }
 
   /// The blobs under `folder/<fan>/` in `tree`, by name: their git blob ids.

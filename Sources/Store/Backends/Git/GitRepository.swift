@@ -79,8 +79,18 @@ struct GitTreeEntry {
 
 /// One open repository and its object database. Not thread-safe: only used under the lock.
 final class GitRepository {
-  /// libgit2's global state, set up once per process.
-  static let libraryReady: Int32 = git_libgit2_init()
+  /// libgit2's global state, set up once per process. Its object cache is capped at 1 MB:
+  /// only objects under 4 KB are cached (small trees and commits), and the default cap,
+  /// 256 MB, only fills with the thousands a history walk reads once each (their parsed
+  /// form is several times the size the cap counts). Packs are mapped 2 MB at a time, at
+  /// most 8 MB at once: the default maps a whole pack, every page of which a walk touches.
+  /// So a walk's memory does not grow with the repository.
+  static let libraryReady: Int32 = {
+    let rc = git_libgit2_init()
+    _ = tsuku_git_set_cache_max_size(1 << 20)
+    _ = tsuku_git_set_mwindow(2 << 20, 8 << 20)
+    return rc
+  }()
 
   let repo: OpaquePointer
   let odb: OpaquePointer

@@ -8,15 +8,24 @@ extension GitStore {
   ///
   /// The first such lookup builds a map from sha256 to git blob over that window, once per
   /// tip: it walks the commits newest first and reads each commit's `objects/sha256/<fan>/`
-  /// folders, skipping folders whose git tree was already read, so the cost follows the
-  /// changes rather than commits x size. With a `cacheDirectory` the map is kept there (one
+  /// folders, skipping folders whose git tree was already read and keeping only the blobs a
+  /// folder adds to its version read before. It loads at most 2^20 tree entries in all and
+  /// 2^15 from the versions of one fan-out folder; a folder (or a window) whose trees hold
+  /// more is searched only back to where the limit was reached, and the not-found message says
+  /// so. Time and memory are thus linear in the commits of the window, whatever the shape of
+  /// its trees. With a `cacheDirectory` the map is kept there (one
   /// file per repository, subfolder, window and tip, written atomically) and the next process
   /// only memory-maps it. A blob found there is size-checked before it is loaded and verified
   /// like one at the tip; a map file that leads to a bad blob is rebuilt once before the blob
   /// is refused.
   public func enableHistory(days: Int, cacheDirectory: String?) {
+    enableHistory(days: days, cacheDirectory: cacheDirectory, limits: .standard)
+  }
+
+  /// `enableHistory` with other limits on the tree entries a walk loads (for tests).
+  func enableHistory(days: Int, cacheDirectory: String?, limits: GitHistoryLimits) {
     precondition(days >= 0, "history days must not be negative")
-    state.withLock { $0.history = History(days: days, cacheDirectory: cacheDirectory) }
+    state.withLock { $0.history = History(days: days, cacheDirectory: cacheDirectory, limits: limits) }
   }
 
   /// The commit a blob served from history came from (the newest commit of the window that
@@ -29,16 +38,24 @@ extension GitStore {
   /// cache folder (for tests and measurements).
   var historyStats: (walks: Int, loads: Int) { state.withLock { ($0.historyWalks, $0.historyLoads) } }
 
+  /// What the last walk of history read: commits, tree entries loaded, rows kept.
+  var lastHistoryWalk: GitHistoryWalkStats { state.withLock { $0.lastWalk } }
+
   /// A blob that is not at the tip, from history: each git blob the map lists for it, newest
   /// first, until one verifies.
   func historyGet(_ id: ObjectID, maxSize: Int) throws -> Data {
     let what = "blob '\(id.hex)'"
     while true {
-      let (candidates, fromDisk, days) = try state.withLock { s in
-        (try historyMap(&s)?.candidates(id) ?? [], s.history?.fromDisk ?? false, s.history?.days ?? 0)
+      let (candidates, fromDisk, days, partial) = try state.withLock { s in
+        let map = try historyMap(&s)
+        let partial = map.flatMap { $0.searchedInFull(id) ? nil : $0.stoppedAfter }
+        return (map?.candidates(id) ?? [], s.history?.fromDisk ?? false, s.history?.days ?? 0, partial)
       }
       if candidates.isEmpty {
-        let window = days == 0 ? "in its history" : "in the last \(days) days of its history"
+        var window = days == 0 ? "in its history" : "in the last \(days) days of its history"
+        if let partial {
+          window += " (searched in full only back \(partial) commits: its trees hold more entries than a walk reads)"
+        }
         throw TsukuError(.notFound, "blob '\(id.hex)' not found in '\(location)', at its tip or \(window)")
       }
       var failure: TsukuError?
@@ -82,9 +99,11 @@ extension GitStore {
       s.history = h
       return m
     }
-    let m = try s.repo.historyMap(tip: tip, objects: layoutPath("objects/sha256"), days: h.days)
+    let (m, stats) = try s.repo.historyMap(
+      tip: tip, objects: layoutPath("objects/sha256"), days: h.days, limits: h.limits)
     (h.map, h.fromDisk, h.distrustDisk) = (m, false, false)
     s.historyWalks += 1
+    s.lastWalk = stats
     if let dir = h.cacheDirectory { GitHistoryCache.save(m, in: dir, key: key, tip: hex(tip)) }
     s.history = h
     return m

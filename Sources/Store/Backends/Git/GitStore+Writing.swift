@@ -133,14 +133,15 @@ extension GitStore {
   }
 
   /// Test hook: commits raw bytes at layout paths (relative to the subfolder), bypassing every
-  /// check, as a careless or malicious committer would. Returns the commit.
+  /// check, as a careless or malicious committer would, dated `time` (nil: now). Returns the
+  /// commit.
   @discardableResult
-  func commitRaw(_ files: [(String, Data)], message: String = "raw commit") throws -> String? {
+  func commitRaw(_ files: [(String, Data)], message: String = "raw commit", time: Date? = nil) throws -> String? {
     try state.withLock { s in
       let branch = try publishBranch()
       let (parent, base) = try s.repo.branchTip(branch)
       let blobs = try files.map { (layoutPath($0.0), GitTreeEdit.blob(try s.repo.createBlob($0.1))) }
-      return try commit(&s, blobs, on: branch, parent: parent, base: base, message: message, time: nil)
+      return try commit(&s, blobs, on: branch, parent: parent, base: base, message: message, time: time)
     }
   }
 

@@ -40,12 +40,16 @@ public final class GitStore: ObjectStore {
     /// How often a history map was built by walking commits, and loaded from a cache file.
     var historyWalks = 0
     var historyLoads = 0
+    /// What the last walk read.
+    var lastWalk = GitHistoryWalkStats()
   }
 
   /// The history window and the map of the current tip, once built or loaded.
   struct History {
     let days: Int
     let cacheDirectory: String?
+    /// The most tree entries one walk loads.
+    let limits: GitHistoryLimits
     var map: GitHistoryMap?
     var fromDisk = false
     /// Set when a cached map led to a bad blob: the next map is walked, not loaded.
