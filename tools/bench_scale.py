@@ -299,7 +299,7 @@ class Scale:
             if k.startswith(("TSUKU_", "AWS_", "RCLONE_")):
                 del base[k]
         self.base_env = base
-        # TSUKU_API_TIMEOUT: one request's whole time, retries included (default 30 s). At 100K a
+        # TSUKU_API_TIMEOUT: a command's whole network time, every request and retry (default 30 s). At 100K a
         # publish sends a 3.3 GB pack and a cold sync receives it: raised, and said in the report.
         self.env = dict(base, TSUKU_S3_ACCESS_KEY_ID=bench.ADMIN_KEY, TSUKU_S3_SECRET_ACCESS_KEY=bench.ADMIN_SECRET,
                         TSUKU_API_TIMEOUT=str(args.api_timeout),

@@ -235,7 +235,9 @@ enum GitHistoryCache {
   /// The cached map at `path`, memory-mapped; nil when there is none or it is damaged (it is
   /// then rebuilt and rewritten).
   static func load(_ path: String, tip: [UInt8], days: Int) -> GitHistoryMap? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    // Through FileIO: a FIFO or other non-regular file planted under this name is refused
+    // (the map is rebuilt) instead of blocking the read.
+    let fd = FileIO.openRaw(path, O_RDONLY)
     if fd < 0 { return nil }
     defer { close(fd) }
     var st = stat()
@@ -255,7 +257,7 @@ enum GitHistoryCache {
     let target = path(directory, key: key, tip: tip)
     let tmp = "\(directory)/.tmp-\(key.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     do {
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      try FileIO.makeDirectories(directory)
       try AtomicFile.write(map.data, to: target, temporary: tmp, durable: false)
     } catch {
       return false
