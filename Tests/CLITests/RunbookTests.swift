@@ -82,3 +82,23 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
     #expect(try w.run("show", "fzf").status == 4)
   }
 }
+
+/// SECURITY.md's threat model points every claim at a test (`Dir/File:name`); a renamed or
+/// removed test would leave a claim pointing at nothing.
+@Suite struct ThreatModelTests {
+  @Test func everyTestTheThreatModelNamesExists() throws {
+    let text = try String(contentsOfFile: checkout + "/SECURITY.md", encoding: .utf8)
+    let model = try #require(text.range(of: "## Threat model")).upperBound
+    let pattern = try NSRegularExpression(pattern: "`([A-Za-z]+)/([A-Za-z]+):([A-Za-z0-9]+)`")
+    let body = String(text[model...])
+    let matches = pattern.matches(in: body, range: NSRange(body.startIndex..., in: body))
+    #expect(matches.count >= 40, "the threat model names \(matches.count) tests")
+    for m in matches {
+      let part = { (i: Int) in String(body[Range(m.range(at: i), in: body)!]) }
+      let file = "\(checkout)/Tests/\(part(1))/\(part(2)).swift"
+      let source = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+      #expect(!source.isEmpty, "SECURITY.md names \(file), which does not exist")
+      #expect(source.contains("func \(part(3))("), "SECURITY.md names \(part(3)), which \(file) does not define")
+    }
+  }
+}
