@@ -35,6 +35,8 @@ final class Updater {
   /// The blobs fetched alone that the journal still holds in memory, out of the cache's
   /// reach (it writes them once it has a batch's worth): the same buffers, no copies.
   private var pending = [ObjectID: Data]()
+  /// The signed index's revocation list, fetched with the subtrees.
+  private var revocationRefs = [BlobRef]()
   private var pendingBytes = 0
 
   init(
@@ -66,10 +68,11 @@ final class Updater {
     // revocations.
     if !dryRun { cache.store.checkPacks() }
     let verified = try verify(bytes)
-    let tree = try fetching("the index tree") {
-      try prefetch([verified.index.tree] + (verified.revocation.map { [$0.list] } ?? []))
-      return try fetchTree(verified)
-    }
+    // The revocation list travels with the subtrees, after the packs (which usually hold it):
+    // fetched before them it would be a second lone blob, and two lone blobs make a pack of
+    // their own that the cold sync then merges with the big one (a copy of every byte).
+    revocationRefs = verified.revocation.map { [$0.list] } ?? []
+    let tree = try fetching("the index tree") { try fetchTree(verified) }
     let walk = IndexWalk(tree, names: .shard(suffix: " from '\(url)'"), read: { r, _ in try self.obtain(r) })
     let listed = try fetching("the index subtrees") { try judgeWarm(walk, cold: cachedHash == nil) }
     if let packs = walk.tree.packs, !packs.isEmpty, listed.cold { try fetching("the packs") { try takePacks(packs) } }
@@ -191,9 +194,9 @@ final class Updater {
     }
   }
 
-  /// Every shard, the subtrees fetched together first.
+  /// Every shard, the subtrees (and the revocation list) fetched together first.
   private func allShards(_ walk: IndexWalk) throws -> [IndexTree.Shard] {
-    try prefetch(walk.tree.subtreeRefs)
+    try prefetch(walk.tree.subtreeRefs + revocationRefs)
     return try walk.shards()
   }
 
