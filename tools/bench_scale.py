@@ -649,7 +649,7 @@ class Scale:
         k = self.work + "/keys/"
         cmd = [self.tsuku, "registry", "publish", "--recipes", T.nxt + "/recipes", "--critical", T.nxt + "/critical",
                "--golden", T.nxt + "/golden", "--key", k + "index", "--to", self.url(prefix), "--packs", "always",
-               "--expires-days", "3650", "--json"]
+               "--expires-days", "3650", "--json", "--allow-removals"]
         kb, s, out = peak_rss(cmd, self.env)
         T.rss["publish (1% change)"] = kb
         T.values["publish_inc"] = (s, json.loads(out)["targets"][0])
@@ -753,7 +753,7 @@ class Scale:
         k = self.work + "/keys/"
         cmd = [self.tsuku, "registry", "publish", "--recipes", T.nxt + "/recipes", "--critical", T.nxt + "/critical",
                "--golden", T.nxt + "/golden", "--key", k + "index", "--to", T.git_url, "--packs", "always",
-               "--expires-days", "3650", "--json"]
+               "--expires-days", "3650", "--json", "--allow-removals"]
         s, p = timed(cmd, env=self.env)
         T.values["publish_git_inc"] = (s, json.loads(p.stdout)["targets"][0])
         for i in range(max(runs, pruns)):

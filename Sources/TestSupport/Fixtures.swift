@@ -108,12 +108,17 @@ public final class RegistryFixture: @unchecked Sendable {
     return PublishInput(recipes: base + "/recipes", critical: base + "/critical", golden: base + "/golden")
   }
 
-  /// Publishes `input` to `store`, signed by the fixture's index key.
+  /// Publishes `input` to `store`, signed by the fixture's index key. Fixtures publish small
+  /// registries whose later versions drop recipes on purpose, so removals are allowed unless
+  /// `allowRemovals` is false.
   @discardableResult
-  public func publish(_ input: PublishInput, to store: any ObjectStore, at time: Date? = nil, expiresDays: Int = 30, withRevocation: Bool = true) throws -> PublishResult {
+  public func publish(
+    _ input: PublishInput, to store: any ObjectStore, at time: Date? = nil, expiresDays: Int = 30, withRevocation: Bool = true,
+    allowRemovals: Bool = true
+  ) throws -> PublishResult {
     try Publisher.publish(
       input, keys: [indexKey], revocationKeys: withRevocation ? [revocationKey] : [], to: [store],
-      expiresDays: expiresDays, now: time ?? now)
+      expiresDays: expiresDays, now: time ?? now, allowRemovals: allowRemovals)
   }
 
   /// A client home that trusts this fixture's root.

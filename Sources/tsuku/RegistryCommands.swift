@@ -95,6 +95,10 @@ extension Tsuku.Registry {
         <tool>/v<version>-<platform>.json at any depth. Other files are skipped and counted.
         Nothing is written unless every file is valid. Blobs the store lacks are written
         first, index.json last; a git store gets one commit on its branch.
+        Each target's changes are printed: recipes and golden files added (+), changed (~) and
+        removed (-) against the index it holds. A publish that removes a critical recipe, or
+        more than 5% of the recipes or golden files a target holds, is refused (exit 64) unless
+        --allow-removals; one with a file the revocation list revokes is refused (exit 4).
         """)
     @Option(help: "Community recipes folder.") var recipes: String?
     @Option(help: "Critical recipes folder.") var critical: String?
@@ -108,6 +112,9 @@ extension Tsuku.Registry {
     var stage: String?
     @Option(help: "Publish a staged FILE (see 'registry sign') after checking its thresholds.") var staged: String?
     @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Print what would be added, changed and removed in each target; write nothing.") var dryRun = false
+    @Flag(help: "Publish even if it removes critical recipes or more than 5% of the recipes or golden files.")
+    var allowRemovals = false
     @Flag(help: "Drop blobs the new index does not reference from the committed tree (git targets only; history keeps them).")
     var prune = false
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
@@ -125,7 +132,11 @@ extension Tsuku.Registry {
       if !["auto", "always", "never"].contains(packs) {
         throw ValidationError("invalid --packs '\(packs)': expected auto, always or never")
       }
-      if staged != nil { return }
+      if staged != nil {
+        if dryRun { throw ValidationError("--dry-run does not apply to --staged") }
+        return
+      }
+      if dryRun && stage != nil { throw ValidationError("give --dry-run or --stage, not both") }
       if keys.isEmpty { throw ValidationError("--key is required") }
       if recipes == nil && critical == nil { throw ValidationError("give --recipes and/or --critical") }
     }
@@ -145,18 +156,34 @@ extension Tsuku.Registry {
         prune: prune,
         packs: packs == "always"
           || (packs == "auto" && targets.contains { ["s3://", "http://", "https://"].contains(where: $0.lowercased().hasPrefix) }),
+        dryRun: dryRun, allowRemovals: allowRemovals,
         log: json ? { _ in } : Output.info)
+      // A dry run shows the changes first, then refuses as the publish itself would.
+      let refusal = dryRun && !allowRemovals ? r.changes.flatMap(\.removalProblems) : []
       if json {
         struct Out: Encodable {
+          var dry_run: Bool
           var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int
+          var changes: [PublishChanges]
+          var refused: [String]
           var targets: [T]
           struct T: Encodable { var url: String, written: Int, present: Int, pruned: Int, bytes: Int, commit: String? }
         }
-        return Output.json(
+        Output.json(
           Out(
-            index_version: r.indexVersion, root_version: r.rootVersion, recipes: r.scan.entries.count,
+            dry_run: dryRun, index_version: r.indexVersion, root_version: r.rootVersion, recipes: r.scan.entries.count,
             critical: r.scan.criticalCount, golden: r.scan.goldenCount, skipped: r.scan.skipped.count,
+            changes: r.changes, refused: refusal,
             targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, pruned: $0.report.objectsPruned, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
+      } else {
+        for c in r.changes { c.lines.forEach(Output.line) }
+      }
+      if !refusal.isEmpty {
+        throw TsukuError(.usage, "publish would be refused (pass --allow-removals if this is meant): " + refusal.joined(separator: "; "))
+      }
+      if json { return }
+      if dryRun {
+        return Output.line("dry run: index version \(r.indexVersion) not published: \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files; nothing written")
       }
       Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
     }

@@ -130,7 +130,7 @@ import TestSupport
     let fewer = w.dir.file("fewer")
     try FileManager.default.createDirectory(atPath: fewer + "/f", withIntermediateDirectories: true)
     try FileManager.default.copyItem(atPath: checkout + "/registry-index/source/recipes/f/fzf.toml", toPath: fewer + "/f/fzf.toml")
-    var r = try w.run("registry", "publish", "--recipes", fewer, "--key", w.k("index"), "--to", w.store)
+    var r = try w.run("registry", "publish", "--recipes", fewer, "--key", w.k("index"), "--to", w.store, "--allow-removals")
     #expect(r.status == 0, "\(r.stderr)")
     let later = Timestamp.format(Date().addingTimeInterval(30 * 86400))
     let objects = w.dir.file("store/objects/sha256")

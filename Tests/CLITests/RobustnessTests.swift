@@ -109,7 +109,7 @@ import TestSupport
     var sawNew = false
     while point < 400 {
       let r = try w.run(
-        "registry", "publish", "--recipes", changed, "--key", w.k("index"), "--to", w.store,
+        "registry", "publish", "--recipes", changed, "--key", w.k("index"), "--to", w.store, "--allow-removals",
         env: ["TSUKU_TEST_CRASH_AT": String(point)])
       let sync = try w.run("update-registry", "--force")
       #expect(sync.status == 0, "after a publish killed at step \(point): \(sync.stderr)")

@@ -283,7 +283,10 @@ struct World {
   @Test func strippedOrOlderRevocationSectionIsRefusedEvenByANewClient() throws {
     let w = try World()
     try Maintainer.revoke([.hash(w.recipeID("fzf"))], reason: "bad", keys: [w.f.revocationKey], in: w.store, expiresDays: 10, now: w.later(1))
-    try w.f.publish(w.input, to: w.store, at: w.later(2), withRevocation: false)  // pins revocation version 2
+    // Publishes without the revoked recipe (a publish refuses a revoked hash); pins revocation version 2.
+    try w.f.publish(
+      try w.f.writeInput("without-fzf", recipes: ["jq": RegistryFixture.recipe("jq")]), to: w.store, at: w.later(2),
+      withRevocation: false)
     var file = try IndexFile.parse(try #require(try w.store.readDocument(.index, maxSize: 1 << 16)), what: "i")
     file.revocation = nil
     let mirror = DirectoryStore(path: w.f.dir.file("mirror"))

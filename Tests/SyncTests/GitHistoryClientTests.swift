@@ -23,7 +23,7 @@ import Testing
       commitTime: fx.now - 20 * 86400, prune: true)
     let second = try Publisher.publish(
       recipesOnly, keys: [fx.indexKey], to: [git], expiresDays: 30, now: fx.now, commitTime: fx.now - 10 * 86400,
-      prune: true)
+      prune: true, allowRemovals: true)
     #expect(second.targets[0].report.objectsPruned >= 1)
     let id = SHA256.hash(Data(golden.utf8))
     #expect(try !GitStore(repository: repo, subdirectory: "store").contains(id))

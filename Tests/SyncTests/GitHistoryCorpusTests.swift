@@ -55,7 +55,7 @@ let corpusAvailable = gitCommandAvailable && FileManager.default.fileExists(atPa
       let (input, refused) = try filteredInput(history, into: tmp + "/input-\(n)")
       let r = try Publisher.publish(
         input, keys: [fx.indexKey], revocationKeys: n == 55 ? [fx.revocationKey] : [], to: [git], expiresDays: 30,
-        now: fx.now, commitTime: snapshots[n - 1].time, prune: true)
+        now: fx.now, commitTime: snapshots[n - 1].time, prune: true, allowRemovals: true)
       #expect(git.commitDate == snapshots[n - 1].time)
       if n == 64 { (input64, refused64, commit64) = (input, refused, r.targets[0].report.commit ?? "") }
     }

@@ -24,7 +24,7 @@ struct RetentionWorld {
       try Publisher.publish(
         try f.writeInput("v\(v)", recipes: recipes, golden: v == 1 ? fullGolden("old1") : [:]), keys: [f.indexKey],
         revocationKeys: v == 1 ? [f.revocationKey] : [], to: [store], expiresDays: 30, now: publishedAt,
-        commitTime: publishedAt)
+        commitTime: publishedAt, allowRemovals: true)
     }
   }
 
@@ -196,7 +196,7 @@ struct RetentionWorld {
     let racing = PublishDuringListing(inner) {
       try Publisher.publish(
         try f.writeInput("v5", recipes: ["old1": RegistryFixture.recipe("old1"), "keep": RegistryFixture.recipe("keep")], golden: fullGolden("old1")),
-        keys: [f.indexKey], to: [inner], expiresDays: 30, now: Date())
+        keys: [f.indexKey], to: [inner], expiresDays: 30, now: Date(), allowRemovals: true)
     }
     let r = try Retention.collect(racing, options: GCOptions(keepIndexVersions: 2, minAge: 0, now: Date().addingTimeInterval(86400)))
     #expect(r.quarantined.objects == 0)

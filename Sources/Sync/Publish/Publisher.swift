@@ -21,6 +21,8 @@ public struct PublishResult: Sendable {
   public var indexVersion: Int
   public var rootVersion: Int
   public var scan: PublishScan
+  /// What the publish changes (or, in a dry run, would change) in each target, in target order.
+  public var changes: [PublishChanges] = []
   public var targets: [(location: String, report: ApplyReport)]
 }
 
@@ -52,21 +54,44 @@ public enum Publisher {
       bytes, root: signer, state: TrustState(), now: .distantPast, source: store.location, ignoringRevokedKeys: true)
   }
 
+  /// Refuses a publish with bad input files, every one of them in one error: a line per file,
+  /// its path relative to the folder given, and why.
+  static func refuseBadInput(_ refused: [PublishScan.Refusal], input: PublishInput) throws {
+    guard !refused.isEmpty else { return }
+    let folders = [input.critical, input.recipes, input.golden].compactMap { $0 }.map { $0 + "/" }
+    let lines = refused.map { r in
+      let folder = folders.filter { r.path.hasPrefix($0) }.max { $0.count < $1.count }
+      return "  " + displayLine(folder.map { String(r.path.dropFirst($0.count)) } ?? r.path) + ": " + r.reason
+    }
+    let inFolders = folders.map { "'\(displayLine(String($0.dropLast())))'" }.joined(separator: ", ")
+    throw TsukuError(
+      .usage, "\(refused.count) input file(s) refused in \(inFolders); nothing written:\n" + lines.joined(separator: "\n"))
+  }
+
   /// Validates the input, signs a new index and writes it to every target: blobs the target
   /// lacks first, `index.json` last, each target in one atomic change.
   ///
   /// `commitTime` dates the commit a git target makes (nil: now; the index's own dates always
   /// follow `now`). With `prune`, a git target's committed tree keeps only the blobs this
   /// index references (`StoreChange.keepOnly`), as a retention job would; history keeps the rest.
+  ///
+  /// Before anything is written, the changes to each target are computed (`PublishResult.changes`)
+  /// and the publish is refused (usage) when it removes a critical recipe or more than
+  /// `PublishChanges.maxRemovedPercent` of the recipes or golden files, unless `allowRemovals`;
+  /// and (integrity) when a file's hash is revoked by the revocation list it carries. A `dryRun`
+  /// stops there, writing nothing, and returns the changes without the removal refusal (the
+  /// caller shows them, then refuses).
   public static func publish(
     _ input: PublishInput, keys: [SigningKey], revocationKeys: [SigningKey] = [], to targets: [any ObjectStore],
     expiresDays: Int, now: Date, stage: String? = nil, commitTime: Date? = nil, prune: Bool = false, packs: Bool = false,
-    log: (String) -> Void = { _ in }
+    dryRun: Bool = false, allowRemovals: Bool = false, log: (String) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
     let expires = try IndexCommit.expiry(days: expiresDays, now: now)
     ProcessMemory.returnLargeBuffers()
-    var scan = try scan(input)
+    var scan = try scan(input, mode: .reportRefusals)
+    scan.accepted = []
+    try refuseBadInput(scan.refused, input: input)
     if scan.entries.isEmpty { throw TsukuError(.usage, "nothing to publish: no recipes found") }
     for n in scan.notes.prefix(5) { log("note: " + n) }
     if scan.noteCount > 5 { log("note: \(scan.noteCount - 5) more golden files whose plan disagrees with their name") }
@@ -102,6 +127,16 @@ public enum Publisher {
       }
       _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
       revocation = env
+    }
+    try checkNotRevoked(scan.blobs, list: revocationBlob)
+    let changes = try self.changes(scan.entries, heads: heads)
+    if dryRun {
+      return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, changes: changes, targets: [])
+    }
+    let problems = changes.flatMap(\.removalProblems)
+    if !allowRemovals, !problems.isEmpty {
+      throw TsukuError(
+        .usage, "publish refused (nothing written; pass --allow-removals if this is meant): " + problems.joined(separator: "; "))
     }
 
     // The shards wait in a temporary file, not in memory, until they are packed and written.
@@ -174,7 +209,7 @@ public enum Publisher {
       results = zip(heads, reports).map { ($0.store.location, $1) }
       giveBack()
       log("staged index version \(version) in \(stage): \(indexEnv.signatures.count) signature(s); add more with 'tsuku registry sign'")
-      return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
+      return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, changes: changes, targets: results)
     }
     // Checks what we are about to write exactly as a client will, then writes it to each target.
     try commit.commit(to: heads, now: now) { head, report in
@@ -183,7 +218,7 @@ public enum Publisher {
       results.append((head.store.location, report))
     }
     giveBack()
-    return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, targets: results)
+    return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, changes: changes, targets: results)
   }
 
 }
