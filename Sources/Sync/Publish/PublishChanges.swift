@@ -31,6 +31,13 @@ public struct PublishChanges: Sendable, Codable, Equatable {
   /// Critical recipes that are no longer critical (removed, or moved to the community set).
   public var criticalRemoved: [String] = []
 
+  /// Snake case in JSON, like every other key of tsuku's `--json` output.
+  enum CodingKeys: String, CodingKey {
+    case target, recipes, golden
+    case fromVersion = "from_version"
+    case criticalRemoved = "critical_removed"
+  }
+
   /// The changes from `old` (the target's entries; empty when it has no index) to `new`.
   public init(target: String, fromVersion: Int?, old: [IndexEntry], new: [IndexEntry]) {
     self.target = target
