@@ -106,7 +106,11 @@ extension Tsuku.Registry {
   struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Add signatures to a staged document (threshold signing across machines).",
-      discussion: "Then publish it with 'tsuku registry publish --staged FILE --to URL'. A key that already signed is skipped.")
+      discussion: """
+        Then publish it with 'tsuku registry publish --staged FILE --to URL'. A key that already signed is skipped; a \
+        key that holds no role for a staged section is refused (exit 64). Prints, per section, its valid signatures \
+        and the threshold it needs ("index: 1 of 2 required").
+        """)
     @Option(help: "The staged file.") var staged: String
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "A private key file; repeatable.") var keys: [String] = []
 
@@ -115,8 +119,13 @@ extension Tsuku.Registry {
       var s = try Staged.read(staged)
       try s.addSignatures(try keys.map(KeyFile.readPrivate))
       try s.write(to: staged)
-      let count = s.root?.signatures.count ?? s.index.map { $0.index.signatures.count + ($0.revocation?.signatures.count ?? 0) } ?? 0
-      Output.line("\(staged): \(count) signature(s)")
+      let needs = try s.signingNeeds()
+      if needs.isEmpty {
+        // Staged by an older version: no root recorded to count against.
+        let count = s.root?.signatures.count ?? s.index.map { $0.index.signatures.count + ($0.revocation?.signatures.count ?? 0) } ?? 0
+        return Output.line("\(staged): \(count) signature(s)")
+      }
+      for need in needs { Output.line("\(staged): \(need.line)") }
     }
   }
 }
