@@ -176,12 +176,13 @@ extension Tsuku.Registry {
     @Option(help: "The source URL.") var source: String
     @Option(help: "Give up after this many seconds.") var timeout: Double = 5
     @Option(help: "Slower than this many seconds is degraded.") var slow: Double = 2
-    @Option(help: "The trusted root to verify with (default: this home's, or the built-in one).") var root: String?
+    @Option(help: "The trusted root to verify with (default: this home's, or the built-in sample root; the report names which).")
+    var root: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-      let anchor = try root.map(TrustedRoot.read) ?? Home.fromEnvironment().loadTrust()?.0 ?? DefaultRegistry.root()
-      let r = Sync.Health.check(source: source, root: anchor, timeout: timeout, slowAfter: slow, now: Date())
+      let anchor = try HealthRoot.resolve(file: root, home: Home.fromEnvironment())
+      let r = Sync.Health.check(source: source, anchor: anchor, timeout: timeout, slowAfter: slow, now: Date())
       if json {
         Output.json(r)
       } else {
@@ -189,6 +190,8 @@ extension Tsuku.Registry {
         if let l = r.latency_ms { line += " (\(l) ms)" }
         if let v = r.index_version { line += ", index version \(v) verified, expires \(r.index_expires ?? "?")" }
         if let e = r.error { line += "; \(e)" }
+        if let root = r.root, r.reachable { line += "; checked against \(root)" }
+        if let h = r.hint { line += "; \(h)" }
         Output.line(line)
       }
       if r.exitCode != 0 { throw ExitCode(r.exitCode) }
