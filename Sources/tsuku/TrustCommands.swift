@@ -106,7 +106,11 @@ extension Tsuku.Registry {
   struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Add signatures to a staged document (threshold signing across machines).",
-      discussion: "Then publish it with 'tsuku registry publish --staged FILE --to URL'. A key that already signed is skipped.")
+      discussion: """
+        Then publish it with 'tsuku registry publish --staged FILE --to URL'. A key that already signed is skipped; a \
+        key that holds no role for a staged section is refused (exit 64). Prints, per section, its valid signatures \
+        and the threshold it needs ("index: 1 of 2 required").
+        """)
     @Option(help: "The staged file.") var staged: String
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "A private key file; repeatable.") var keys: [String] = []
 
@@ -115,8 +119,13 @@ extension Tsuku.Registry {
       var s = try Staged.read(staged)
       try s.addSignatures(try keys.map(KeyFile.readPrivate))
       try s.write(to: staged)
-      let count = s.root?.signatures.count ?? s.index.map { $0.index.signatures.count + ($0.revocation?.signatures.count ?? 0) } ?? 0
-      Output.line("\(staged): \(count) signature(s)")
+      let needs = try s.signingNeeds()
+      if needs.isEmpty {
+        // Staged by an older version: no root recorded to count against.
+        let count = s.root?.signatures.count ?? s.index.map { $0.index.signatures.count + ($0.revocation?.signatures.count ?? 0) } ?? 0
+        return Output.line("\(staged): \(count) signature(s)")
+      }
+      for need in needs { Output.line("\(staged): \(need.line)") }
     }
   }
 }
@@ -167,12 +176,13 @@ extension Tsuku.Registry {
     @Option(help: "The source URL.") var source: String
     @Option(help: "Give up after this many seconds.") var timeout: Double = 5
     @Option(help: "Slower than this many seconds is degraded.") var slow: Double = 2
-    @Option(help: "The trusted root to verify with (default: this home's, or the built-in one).") var root: String?
+    @Option(help: "The trusted root to verify with (default: this home's, or the built-in sample root; the report names which).")
+    var root: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-      let anchor = try root.map(TrustedRoot.read) ?? Home.fromEnvironment().loadTrust()?.0 ?? DefaultRegistry.root()
-      let r = Sync.Health.check(source: source, root: anchor, timeout: timeout, slowAfter: slow, now: Date())
+      let anchor = try HealthRoot.resolve(file: root, home: Home.fromEnvironment())
+      let r = Sync.Health.check(source: source, anchor: anchor, timeout: timeout, slowAfter: slow, now: Date())
       if json {
         Output.json(r)
       } else {
@@ -180,6 +190,8 @@ extension Tsuku.Registry {
         if let l = r.latency_ms { line += " (\(l) ms)" }
         if let v = r.index_version { line += ", index version \(v) verified, expires \(r.index_expires ?? "?")" }
         if let e = r.error { line += "; \(e)" }
+        if let root = r.root, r.reachable { line += "; checked against \(root)" }
+        if let h = r.hint { line += "; \(h)" }
         Output.line(line)
       }
       if r.exitCode != 0 { throw ExitCode(r.exitCode) }

@@ -12,12 +12,21 @@ public struct HealthReport: Codable, Sendable {
   public var index_expires: String?
   public var verified: Bool
   public var error: String?
+  /// The root the index was checked against: `--root FILE`, this home's trusted root, or
+  /// the built-in sample root, with its version.
+  public var root: String?
+  /// What to do about the failure, when the check itself may be the mistake: a signature
+  /// check against the built-in sample root asks for `--root`.
+  public var hint: String?
   /// True when the source answered and verified but too slowly (the `slow:` error). Not part
   /// of the JSON report: it is what `registry validate` reads to raise its slow alert.
   public var slow = false
+  /// True when the index or a root did not verify for want of valid signatures. Not part of
+  /// the JSON report.
+  public var signatureFailed = false
 
   enum CodingKeys: String, CodingKey {
-    case status, source, reachable, latency_ms, index_version, index_expires, verified, error
+    case status, source, reachable, latency_ms, index_version, index_expires, verified, error, root, hint
   }
 
   /// 0 healthy, 2 degraded, 5 unreachable.
@@ -30,9 +39,51 @@ public struct HealthReport: Codable, Sendable {
   }
 }
 
+/// The root a health check verifies with, and how to name it in the report.
+public struct HealthRoot: Sendable {
+  public var root: TrustedRoot
+  /// `--root FILE (version N)`, `this home's trusted root (version N)`, `the built-in sample
+  /// root (version N)`.
+  public var label: String
+  /// True for the built-in sample root: a registry of its own is not signed by its keys.
+  public var builtIn: Bool
+
+  public init(root: TrustedRoot, label: String, builtIn: Bool) {
+    self.root = root
+    self.label = label
+    self.builtIn = builtIn
+  }
+
+  /// `file` if given, else `home`'s trusted root, else the built-in sample root.
+  public static func resolve(file: String?, home: Home) throws -> HealthRoot {
+    if let file {
+      let r = try TrustedRoot.read(file)
+      return HealthRoot(root: r, label: "--root \(file) (version \(r.version))", builtIn: false)
+    }
+    if let r = try home.loadTrust()?.0 {
+      return HealthRoot(root: r, label: "this home's trusted root (version \(r.version))", builtIn: false)
+    }
+    let r = try DefaultRegistry.root()
+    return HealthRoot(root: r, label: "the built-in sample root (version \(r.version))", builtIn: true)
+  }
+}
+
 /// A health check of one source: can it be reached, how fast, and does its index.json verify
 /// against a trusted root.
 public enum Health {
+  /// Checks `source` against `anchor`, naming it in the report.
+  public static func check(
+    source url: String, anchor: HealthRoot, timeout: TimeInterval, slowAfter: TimeInterval = 2, now: Date,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) -> HealthReport {
+    var r = check(source: url, root: anchor.root, timeout: timeout, slowAfter: slowAfter, now: now, environment: environment)
+    r.root = anchor.label
+    if anchor.builtIn, r.signatureFailed {
+      r.hint = "a registry of its own is not signed by the built-in sample root's keys: pass --root FILE with its root"
+    }
+    return r
+  }
+
   public static func check(
     source url: String, root: TrustedRoot, timeout: TimeInterval, slowAfter: TimeInterval = 2, now: Date,
     environment: [String: String] = ProcessInfo.processInfo.environment
@@ -78,6 +129,7 @@ public enum Health {
     } catch let e as TsukuError {
       r.error = e.message
       r.status = "degraded"
+      r.signatureFailed = e.reason == .badSignature
       return r
     } catch {
       r.error = "\(error)"

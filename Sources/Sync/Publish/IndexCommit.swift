@@ -113,9 +113,11 @@ struct IndexCommit {
       reports.append(sources.isEmpty ? try head.store.apply(change) : try head.store.apply(change, sources: sources))
     }
     if let file {
-      try Staged(base: heads.first?.index.map { SHA256.hash($0.bytes) }, index: file, sign: sign).write(to: path)
+      try Staged(
+        base: heads.first?.index.map { SHA256.hash($0.bytes) }, index: file, sign: sign, signingRoot: heads.first?.root
+      ).write(to: path)
     } else if let root = roots.first {
-      try Staged(root: root).write(to: path)
+      try Staged(root: root, signingRoot: heads.first?.root).write(to: path)
     }
     return reports
   }

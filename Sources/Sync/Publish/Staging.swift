@@ -19,16 +19,22 @@ public struct Staged: Codable, Sendable {
   public var root: Envelope?
   /// Which sections the signers add to.
   public var sign: [DocumentType]
+  /// The store's root when this was staged: its roles say which keys may sign a staged
+  /// index, and for a staged root N+1 it is root N, whose root keys must sign too. Absent in
+  /// files staged by older versions, whose signers are then not checked.
+  public var signing_root: Envelope?
 
-  public init(base: ObjectID?, index: IndexFile, sign: [DocumentType]) {
+  public init(base: ObjectID?, index: IndexFile, sign: [DocumentType], signingRoot: TrustedRoot? = nil) {
     base_index_sha256 = base
     self.index = index
     self.sign = sign
+    signing_root = signingRoot.flatMap { try? JSON.decode(Envelope.self, $0.bytes, what: "root") }
   }
 
-  public init(root: Envelope) {
+  public init(root: Envelope, signingRoot: TrustedRoot? = nil) {
     self.root = root
     sign = [.root]
+    signing_root = signingRoot.flatMap { try? JSON.decode(Envelope.self, $0.bytes, what: "root") }
   }
 
   public static func read(_ path: String) throws -> Staged {
@@ -47,16 +53,29 @@ public struct Staged: Codable, Sendable {
     try writeFileAtomically(JSON.encode(self, pretty: true) + Data("\n".utf8), to: path)
   }
 
-  /// Adds each key's signature to the sections this file asks signatures for.
+  /// Adds each key's signature to the sections this file asks signatures for, each section
+  /// signed only by the keys that hold its role. A key that holds no role for any staged
+  /// section is refused (usage) before anything is signed: its signature would never count.
   public mutating func addSignatures(_ keys: [SigningKey]) throws {
+    let needs = try signingNeeds()
+    if !needs.isEmpty {
+      for key in keys where !needs.contains(where: { $0.keyids.contains(key.keyID) }) {
+        throw TsukuError(.usage, "key \(key.keyID) holds no role that signs this staged \(stagedKind): \(Staged.describe(needs))")
+      }
+    }
+    func mine(_ section: DocumentType) -> [SigningKey] {
+      if needs.isEmpty { return keys }
+      let ids = Set(needs.filter { $0.section == section }.flatMap(\.keyids))
+      return keys.filter { ids.contains($0.keyID) }
+    }
     if var r = root {
-      try r.addSignatures(keys)
+      try r.addSignatures(mine(.root))
       root = r
     }
     if var f = index {
-      if sign.contains(.index) { try f.index.addSignatures(keys) }
+      if sign.contains(.index) { try f.index.addSignatures(mine(.index)) }
       if sign.contains(.revocation), var r = f.revocation {
-        try r.addSignatures(keys)
+        try r.addSignatures(mine(.revocation))
         f.revocation = r
       }
       index = f
