@@ -4,14 +4,6 @@ import Sync
 import TestSupport
 import Testing
 
-/// The real registry history (`../shared/corpus`, beside the checkout), or `TSUKU_CORPUS_BUNDLE`.
-let corpusBundle: String = {
-  if let p = ProcessInfo.processInfo.environment["TSUKU_CORPUS_BUNDLE"], !p.isEmpty { return p }
-  let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
-  return checkout.deletingLastPathComponent().appendingPathComponent("shared/corpus/tsuku-registry-history.bundle").path
-}()
-let corpusAvailable = gitCommandAvailable && FileManager.default.fileExists(atPath: corpusBundle)
 
 /// The git history fallback on the real registry history: its snapshots replayed into a git
 /// store (one publish per snapshot, commit dates kept, unreferenced blobs pruned), then the
@@ -120,29 +112,4 @@ let corpusAvailable = gitCommandAvailable && FileManager.default.fileExists(atPa
     #expect(throws: TsukuError.self) { _ = try narrow.get(g.sha256, maxSize: g.size) }
     #expect(try !narrow.contains(g.sha256))
   }
-}
-
-/// Copies from a snapshot's work tree what publish accepts into `out/{critical,recipes,golden}`
-/// and returns the files it refuses with its reason (paths relative to the tree), from the
-/// publish scan's report (`tsuku-dev scan`, which tools/replay-corpus filters with): recipes
-/// that fail validation or repeat a name, golden files that fail validation, name no kept
-/// recipe or repeat a (tool, version, platform).
-func filteredInput(_ tree: String, into out: String) throws -> (PublishInput, [(String, String)]) {
-  let fm = FileManager.default
-  let sets = [("registry/embedded", "critical"), ("registry/recipes", "recipes"), ("registry/golden/plans", "golden")]
-  var dirs = [String: String]()
-  for (src, sub) in sets {
-    try fm.createDirectory(atPath: out + "/" + sub, withIntermediateDirectories: true)
-    if fm.fileExists(atPath: tree + "/" + src) { dirs[sub] = tree + "/" + src }
-  }
-  let scan = try Publisher.scan(
-    PublishInput(recipes: dirs["recipes"], critical: dirs["critical"], golden: dirs["golden"]), mode: .reportRefusals)
-  for path in scan.accepted {
-    let (src, sub) = try #require(sets.first { path.hasPrefix(tree + "/" + $0.0 + "/") })
-    let dst = out + "/" + sub + "/" + path.dropFirst(tree.count + src.count + 2)
-    try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    try Data(contentsOf: URL(fileURLWithPath: path)).write(to: URL(fileURLWithPath: dst))
-  }
-  let refused = scan.refused.map { (String($0.path.dropFirst(tree.count + 1)), $0.reason) }
-  return (PublishInput(recipes: out + "/recipes", critical: out + "/critical", golden: out + "/golden"), refused)
 }

@@ -12,6 +12,7 @@ public struct PublishChanges: Sendable, Codable, Equatable {
     public var removed: [String] = []
     /// How many there were before the publish.
     public var before = 0
+    public init() {}
     /// Whether more than `PublishChanges.maxRemovedShare` of what there was is removed.
     public var removesTooMany: Bool { removed.count * 100 > before * PublishChanges.maxRemovedPercent }
   }
