@@ -29,57 +29,137 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
   return out
 }
 
+/// SECURITY.md's runbook over the three stores a registry lives in: a SeaweedFS bucket (its own
+/// server, stopped at the end), a git repository (the fallback) and a directory mirror.
 @Suite struct RunbookTests {
-  func runScript(_ w: CLIWorld, _ script: String) throws -> CommandResult {
-    var env = w.env
-    env["REG"] = w.store
-    env["KEYS"] = w.dir.file("keys")
-    env["PATH"] = URL(fileURLWithPath: w.bin).deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-    return try runTsuku(["-euo", "pipefail", "-c", script], env: env, binary: "/bin/bash")
+  struct Stores {
+    let w: CLIWorld
+    let bucket: String
+    let git: String
+    let mirror: String
+    var all: [String] { [bucket, git, mirror] }
+    var to: [String] { all.flatMap { ["--to", $0] } }
+    var env: [String: String] {
+      w.env.merging([
+        "TSUKU_S3_ACCESS_KEY_ID": S3TestServer.admin.accessKeyID,
+        "TSUKU_S3_SECRET_ACCESS_KEY": S3TestServer.admin.secretAccessKey, "TSUKU_CONNECT_TIMEOUT": "2",
+      ]) { $1 }
+    }
+
+    func run(_ args: [String]) throws -> CommandResult { try runTsuku(args, env: env, binary: w.bin, killAfter: 120) }
   }
 
-  @Test func runbookCommandsHaveTheEffectsTheyClaim() throws {
+  func runScript(_ s: Stores, _ script: String) throws -> CommandResult {
+    var env = s.env
+    env["BUCKET"] = s.bucket
+    env["GIT"] = s.git
+    env["MIRROR"] = s.mirror
+    env["KEYS"] = s.w.dir.file("keys")
+    env["PATH"] = URL(fileURLWithPath: s.w.bin).deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+    return try runTsuku(["-euo", "pipefail", "-c", script], env: env, binary: "/bin/bash", killAfter: 300)
+  }
+
+  /// Every recipe of the sample, as `show` must print it.
+  func sampleRecipes() throws -> [String: Data] {
+    var out = [String: Data]()
+    for folder in ["recipes", "embedded"] {
+      let dir = checkout + "/registry-index/source/" + folder
+      for p in try FileManager.default.subpathsOfDirectory(atPath: dir) where p.hasSuffix(".toml") {
+        out[String((p as NSString).lastPathComponent.dropLast(5))] = FileManager.default.contents(atPath: dir + "/" + p)
+      }
+    }
+    return out
+  }
+
+  @Test(.timeLimit(.minutes(10))) func runbookCommandsHaveTheEffectsTheyClaim() throws {
     let blocks = try runbookBlocks()
     #expect(blocks.map(\.name) == ["compromised-hash", "index-key-leak", "repository-compromise"])
+    let own: OwnS3Server
+    do { own = try OwnS3Server() } catch let e as S3TestServer.S3Unavailable { try Test.cancel("\(e)") }
     let w = try CLIWorld()
-    try w.setUp()
-    #expect(try w.run("update-registry").status == 0)
-    #expect(try w.run("show", "fzf").status == 0)
+    let repo = try makeGitRepository(at: w.dir.file("registry.git"), bare: true)
+    let s = Stores(
+      w: w, bucket: "s3://\(try own.makeBucket())/v1?endpoint=\(own.endpoint)&region=us-east-1",
+      git: "git+file://\(repo)?dir=store", mirror: w.dir.file("mirror"))
+    try FileManager.default.createDirectory(atPath: w.dir.file("keys"), withIntermediateDirectories: true)
+    for role in ["root", "index", "revocation"] { #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0) }
+    var r = try s.run(
+      ["registry", "init", "--root-key", w.k("root") + ".pub", "--index-key", w.k("index") + ".pub",
+       "--revocation-key", w.k("revocation") + ".pub", "--sign", w.k("root")] + s.to)
+    #expect(r.status == 0, "\(r.stderr)")
+    let sample = checkout + "/registry-index/source"
+    r = try s.run(
+      ["registry", "publish", "--recipes", sample + "/recipes", "--critical", sample + "/embedded", "--golden",
+       sample + "/golden", "--key", w.k("index"), "--revocation-key", w.k("revocation")] + s.to)
+    #expect(r.status == 0, "\(r.stderr)")
+    r = try s.run(["init", "--root", w.dir.file("mirror/root/1.root.json"), "--source", s.bucket, "--source", s.git])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(try s.run(["update-registry"]).status == 0)
+    #expect(try s.run(["show", "fzf"]).status == 0)
 
     // 1. compromised hash
-    var r = try runScript(w, blocks[0].script)
+    r = try runScript(s, blocks[0].script)
     #expect(r.status == 0, "\(r.stderr)")
-    #expect(r.out.contains("published revocation list version 1"))
+    #expect(r.out.contains("published revocation list version 2"), "\(r.out)")
+    #expect(r.out.contains("all 3 targets agree"), "\(r.out)")
     #expect(r.out.contains("fetch 'fzf'"))
-    r = try w.run("update-registry")
+    r = try s.run(["update-registry"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stderr.contains("'fzf' (sha256 "))
     #expect(r.stderr.contains("is revoked: fzf 0.60 release tarball replaced upstream"))
-    r = try w.run("show", "fzf")
+    r = try s.run(["show", "fzf"])
     #expect(r.status == 4)
     #expect(r.stderr.contains("revoked"))
-    #expect(try w.run("show", "jq").status == 0)
+    #expect(try s.run(["show", "jq"]).status == 0)
 
     // 2. index key leak
-    r = try runScript(w, blocks[1].script)
+    r = try runScript(s, blocks[1].script)
     #expect(r.status == 0, "\(r.stderr) \(r.out)")
-    r = try w.run("update-registry")
+    #expect(r.out.contains("all 3 targets agree"), "\(r.out)")
+    r = try s.run(["update-registry"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try Home(path: w.dir.file("home")).loadTrust()?.0.version == 2)
-    #expect(try w.run("show", "jq").status == 0)
-    // The leaked key can no longer publish.
-    r = try w.run("registry", "resign", "--key", w.k("index"), "--to", w.store)
+    #expect(try s.run(["show", "jq"]).status == 0)
+    // The leaked key can no longer publish, to any of the stores.
+    r = try s.run(["registry", "resign", "--key", w.k("index")] + s.to)
     #expect(r.status == 64)
     #expect(r.stderr.contains("is not an index key of root version 2"))
 
     // 3. repository compromise: every online key replaced.
-    r = try runScript(w, blocks[2].script)
+    r = try runScript(s, blocks[2].script)
     #expect(r.status == 0, "\(r.stderr)")
-    r = try w.run("update-registry")
+    #expect(r.out.contains("all 3 targets agree"), "\(r.out)")
+    r = try s.run(["update-registry"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try Home(path: w.dir.file("home")).loadTrust()?.0.version == 3)
-    #expect(try w.run("show", "jq").status == 0)
-    #expect(try w.run("show", "fzf").status == 4)
+    #expect(try s.run(["show", "jq"]).status == 0)
+    #expect(try s.run(["show", "fzf"]).status == 4)
+
+    // The bucket goes down: a fresh client falls back to git, refuses the revoked hash and
+    // serves everything else byte for byte.
+    own.stop()
+    let fresh = ["TSUKU_HOME": w.dir.file("home2")]
+    r = try runTsuku(
+      ["init", "--root", w.dir.file("mirror/root/1.root.json"), "--source", s.bucket, "--source", s.git],
+      env: s.env.merging(fresh) { $1 }, binary: w.bin, killAfter: 60)
+    #expect(r.status == 0, "\(r.stderr)")
+    r = try runTsuku(["update-registry"], env: s.env.merging(fresh) { $1 }, binary: w.bin, killAfter: 60)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.out.contains(s.git), "\(r.out)")
+    #expect(try Home(path: w.dir.file("home2")).loadTrust()?.0.version == 3)
+    var served = 0
+    for (name, bytes) in try sampleRecipes() {
+      r = try runTsuku(["show", name], env: s.env.merging(fresh) { $1 }, binary: w.bin, killAfter: 60)
+      if name == "fzf" {
+        #expect(r.status == 4, "\(r.stderr)")
+        #expect(r.stderr.contains("revoked"))
+      } else {
+        #expect(r.status == 0, "\(name): \(r.stderr)")
+        #expect(r.stdout == bytes, "\(name)")
+        served += 1
+      }
+    }
+    #expect(served >= 20)
   }
 }
 
