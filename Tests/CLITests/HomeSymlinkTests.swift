@@ -5,53 +5,13 @@ import Testing
 
 import TestSupport
 
-/// What a bounded run printed and returned, and whether its kill timer fired.
-struct BoundedResult {
-  let status: Int32
-  let stdout: Data
-  let stderr: String
-  var out: String { String(decoding: stdout, as: UTF8.self) }
-}
-
 /// Runs the binary as `CLIWorld.run` does, killed after `seconds`: a command that blocks (on a
 /// FIFO, say) fails its test instead of stalling the suite. `timedOut` says it was killed.
 func runBounded(
   _ w: CLIWorld, _ args: [String], env extra: [String: String] = [:], seconds: Int = 60
-) throws -> (result: BoundedResult, timedOut: Bool) {
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: w.bin)
-  p.arguments = args
-  var e = w.env.merging(extra) { $1 }
-  if e["PATH"] == nil { e["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin" }
-  p.environment = e
-  let out = Pipe()
-  let err = Pipe()
-  p.standardOutput = out
-  p.standardError = err
-  p.standardInput = FileHandle.nullDevice
-  try p.run()
-  let killed = Atomic(false)
-  let timer = DispatchWorkItem { [pid = p.processIdentifier] in
-    killed.store(true)
-    kill(pid, SIGKILL)
-  }
-  DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds), execute: timer)
-  let o = out.fileHandleForReading.readDataToEndOfFile()
-  let r = err.fileHandleForReading.readDataToEndOfFile()
-  p.waitUntilExit()
-  timer.cancel()
-  return (
-    BoundedResult(status: p.terminationStatus, stdout: o, stderr: String(decoding: r, as: UTF8.self)), killed.load()
-  )
-}
-
-/// A tiny atomic flag for the kill timer.
-final class Atomic: @unchecked Sendable {
-  private let lock = NSLock()
-  private var value: Bool
-  init(_ v: Bool) { value = v }
-  func store(_ v: Bool) { lock.withLock { value = v } }
-  func load() -> Bool { lock.withLock { value } }
+) throws -> (result: CommandResult, timedOut: Bool) {
+  let r = try runTsuku(args, env: w.env.merging(extra) { $1 }, binary: w.bin, killAfter: Double(seconds))
+  return (r, r.status == SIGKILL + 128)
 }
 
 /// A local user who can plant files in `TSUKU_HOME` must not turn the client's writes into
