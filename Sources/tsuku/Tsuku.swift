@@ -57,7 +57,7 @@ struct Tsuku: ParsableCommand {
 }
 
 /// The version `tsuku --version` prints.
-let tsukuVersion = "0.1.0"
+let tsukuVersion = PublishedBy.toolVersion
 
 @main
 enum Main {

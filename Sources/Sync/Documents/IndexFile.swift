@@ -25,6 +25,9 @@ public struct IndexPayload: Codable, Hashable, Sendable {
   /// The lowest revocation list version a client may accept with this index: a source can
   /// then neither strip the revocation section nor serve an older one than the publisher saw.
   public var revocation_version: Int?
+  /// Who made this version (format.md, "Who published"): signed with the payload, so a client
+  /// reads it verified. Absent in versions made before it existed.
+  public var published_by: PublishedBy?
 
   public var expiryDate: Date? { Timestamp.parse(expires) }
 
@@ -50,14 +53,17 @@ public struct RevocationPayload: Codable, Hashable, Sendable {
   /// The revoked key ids, also here in the signed section so that a client can stop counting
   /// their signatures before it fetches anything.
   public var revoked_keys: [String]
+  /// Who made this version, as in `IndexPayload.published_by`.
+  public var published_by: PublishedBy?
 
-  public init(version: Int, expires: Date, list: BlobRef, revokedKeys: [String]) {
+  public init(version: Int, expires: Date, list: BlobRef, revokedKeys: [String], publishedBy: PublishedBy? = nil) {
     format = Format.current
     type = DocumentType.revocation.rawValue
     self.version = version
     self.expires = Timestamp.format(expires)
     self.list = list
     revoked_keys = revokedKeys
+    published_by = publishedBy
   }
 
   public var expiryDate: Date? { Timestamp.parse(expires) }
