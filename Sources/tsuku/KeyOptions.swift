@@ -9,7 +9,7 @@ struct SignerOptions: ParsableArguments {
   @Option(
     name: .customLong("signer"),
     help: ArgumentHelp(
-      "An external signer command, signing beside the key files; repeatable (see 'External signers' in docs/cli.md). Key options also take env:NAME (the key's text in an environment variable) and - (standard input).",
+      "An external signer command, signing beside the key files; repeatable (protocol: 'Private keys and external signers' in docs/cli.md). Key options also take env:NAME (the key's text in an environment variable) and - (standard input).",
       valueName: "cmd"))
   var signers: [String] = []
 
