@@ -85,6 +85,19 @@ import TestSupport
     #expect(try c.recipe("aa") == Data(w.recipes["aa"]!.utf8))
   }
 
+  @Test func aSourceThatHangsIsGivenUpAtTheChecksOwnLimitNotTheCommands() throws {
+    let w = try world()
+    let hanging = try LoopbackServer { _ in .hang }
+    defer { hanging.stop() }
+    var warnings = [String]()
+    let c = Client(
+      home: try w.f.home(), chain: SourceChain(["http://127.0.0.1:\(hanging.port)/x"]), now: w.f.now.addingTimeInterval(600),
+      warn: { warnings.append($0) })
+    #expect(notFound(c, "z3"))
+    #expect(warnings.count == 1, "\(warnings)")
+    #expect(warnings.first?.contains("the time limit of 2 s ran out (the check for a name published since)") == true, "\(warnings)")
+  }
+
   @Test func theNegativeTTLIsReadLikeTheOtherTTLs() throws {
     #expect(try CachePolicy.fromEnvironment([:]).negativeTTL == 300)
     #expect(try CachePolicy.fromEnvironment(["TSUKU_RECIPE_NEGATIVE_TTL": "0"]).negativeTTL == 0)

@@ -20,13 +20,19 @@ extension Client {
     let version = (try? trust())?.1.index_version ?? 0
     let etag = Updater.knownETag(meta, url: url, indexVersion: version, cachedHash: cachedHash)
     let read: DocumentRead
+    var limit = CachePolicy.missCheckTimeout
     do {
-      let limit = min(CachePolicy.missCheckTimeout, try TransportOptions.apiTimeout())
+      limit = min(limit, try TransportOptions.apiTimeout())
       let store = try openReader(url, deadline: Deadline(startingAtFirstUse: limit))
       let source = MeteredSource(store: store, backend: TsukuMetrics.backend(of: url), metrics: metrics, now: now)
       read = try source.readDocument(.index, maxSize: Limits.indexFile, ifNoneMatch: etag)
     } catch {
-      let why = (error as? TsukuError).map { ([$0.message] + $0.details).joined(separator: "; ") } ?? "\(error)"
+      var why = (error as? TsukuError).map { ([$0.message] + $0.details).joined(separator: "; ") } ?? "\(error)"
+      // The limit that ran out is this check's own, not the command's.
+      if limit == CachePolicy.missCheckTimeout {
+        why = why.replacingOccurrences(of: "the command's time limit", with: "the time limit").replacingOccurrences(
+          of: "(TSUKU_API_TIMEOUT)", with: "(the check for a name published since)")
+      }
       warn(
         "'\(name)' is not in the cached index (version \(idx.version), confirmed \(Duration.describe(now.timeIntervalSince(confirmed))) ago) and '\(url)' could not be asked for a newer one: \(why)"
       )
