@@ -15,17 +15,23 @@ import TestSupport
   func world(indexPub: String? = nil) throws -> CLIWorld {
     let w = try CLIWorld()
     try FileManager.default.createDirectory(atPath: w.dir.file("keys"), withIntermediateDirectories: true)
-    for role in ["root", "index", "revocation"] { #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0) }
+    for role in ["root", "index", "revocation"] {
+      #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0)
+    }
     let r = try w.run(
-      "registry", "init", "--to", w.store, "--root-key", w.k("root") + ".pub", "--index-key", indexPub ?? w.k("index") + ".pub",
+      "registry", "init", "--to", w.store, "--root-key", w.k("root") + ".pub", "--index-key",
+      indexPub ?? w.k("index") + ".pub",
       "--revocation-key", w.k("revocation") + ".pub", "--sign", w.k("root"))
     #expect(r.status == 0, "\(r.stderr)")
     return w
   }
 
-  func publish(_ w: CLIWorld, _ extra: [String], env: [String: String] = [:], stdin: Data? = nil) throws -> CommandResult {
+  func publish(_ w: CLIWorld, _ extra: [String], env: [String: String] = [:], stdin: Data? = nil) throws
+    -> CommandResult
+  {
     try runTsuku(
-      ["registry", "publish", "--recipes", sample + "/recipes", "--critical", sample + "/embedded", "--to", w.store] + extra,
+      ["registry", "publish", "--recipes", sample + "/recipes", "--critical", sample + "/embedded", "--to", w.store]
+        + extra,
       env: w.env.merging(env) { $1 }, binary: w.bin, killAfter: 120, stdin: stdin)
   }
 
@@ -35,7 +41,8 @@ import TestSupport
     var out = [(String, Data)]()
     for case let rel as String in e {
       let path = dir + "/" + rel
-      guard let a = try? FileManager.default.attributesOfItem(atPath: path), a[.type] as? FileAttributeType == .typeRegular,
+      guard let a = try? FileManager.default.attributesOfItem(atPath: path),
+        a[.type] as? FileAttributeType == .typeRegular,
         (a[.size] as? Int ?? 0) < 64 << 20
       else { continue }
       if let since, let m = a[.modificationDate] as? Date, m < since { continue }
@@ -50,7 +57,9 @@ import TestSupport
     let text = try Data(contentsOf: URL(fileURLWithPath: keyFile))
     let f = try JSONSerialization.jsonObject(with: text) as! [String: Any]
     let seed = Data(base64Encoded: f["private"] as! String)!
-    return [text, seed, Data(seed.base64EncodedString().utf8), Data(seed.map { String(format: "%02x", $0) }.joined().utf8)]
+    return [
+      text, seed, Data(seed.base64EncodedString().utf8), Data(seed.map { String(format: "%02x", $0) }.joined().utf8),
+    ]
   }
 
   /// The store's files and their bytes, to show that nothing was written.
@@ -99,7 +108,8 @@ import TestSupport
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.out.contains("published index version 1"))
     r = try runTsuku(
-      ["registry", "resign", "--key", "-", "--revocation-key", "-", "--to", w.store], env: w.env, binary: w.bin, killAfter: 60,
+      ["registry", "resign", "--key", "-", "--revocation-key", "-", "--to", w.store], env: w.env, binary: w.bin,
+      killAfter: 60,
       stdin: keyText)
     #expect(r.status == 64)
     #expect(r.stderr == "error: '--key -' given twice: standard input holds one key\n")
@@ -112,7 +122,8 @@ import TestSupport
 
   /// An Ed25519 key made by the openssl command (a stand-in for an HSM), its `.pub` file, and
   /// a signer script over it whose `sign` step runs `signBody` (default: sign with openssl).
-  func signer(_ w: CLIWorld, name: String = "signer", signBody: String? = nil) throws -> (command: String, pub: String) {
+  func signer(_ w: CLIWorld, name: String = "signer", signBody: String? = nil) throws -> (command: String, pub: String)
+  {
     let dir = w.dir.file(name)
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let gen = try runProcess("/usr/bin/env", ["openssl", "genpkey", "-algorithm", "ed25519", "-out", dir + "/k.pem"])
@@ -121,7 +132,8 @@ import TestSupport
     let key = PublicKey(ed25519: [UInt8](der.out.suffix(32)))
     let pub = "{\"keyid\":\"\(key.keyID)\",\"public\":\"\(key.public)\",\"type\":\"ed25519\"}\n"
     try pub.write(toFile: dir + "/k.pub", atomically: true, encoding: .utf8)
-    let sign = signBody ?? "cat > \"$D/msg\" && openssl pkeyutl -sign -inkey \"$D/k.pem\" -rawin -in \"$D/msg\" | base64 -w0"
+    let sign =
+      signBody ?? "cat > \"$D/msg\" && openssl pkeyutl -sign -inkey \"$D/k.pem\" -rawin -in \"$D/msg\" | base64 -w0"
     let script = """
       #!/bin/sh
       D='\(dir)'
@@ -175,7 +187,8 @@ import TestSupport
     #expect(snapshot(w) == before, "the store changed")
     // One error line, after the progress lines (and what the signer itself printed).
     #expect(r.stderr.split(separator: "\n").last?.hasPrefix("error: signer '") == true, "\(r.stderr)")
-    #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") || $0.hasPrefix("  ") }.count == 1, "\(r.stderr)")
+    #expect(
+      r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") || $0.hasPrefix("  ") }.count == 1, "\(r.stderr)")
     return r
   }
 
@@ -188,7 +201,8 @@ import TestSupport
 
   @Test func aSignerThatReturnsAWrongSignatureIsRefusedAndNothingIsWritten() throws {
     // A well-formed signature by another key.
-    let other = "cat > /dev/null; openssl genpkey -algorithm ed25519 -out \"$D/o.pem\" && echo x > \"$D/m\" && openssl pkeyutl -sign -inkey \"$D/o.pem\" -rawin -in \"$D/m\" | base64 -w0"
+    let other =
+      "cat > /dev/null; openssl genpkey -algorithm ed25519 -out \"$D/o.pem\" && echo x > \"$D/m\" && openssl pkeyutl -sign -inkey \"$D/o.pem\" -rawin -in \"$D/m\" | base64 -w0"
     var r = try refused(signBody: other)
     #expect(r.status == 4, "\(r.stderr)")
     #expect(r.stderr.contains("returned a signature that does not verify against its key"), "\(r.stderr)")
@@ -209,7 +223,8 @@ import TestSupport
     let w = try CLIWorld()
     try FileManager.default.createDirectory(atPath: w.dir.file("keys"), withIntermediateDirectories: true)
     for role in ["root", "revocation"] { #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0) }
-    var r = try w.run("registry", "keygen", "--out", w.k("index"), "--passphrase-env", "NEW_PASS", env: ["NEW_PASS": "correct horse"])
+    var r = try w.run(
+      "registry", "keygen", "--out", w.k("index"), "--passphrase-env", "NEW_PASS", env: ["NEW_PASS": "correct horse"])
     #expect(r.status == 0, "\(r.stderr)")
     let text = try String(contentsOfFile: w.k("index"), encoding: .utf8)
     #expect(!text.contains("\"private\""))
@@ -230,7 +245,8 @@ import TestSupport
     r = try publish(w, ["--key", w.k("index")], env: ["TSUKU_KEY_PASSPHRASE": "correct horse"])
     #expect(r.status == 0, "\(r.stderr)")
     // The same text from a variable works too.
-    r = try publish(w, ["--key", "env:K", "--expires-days", "20"], env: ["K": text, "TSUKU_KEY_PASSPHRASE": "correct horse"])
+    r = try publish(
+      w, ["--key", "env:K", "--expires-days", "20"], env: ["K": text, "TSUKU_KEY_PASSPHRASE": "correct horse"])
     #expect(r.status == 0, "\(r.stderr)")
   }
 }

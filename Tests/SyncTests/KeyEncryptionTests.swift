@@ -10,7 +10,9 @@ import Testing
     let key = try SigningKey.generate()
     let sealed = try SealedSeed.seal(key.seed!, keyID: key.keyID, passphrase: Array("pass phrase".utf8))
     #expect(try sealed.open(keyID: key.keyID, what: "k", passphrase: Array("pass phrase".utf8)) == key.seed!)
-    #expect(throws: TsukuError.self) { try sealed.open(keyID: key.keyID, what: "k", passphrase: Array("pass phrasE".utf8)) }
+    #expect(throws: TsukuError.self) {
+      try sealed.open(keyID: key.keyID, what: "k", passphrase: Array("pass phrasE".utf8))
+    }
     // The key id is authenticated with the seed.
     #expect(throws: TsukuError.self) {
       try sealed.open(keyID: String(repeating: "0", count: 64), what: "k", passphrase: Array("pass phrase".utf8))
@@ -30,9 +32,10 @@ import Testing
   }
 
   @Test func signerCommandLinesSplitWithoutAShell() throws {
-    #expect(try ExternalSigner.words("kms-sign --key 'alias/tsuku index' \"a \\\"b\\\"\" c\\ d") == [
-      "kms-sign", "--key", "alias/tsuku index", "a \"b\"", "c d",
-    ])
+    #expect(
+      try ExternalSigner.words("kms-sign --key 'alias/tsuku index' \"a \\\"b\\\"\" c\\ d") == [
+        "kms-sign", "--key", "alias/tsuku index", "a \"b\"", "c d",
+      ])
     #expect(try ExternalSigner.words("  one  ") == ["one"])
     #expect(try ExternalSigner.words("a '' b") == ["a", "", "b"])
     #expect(throws: TsukuError.self) { try ExternalSigner.words("a 'b") }

@@ -80,7 +80,10 @@ import TestSupport
       warn: { warnings.append($0) })
     #expect(notFound(c, "z3"))
     #expect(warnings.count == 1, "\(warnings)")
-    #expect(warnings.first?.hasPrefix("'z3' is not in the cached index (version 1, confirmed 10 minutes ago) and 'http://127.0.0.1:1/x' could not be asked for a newer one") == true, "\(warnings)")
+    #expect(
+      warnings.first?.hasPrefix(
+        "'z3' is not in the cached index (version 1, confirmed 10 minutes ago) and 'http://127.0.0.1:1/x' could not be asked for a newer one"
+      ) == true, "\(warnings)")
     // What is cached still reads.
     #expect(try c.recipe("aa") == Data(w.recipes["aa"]!.utf8))
   }
@@ -91,11 +94,14 @@ import TestSupport
     defer { hanging.stop() }
     var warnings = [String]()
     let c = Client(
-      home: try w.f.home(), chain: SourceChain(["http://127.0.0.1:\(hanging.port)/x"]), now: w.f.now.addingTimeInterval(600),
+      home: try w.f.home(), chain: SourceChain(["http://127.0.0.1:\(hanging.port)/x"]),
+      now: w.f.now.addingTimeInterval(600),
       warn: { warnings.append($0) })
     #expect(notFound(c, "z3"))
     #expect(warnings.count == 1, "\(warnings)")
-    #expect(warnings.first?.contains("the time limit of 2 s ran out (the check for a name published since)") == true, "\(warnings)")
+    #expect(
+      warnings.first?.contains("the time limit of 2 s ran out (the check for a name published since)") == true,
+      "\(warnings)")
   }
 
   @Test func theNegativeTTLIsReadLikeTheOtherTTLs() throws {

@@ -42,7 +42,9 @@ extension Client {
       let report = try updateRegistry(firstRead: (url, etag, read))
       return report.index_version != idx.version || loaded == nil
     } catch let e as TsukuError {
-      warn("'\(name)' is not in the cached index (version \(idx.version)) and the sync of a newer one failed: \(e.message)")
+      warn(
+        "'\(name)' is not in the cached index (version \(idx.version)) and the sync of a newer one failed: \(e.message)"
+      )
       return false
     } catch {
       return false

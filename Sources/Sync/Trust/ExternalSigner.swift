@@ -49,7 +49,9 @@ public struct ExternalSigner: MessageSigner {
   }
 
   /// `TSUKU_SIGNER_TIMEOUT`: a duration from 1s to 10m (default 30s).
-  public static func timeoutFromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Double {
+  public static func timeoutFromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws
+    -> Double
+  {
     guard let s = env["TSUKU_SIGNER_TIMEOUT"], !s.isEmpty else { return 30 }
     guard let t = Duration.parse(s), t >= 1, t <= 600 else {
       throw TsukuError(.usage, "invalid TSUKU_SIGNER_TIMEOUT '\(s)': expected a duration from 1s to 10m, e.g. 30s")
@@ -68,9 +70,11 @@ public struct ExternalSigner: MessageSigner {
     case .timedOut:
       throw TsukuError(
         .unavailable,
-        "signer '\(name)' did not answer within \(Duration.describe(timeout)) (\(extra[0]); TSUKU_SIGNER_TIMEOUT); killed it; nothing was signed")
+        "signer '\(name)' did not answer within \(Duration.describe(timeout)) (\(extra[0]); TSUKU_SIGNER_TIMEOUT); killed it; nothing was signed"
+      )
     case .tooMuchOutput:
-      throw TsukuError(.integrity, "signer '\(name)' printed more than 64 KiB (\(extra[0])); killed it; nothing was signed")
+      throw TsukuError(
+        .integrity, "signer '\(name)' printed more than 64 KiB (\(extra[0])); killed it; nothing was signed")
     }
   }
 
@@ -109,7 +113,9 @@ public struct ExternalSigner: MessageSigner {
         inWord = true
       }
     }
-    if quote != nil || escaped { throw TsukuError(.usage, "invalid --signer '\(line)': an unclosed quote or a trailing backslash") }
+    if quote != nil || escaped {
+      throw TsukuError(.usage, "invalid --signer '\(line)': an unclosed quote or a trailing backslash")
+    }
     if inWord { words.append(word) }
     return words
   }

@@ -56,7 +56,8 @@ public struct SealedSeed: Codable, Sendable {
     else { throw TsukuError(.usage, "\(what) is damaged: its encrypted fields are malformed") }
     var key = try SecretBox.scrypt(passphrase: passphrase, salt: [UInt8](salt), n: n, r: r, p: p)
     defer { SecretBox.wipe(&key) }
-    guard let seed = try SecretBox.open([UInt8](sealed), key: key, nonce: [UInt8](nonce), aad: SealedSeed.aad(keyID)) else {
+    guard let seed = try SecretBox.open([UInt8](sealed), key: key, nonce: [UInt8](nonce), aad: SealedSeed.aad(keyID))
+    else {
       throw TsukuError(.usage, "wrong passphrase for \(what) (or the file is damaged)")
     }
     return seed

@@ -72,7 +72,9 @@ public enum KeyFile {
   }
 
   private static func standardInput() throws -> Data {
-    if stdinTaken.withLock({ taken in defer { taken = true }; return taken }) {
+    if stdinTaken.withLock({ taken in
+      defer { taken = true }; return taken
+    }) {
       throw TsukuError(.usage, "'--key -' given twice: standard input holds one key")
     }
     var data = Data()
@@ -88,12 +90,14 @@ public enum KeyFile {
     var st = stat()
     guard stat(path, &st) == 0 else { throw TsukuError(.usage, "cannot read key file '\(path)': no such file") }
     let data = try readSmall(path)
-    if let f = try? JSONDecoder().decode(Fields.self, from: data), f.private == nil, f.encrypted == nil, f.public != nil {
+    if let f = try? JSONDecoder().decode(Fields.self, from: data), f.private == nil, f.encrypted == nil, f.public != nil
+    {
       throw TsukuError(.usage, "'\(path)' is a public key; give the private key file (without .pub)")
     }
     if st.st_mode & 0o077 != 0 {
       throw TsukuError(
-        .usage, "key file '\(path)' is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600")
+        .usage, "key file '\(path)' is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600"
+      )
     }
     return try parsePrivate(data, what: "key file '\(path)'")
   }
