@@ -1,10 +1,6 @@
 import Foundation
 import Store
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// A public key as it appears in a root document and in a `.pub` file.
 public struct PublicKey: Codable, Hashable, Sendable {
   /// Only `ed25519` is understood; keys of any other type never count toward a threshold.
