@@ -147,3 +147,97 @@ public enum Ed25519 {
     return key
   }
 }
+
+/// Sealing a small secret (a private key seed) under a passphrase: scrypt derives the key,
+/// AES-256-GCM encrypts and authenticates the secret together with associated data.
+public enum SecretBox {
+  public static let keySize = 32
+  public static let nonceSize = 12
+  public static let tagSize = 16
+  /// The most memory a key derivation may use (scrypt needs 128 * r * N * p bytes).
+  public static let maxMemory: UInt64 = 512 << 20
+
+  /// `count` bytes from OpenSSL's random generator.
+  public static func random(_ count: Int) throws -> [UInt8] {
+    _ = opensslReady
+    var out = [UInt8](repeating: 0, count: count)
+    try check(RAND_bytes(&out, Int32(count)), "RAND_bytes")
+    return out
+  }
+
+  /// The scrypt key of `passphrase` and `salt` with cost `n` (a power of two), block size `r`
+  /// and parallelism `p`.
+  public static func scrypt(passphrase: [UInt8], salt: [UInt8], n: UInt64, r: UInt64, p: UInt64) throws -> [UInt8] {
+    _ = opensslReady
+    var out = [UInt8](repeating: 0, count: keySize)
+    let rc = passphrase.withUnsafeBufferPointer { pass in
+      pass.withMemoryRebound(to: CChar.self) { pass in
+        EVP_PBE_scrypt(pass.baseAddress, pass.count, salt, salt.count, n, r, p, maxMemory, &out, keySize)
+      }
+    }
+    try check(rc, "EVP_PBE_scrypt")
+    return out
+  }
+
+  /// The ciphertext of `plaintext` followed by its 16-byte tag.
+  public static func seal(_ plaintext: [UInt8], key: [UInt8], nonce: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+    let ctx = try cipherContext(key: key, nonce: nonce, encrypt: true)
+    defer { EVP_CIPHER_CTX_free(ctx) }
+    var len: Int32 = 0
+    try check(EVP_EncryptUpdate(ctx, nil, &len, aad, Int32(aad.count)), "EVP_EncryptUpdate (aad)")
+    var out = [UInt8](repeating: 0, count: plaintext.count + 16)
+    try check(EVP_EncryptUpdate(ctx, &out, &len, plaintext, Int32(plaintext.count)), "EVP_EncryptUpdate")
+    var total = Int(len)
+    var tail = [UInt8](repeating: 0, count: 16)
+    try check(EVP_EncryptFinal_ex(ctx, &tail, &len), "EVP_EncryptFinal_ex")
+    out.replaceSubrange(total..<total + Int(len), with: tail.prefix(Int(len)))
+    total += Int(len)
+    var tag = [UInt8](repeating: 0, count: tagSize)
+    try check(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, Int32(tagSize), &tag), "EVP_CTRL_AEAD_GET_TAG")
+    return Array(out.prefix(total)) + tag
+  }
+
+  /// The plaintext of `sealed` (ciphertext and tag), or nil when the key, the nonce, the
+  /// associated data or the bytes are not the ones sealed.
+  public static func open(_ sealed: [UInt8], key: [UInt8], nonce: [UInt8], aad: [UInt8]) throws -> [UInt8]? {
+    guard sealed.count >= tagSize else { return nil }
+    let ctx = try cipherContext(key: key, nonce: nonce, encrypt: false)
+    defer { EVP_CIPHER_CTX_free(ctx) }
+    let body = Array(sealed.dropLast(tagSize))
+    var tag = Array(sealed.suffix(tagSize))
+    var len: Int32 = 0
+    try check(EVP_DecryptUpdate(ctx, nil, &len, aad, Int32(aad.count)), "EVP_DecryptUpdate (aad)")
+    var out = [UInt8](repeating: 0, count: body.count + 16)
+    try check(EVP_DecryptUpdate(ctx, &out, &len, body, Int32(body.count)), "EVP_DecryptUpdate")
+    let total = Int(len)
+    try check(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, Int32(tagSize), &tag), "EVP_CTRL_AEAD_SET_TAG")
+    var tail = [UInt8](repeating: 0, count: 16)
+    guard EVP_DecryptFinal_ex(ctx, &tail, &len) == 1 else {
+      ERR_clear_error()
+      out.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+      return nil
+    }
+    return Array(out.prefix(total + Int(len)))
+  }
+
+  /// Overwrites a secret in place, in a way the compiler does not remove.
+  public static func wipe(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+  }
+
+  private static func cipherContext(key: [UInt8], nonce: [UInt8], encrypt: Bool) throws -> OpaquePointer {
+    _ = opensslReady
+    guard key.count == keySize, nonce.count == nonceSize else {
+      throw TsukuError(.usage, "invalid AES-256-GCM key or nonce size: \(key.count), \(nonce.count)")
+    }
+    guard let ctx = EVP_CIPHER_CTX_new() else { throw opensslError("EVP_CIPHER_CTX_new") }
+    let rc =
+      encrypt
+      ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce)
+    if rc != 1 {
+      EVP_CIPHER_CTX_free(ctx)
+      throw opensslError("EVP_CipherInit_ex")
+    }
+    return ctx
+  }
+}

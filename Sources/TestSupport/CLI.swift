@@ -25,10 +25,11 @@ public func runTsuku(_ arguments: [String], env: [String: String], binary: Strin
 
 /// As `runTsuku(_:env:binary:)`, killing the process (SIGKILL) if it is still running after
 /// `killAfter` seconds: a guard, so that a command that would hang fails its test instead.
-/// A killed run has status `SIGKILL + 128`.
-public func runTsuku(_ arguments: [String], env: [String: String], binary: String, killAfter: Double?) throws
-  -> CommandResult
-{
+/// A killed run has status `SIGKILL + 128`. `stdin`, when given, is what the command reads on
+/// its standard input (else it reads nothing).
+public func runTsuku(
+  _ arguments: [String], env: [String: String], binary: String, killAfter: Double?, stdin: Data? = nil
+) throws -> CommandResult {
   let p = Process()
   p.executableURL = URL(fileURLWithPath: binary)
   p.arguments = arguments
@@ -39,8 +40,17 @@ public func runTsuku(_ arguments: [String], env: [String: String], binary: Strin
   let err = Pipe()
   p.standardOutput = out
   p.standardError = err
-  p.standardInput = FileHandle.nullDevice
+  let input = Pipe()
+  p.standardInput = stdin == nil ? FileHandle.nullDevice : input
   try p.run()
+  if let stdin {
+    // A command that exits without reading all of it must not kill the test process.
+    signal(SIGPIPE, SIG_IGN)
+    DispatchQueue.global().async {
+      try? input.fileHandleForWriting.write(contentsOf: stdin)
+      try? input.fileHandleForWriting.close()
+    }
+  }
   if let killAfter {
     let pid = p.processIdentifier
     DispatchQueue.global().asyncAfter(deadline: .now() + killAfter) { [p] in

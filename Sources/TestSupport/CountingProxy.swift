@@ -21,6 +21,9 @@ public final class CountingProxy: Sendable {
   private final class Counter: Sendable {
     struct State {
       var count = 0
+      /// The method and path of each request counted, `(conditional)` after it when it
+      /// carried `If-None-Match`.
+      var requests = [String]()
       /// After this many requests (counted from the start), every request is answered by
       /// closing the connection.
       var failAfter: Int?
@@ -40,6 +43,7 @@ public final class CountingProxy: Sendable {
     server = try LoopbackServer(recording: false) { request in
       let dead = counter.state.withLock { s in
         s.count += 1
+        s.requests.append(request.method + " " + request.path + (request.headers["if-none-match"] == nil ? "" : " (conditional)"))
         return s.failAfter.map { s.count > $0 } ?? false
       }
       return dead ? .close : UpstreamHTTP.forward(request, port: upPort)
@@ -50,6 +54,8 @@ public final class CountingProxy: Sendable {
 
   /// Requests forwarded since the start or the last `reset`.
   public func count() throws -> Int { counter.state.withLock { $0.count } }
+  /// The method and path of each request counted: `GET /bucket/reg/index.json (conditional)`.
+  public func requests() -> [String] { counter.state.withLock { $0.requests } }
   public func reset() throws { counter.state.withLock { $0 = Counter.State() } }
   /// After `n` more requests, every request is answered by closing the connection.
   public func failAfter(_ n: Int) throws { counter.state.withLock { $0.failAfter = $0.count + n } }

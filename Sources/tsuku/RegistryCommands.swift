@@ -20,10 +20,11 @@ extension Tsuku.Registry {
       abstract: "Make an Ed25519 key pair: FILE (private, mode 0600) and FILE.pub; print the key id.")
     @Option(help: "Where to write the private key.") var out: String
     @Option(help: "A note stored in the key file (e.g. 'TEST KEY').") var note: String?
+    @OptionGroup var encryption: KeyEncryptionOptions
 
     func run() throws {
       let key = try SigningKey.generate()
-      try KeyFile.write(key, to: out, note: note)
+      try KeyFile.write(key, to: out, note: note, passphrase: try encryption.passphrase())
       Output.line(key.keyID)
     }
   }
@@ -42,6 +43,7 @@ extension Tsuku.Registry {
     @Option(help: "Revocation signatures required.") var revocationThreshold = 1
     @Option(help: "Days until this root expires.") var expiresDays = 365
     @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
+    @OptionGroup var signer: SignerOptions
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
     var commitTime: String?
 
@@ -50,7 +52,7 @@ extension Tsuku.Registry {
       if rootKeys.isEmpty || indexKeys.isEmpty || revocationKeys.isEmpty {
         throw ValidationError("--root-key, --index-key and --revocation-key are each required at least once")
       }
-      if signKeys.isEmpty { throw ValidationError("--sign is required: root version 1 must be signed by the root keys") }
+      if signKeys.isEmpty && signer.signers.isEmpty { throw ValidationError("--sign is required: root version 1 must be signed by the root keys") }
       if !(1...3650).contains(expiresDays) { throw ValidationError("invalid --expires-days '\(expiresDays)': expected 1 to 3650") }
     }
 
@@ -70,7 +72,7 @@ extension Tsuku.Registry {
       let payload = RootPayload(
         version: 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), keys: r.0 + i.0 + v.0,
         roles: [.root: r.1, .index: i.1, .revocation: v.1])
-      let signers = try signKeys.map(KeyFile.readPrivate)
+      let signers = try signer.keys(signKeys)
       for s in signers where !r.1.keyids.contains(s.keyID) {
         throw TsukuError(.usage, "--sign key '\(s.keyID.prefix(16))' is not one of the --root-key keys")
       }
@@ -104,6 +106,7 @@ extension Tsuku.Registry {
     @Option(help: "Critical recipes folder.") var critical: String?
     @Option(help: "Golden files folder.") var golden: String?
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "An index private key file; repeatable.") var keys: [String] = []
+    @OptionGroup var signer: SignerOptions
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation private key: re-sign the revocation list (or make an empty one).")
     var revocationKeys: [String] = []
     @Option(name: .customLong("to"), parsing: .upToNextOption, help: "A store URL; repeatable.") var targets: [String] = []
@@ -137,7 +140,7 @@ extension Tsuku.Registry {
         return
       }
       if dryRun && stage != nil { throw ValidationError("give --dry-run or --stage, not both") }
-      if keys.isEmpty { throw ValidationError("--key is required") }
+      if keys.isEmpty && signer.signers.isEmpty { throw ValidationError("--key is required") }
       if recipes == nil && critical == nil { throw ValidationError("give --recipes and/or --critical") }
     }
 
@@ -147,7 +150,7 @@ extension Tsuku.Registry {
         for t in targets { Output.line("\(t): " + (try s.publish(to: StoreURL.open(t), now: Date()))) }
         return
       }
-      let signers = try keys.map(KeyFile.readPrivate)
+      let signers = try signer.keys(keys)
       let rsigners = try revocationKeys.map(KeyFile.readPrivate)
       let stores = try targets.map { try StoreURL.open($0) }
       let r = try Publisher.publish(

@@ -20,19 +20,20 @@ extension Tsuku.Registry {
     @Option(help: "Why (one line; shown to every client that refuses it).") var reason: String
     @Option(name: .customLong("key"), help: "A revocation private key file; repeatable.")
     var keys: [String] = []
+    @OptionGroup var signer: SignerOptions
     @Option(help: "The store URL.") var to: String
     @Option(help: "Days until the revocation list expires.") var expiresDays = 30
     @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
 
     func validate() throws {
       if (hash == nil) == (keyID == nil) { throw ValidationError("give a HASH or --key-id, not both") }
-      if keys.isEmpty { throw ValidationError("--key is required") }
+      if keys.isEmpty && signer.signers.isEmpty { throw ValidationError("--key is required") }
     }
 
     func run() throws {
       let item: Maintainer.Revocation = try hash.map { .hash(try ObjectID.parse($0)) } ?? .key(keyID!)
       let p = try Maintainer.revoke(
-        [item], reason: reason, keys: try keys.map(KeyFile.readPrivate), in: try StoreURL.open(to),
+        [item], reason: reason, keys: try signer.keys(keys), in: try StoreURL.open(to),
         expiresDays: expiresDays, now: Date(), stage: stage, warn: Output.warn)
       Output.line("\(stage == nil ? "published" : "staged") revocation list version \(p.version); expires \(p.expires)")
     }
@@ -44,6 +45,7 @@ extension Tsuku.Registry {
       discussion: "For the scheduled job that keeps a registry from expiring. With --revocation-key the revocation list is re-signed too.")
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "An index private key file; repeatable.")
     var keys: [String] = []
+    @OptionGroup var signer: SignerOptions
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation private key file.")
     var revocationKeys: [String] = []
     @Option(help: "The store URL.") var to: String
@@ -51,9 +53,9 @@ extension Tsuku.Registry {
     @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
 
     func run() throws {
-      if keys.isEmpty { throw TsukuError(.usage, "--key is required") }
+      if keys.isEmpty && signer.signers.isEmpty { throw TsukuError(.usage, "--key is required") }
       let p = try Maintainer.resign(
-        keys: try keys.map(KeyFile.readPrivate), revocationKeys: try revocationKeys.map(KeyFile.readPrivate),
+        keys: try signer.keys(keys), revocationKeys: try revocationKeys.map(KeyFile.readPrivate),
         in: try StoreURL.open(to), expiresDays: expiresDays, now: Date(), stage: stage)
       Output.line("\(stage == nil ? "published" : "staged") index version \(p.version); expires \(p.expires)")
     }
@@ -78,6 +80,7 @@ extension Tsuku.Registry {
     @Option(help: "Days until the new root expires.") var expiresDays = 365
     @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "Old and new root private keys.")
     var signKeys: [String] = []
+    @OptionGroup var signer: SignerOptions
     @Option(help: "Write the new root to FILE for more signatures instead of publishing it.") var stage: String?
 
     func run() throws {
@@ -93,7 +96,7 @@ extension Tsuku.Registry {
       t[.revocation] = revocationThreshold
       let env = try Maintainer.nextRoot(
         from: head.root, keys: keys, thresholds: t, expiresDays: expiresDays, now: Date(),
-        signers: try signKeys.map(KeyFile.readPrivate))
+        signers: try signer.keys(signKeys))
       if let stage {
         try Maintainer.stageRoot(env, head: head, to: stage)
         return Output.line("staged root version \(head.root.version + 1) in \(stage)")
@@ -113,11 +116,12 @@ extension Tsuku.Registry {
         """)
     @Option(help: "The staged file.") var staged: String
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "A private key file; repeatable.") var keys: [String] = []
+    @OptionGroup var signer: SignerOptions
 
     func run() throws {
-      if keys.isEmpty { throw TsukuError(.usage, "--key is required") }
+      if keys.isEmpty && signer.signers.isEmpty { throw TsukuError(.usage, "--key is required") }
       var s = try Staged.read(staged)
-      try s.addSignatures(try keys.map(KeyFile.readPrivate))
+      try s.addSignatures(try signer.keys(keys))
       try s.write(to: staged)
       let needs = try s.signingNeeds()
       if needs.isEmpty {

@@ -338,7 +338,7 @@ struct World {
     #expect(events.contains { $0.event == "verify_failure" && $0.name == "jq" })
     #expect(log.read(name: "fzf").allSatisfy { $0.name == "fzf" })
     let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: log.path)), as: UTF8.self)
-    #expect(!text.contains(Data(w.f.indexKey.seed).base64EncodedString()))
+    #expect(!text.contains(Data(w.f.indexKey.seed ?? []).base64EncodedString()))
     #expect(AuditLog.redact("https://user:secret@host/x") == "https://host/x")
   }
 

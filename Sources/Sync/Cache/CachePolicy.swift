@@ -3,7 +3,7 @@ import Store
 
 /// How long cached data may be used, and how much of it may be kept. tsuku's names:
 /// `TSUKU_RECIPE_CACHE_TTL` (24h; 5m..7d), `TSUKU_RECIPE_CACHE_MAX_STALE` (7d),
-/// `TSUKU_RECIPE_CACHE_SIZE_LIMIT` (500MB; 1MB..10GB).
+/// `TSUKU_RECIPE_CACHE_SIZE_LIMIT` (500MB; 1MB..10GB), `TSUKU_RECIPE_NEGATIVE_TTL` (5m; 0..24h).
 public struct CachePolicy: Sendable, Equatable {
   /// After this long since a source last confirmed the cached index, a read asks the sources first.
   public var ttl: TimeInterval = 24 * 3600
@@ -11,6 +11,11 @@ public struct CachePolicy: Sendable, Equatable {
   public var maxStale: TimeInterval = 7 * 86400
   /// The cache's size bound in bytes; least recently used blobs are evicted beyond it.
   public var sizeLimit: Int = 500 * 1024 * 1024
+  /// A name the cached index lacks, asked for longer than this after a source last confirmed
+  /// that index, makes one conditional read of `index.json` before the answer is "not found".
+  public var negativeTTL: TimeInterval = 300
+  /// The time limit of that read (never more than `TSUKU_API_TIMEOUT`).
+  public static let missCheckTimeout: Double = 2
 
   public init() {}
 
@@ -33,6 +38,12 @@ public struct CachePolicy: Sendable, Equatable {
         throw TsukuError(.usage, "invalid TSUKU_RECIPE_CACHE_SIZE_LIMIT '\(s)': expected a size from 1MB to 10GB, e.g. 500MB")
       }
       p.sizeLimit = n
+    }
+    if let s = env["TSUKU_RECIPE_NEGATIVE_TTL"], !s.isEmpty {
+      guard let t = Duration.parse(s), t >= 0, t <= 86400 else {
+        throw TsukuError(.usage, "invalid TSUKU_RECIPE_NEGATIVE_TTL '\(s)': expected a duration from 0 to 24h, e.g. 5m")
+      }
+      p.negativeTTL = t
     }
     return p
   }

@@ -35,6 +35,11 @@ public final class Client {
   var warnedStale = false
   var trustMemo: (TrustedRoot, TrustState)?
   var usingEmbedded = false
+  /// True once this command has asked the sources for a fresh index (a sync, or the check of
+  /// a missing name).
+  var refreshTried = false
+  /// Sources given as stores (`register`), not opened from their URL.
+  var registered = Set<String>()
   /// The network budget of this command (`TSUKU_API_TIMEOUT`), shared by every request to
   /// every remote source it opens; its clock starts with the first request.
   var deadline: Deadline?
@@ -83,19 +88,28 @@ public final class Client {
   }
 
   /// Makes `url` in the source list mean `store` (for stores with no URL, such as memory).
-  public func register(_ store: any ObjectReader, as url: String) { stores[url] = store }
+  public func register(_ store: any ObjectReader, as url: String) {
+    stores[url] = store
+    registered.insert(url)
+  }
 
   func store(_ url: String) throws -> any ObjectReader {
     if let s = stores[url] { return s }
+    if deadline == nil { deadline = Deadline(startingAtFirstUse: try TransportOptions.apiTimeout()) }
+    let s = try openReader(url, deadline: deadline)
+    stores[url] = s
+    return s
+  }
+
+  /// The store `url` names, its requests bounded by `deadline`.
+  func openReader(_ url: String, deadline: Deadline?) throws -> any ObjectReader {
+    if registered.contains(url), let s = stores[url] { return s }
     // A git source also serves blobs that have left its tip, from a window of its history.
     let history =
       TsukuMetrics.backend(of: url) == "git"
       ? StoreURL.GitHistoryWindow(
         days: try GitHistoryDays.fromEnvironment(), cacheDirectory: home.cacheDir + "/git-history") : nil
-    if deadline == nil { deadline = Deadline(startingAtFirstUse: try TransportOptions.apiTimeout()) }
-    let s = try StoreURL.openReader(url, history: history, deadline: deadline)
-    stores[url] = s
-    return s
+    return try StoreURL.openReader(url, history: history, deadline: deadline)
   }
 
   /// The store `url` names, with every request timed and counted under its backend's label.

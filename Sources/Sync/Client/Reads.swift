@@ -16,10 +16,16 @@ extension Client {
       }
       throw e
     }
+    if let e = try lookup(name, idx) { return e }
+    // Not in the cached index: a source may have published it since (see `recheckMissing`).
+    if recheckMissing(name, idx), let fresh = try? loadIndex(for: name), let e = try lookup(name, fresh) { return e }
+    throw notInIndex(name, loaded ?? idx)
+  }
+
+  private func lookup(_ name: String, _ idx: LoadedIndex) throws -> IndexEntry? {
     let walk = walk(idx)
-    guard let s = try walk.shard(for: name) else { throw notInIndex(name, idx) }
-    guard let e = try walk.entries(of: s).first(where: { $0.name == name }) else { throw notInIndex(name, idx) }
-    return e
+    guard let s = try walk.shard(for: name) else { return nil }
+    return try walk.entries(of: s).first(where: { $0.name == name })
   }
 
   private func notInIndex(_ name: String, _ idx: LoadedIndex) -> TsukuError {

@@ -28,6 +28,14 @@ extension Client {
   /// (blobs, then index.json) and only then the trust state, under the home's lock. With
   /// `dryRun` nothing is written.
   public func updateRegistry(includeGolden: Bool = true, dryRun: Bool = false) throws -> SyncReport {
+    try updateRegistry(includeGolden: includeGolden, dryRun: dryRun, firstRead: nil)
+  }
+
+  /// As `updateRegistry()`; `firstRead` is `index.json` as already read from one source.
+  func updateRegistry(
+    includeGolden: Bool = true, dryRun: Bool = false, firstRead: (url: String, etag: String?, read: DocumentRead)?
+  ) throws -> SyncReport {
+    refreshTried = true
     if chain.isEmpty { throw TsukuError(.unavailable, chain.emptyReason ?? "no sources: --offline or TSUKU_SOURCES=off") }
     return try home.withLock {
       // Another process may have moved trust and the cache on while this one waited.
@@ -41,6 +49,7 @@ extension Client {
             url: url, source: try source(url), trusted: trusted, cache: cache, recorder: recorder,
             includeGolden: includeGolden,
             dryRun: dryRun, warn: warn)
+          if let f = firstRead, f.url == url { updater.firstRead = (f.etag, f.read) }
           let report = try updater.run()
           if updater.wroteCache {
             // The loaded index is another one now; the cache may have grown past its limit.

@@ -38,6 +38,9 @@ final class Updater {
   /// The signed index's revocation list, fetched with the subtrees.
   private var revocationRefs = [BlobRef]()
   private var pendingBytes = 0
+  /// `index.json` as already read from this source (conditionally, with `etag`) by the check of
+  /// a missing name: used instead of a second request when the cache still has that ETag.
+  var firstRead: (etag: String?, read: DocumentRead)?
 
   init(
     url: String, source: Source, trusted: TrustedMetadata, cache: LocalCache, recorder: Recorder, includeGolden: Bool,
@@ -118,15 +121,26 @@ final class Updater {
   /// `index.json` from the source, or nil when it is the one this source served last time: a
   /// conditional read (a 304 over HTTP), so a sync that changes nothing is one request.
   private func readIndex(_ meta: Home.CacheMeta?, cachedHash: String?) throws -> (Data, String?)? {
-    let before = trusted.startState
-    let known = meta.flatMap {
-      $0.source == url && $0.index_version == before.index_version && $0.index_sha256 != nil
-        && $0.index_sha256 == cachedHash ? $0.etag : nil
+    let known = Updater.knownETag(meta, url: url, indexVersion: trusted.startState.index_version, cachedHash: cachedHash)
+    let read: DocumentRead
+    if let f = firstRead, f.etag == known {
+      read = f.read
+    } else {
+      read = try source.readDocument(.index, maxSize: Limits.indexFile, ifNoneMatch: known)
     }
-    switch try source.readDocument(.index, maxSize: Limits.indexFile, ifNoneMatch: known) {
+    switch read {
     case .absent: throw TsukuError(.notFound, "'\(url)' has no index.json")
     case .found(let d, let tag): return (d, tag)
     case .notModified: return nil
+    }
+  }
+
+  /// The ETag of the cached index for a conditional read from `url`: the one `url` gave when
+  /// the cache and the trust state still hold that very index, else nil (an unconditional read).
+  static func knownETag(_ meta: Home.CacheMeta?, url: String, indexVersion: Int, cachedHash: String?) -> String? {
+    meta.flatMap {
+      $0.source == url && $0.index_version == indexVersion && $0.index_sha256 != nil && $0.index_sha256 == cachedHash
+        ? $0.etag : nil
     }
   }
 

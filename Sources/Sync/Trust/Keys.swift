@@ -1,10 +1,6 @@
 import Foundation
 import Store
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// A public key as it appears in a root document and in a `.pub` file.
 public struct PublicKey: Codable, Hashable, Sendable {
   /// Only `ed25519` is understood; keys of any other type never count toward a threshold.
@@ -33,112 +29,60 @@ public struct PublicKey: Codable, Hashable, Sendable {
   }
 }
 
-/// A private signing key read from a key file.
+/// Something that signs with a private key it holds out of this process: an HSM, a cloud KMS,
+/// an agent (see `ExternalSigner`). `SigningKey` checks every signature it returns.
+public protocol MessageSigner: Sendable {
+  /// How messages name it (the command, for an external signer).
+  var name: String { get }
+  /// The 64-byte Ed25519 signature of `message` by the key `keyID`.
+  func sign(_ message: [UInt8], keyID: String) throws -> [UInt8]
+}
+
+/// A private signing key: a seed held in memory (from a key file, an environment variable or
+/// standard input), or a `MessageSigner` that holds it elsewhere. `Envelope.sign` and every
+/// caller take either kind alike.
 public struct SigningKey: Sendable {
-  public let seed: [UInt8]
+  enum Secret: Sendable {
+    case seed([UInt8])
+    case signer(any MessageSigner)
+  }
+  let secret: Secret
   public let publicKey: PublicKey
   public var keyID: String { publicKey.keyID }
+  /// The seed when this process holds it; nil for an external signer.
+  public var seed: [UInt8]? {
+    if case .seed(let s) = secret { return s }
+    return nil
+  }
 
   public init(seed: [UInt8]) throws {
-    self.seed = seed
+    secret = .seed(seed)
     publicKey = PublicKey(ed25519: try Ed25519.publicKey(seed: seed))
+  }
+
+  /// A key whose signatures `signer` makes; `publicKey` must be an Ed25519 key.
+  public init(publicKey: PublicKey, signer: any MessageSigner) throws {
+    guard publicKey.ed25519 != nil else {
+      throw TsukuError(.usage, "signer '\(signer.name)' gave an unsupported key type '\(publicKey.type)'")
+    }
+    secret = .signer(signer)
+    self.publicKey = publicKey
   }
 
   public static func generate() throws -> SigningKey { try SigningKey(seed: Ed25519.generateSeed()) }
 
-  public func sign(_ message: [UInt8]) throws -> [UInt8] { try Ed25519.sign(message, seed: seed) }
-}
-
-/// Key files: the private key as JSON `{"type":"ed25519","keyid":…,"private":<base64 seed>}`
-/// with mode 0600, and the public key beside it in `FILE.pub` as `{"type","keyid","public"}`.
-public enum KeyFile {
-  struct PrivateFile: Codable {
-    var type: String
-    var keyid: String
-    var `private`: String
-    var note: String?
-  }
-  struct PublicFile: Codable {
-    var type: String
-    var keyid: String
-    var `public`: String
-  }
-
-  /// Writes a new key pair; refuses to overwrite an existing file.
-  public static func write(_ key: SigningKey, to path: String, note: String? = nil) throws {
-    let priv = PrivateFile(
-      type: "ed25519", keyid: key.keyID, private: Data(key.seed).base64EncodedString(), note: note)
-    let pub = PublicFile(type: "ed25519", keyid: key.keyID, public: key.publicKey.public)
-    try create(path, JSON.encode(priv, pretty: true) + Data("\n".utf8), mode: 0o600)
-    try create(path + ".pub", JSON.encode(pub, pretty: true) + Data("\n".utf8), mode: 0o644)
-  }
-
-  /// Reads a private key file. A file readable by group or others is refused.
-  public static func readPrivate(_ path: String) throws -> SigningKey {
-    if let d = FileManager.default.contents(atPath: path), (try? JSONDecoder().decode(PublicFile.self, from: d)) != nil {
-      throw TsukuError(.usage, "'\(path)' is a public key; give the private key file (without .pub)")
-    }
-    var st = stat()
-    guard stat(path, &st) == 0 else { throw TsukuError(.usage, "cannot read key file '\(path)': no such file") }
-    if st.st_mode & 0o077 != 0 {
-      throw TsukuError(
-        .usage, "key file '\(path)' is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600")
-    }
-    let data = try readSmall(path)
-    guard let f = try? JSONDecoder().decode(PrivateFile.self, from: data) else {
-      throw TsukuError(.usage, "key file '\(path)' is not a tsuku private key (was a .pub file given?)")
-    }
-    guard f.type == "ed25519", let seed = Data(base64Encoded: f.private), seed.count == Ed25519.seedSize else {
-      throw TsukuError(.usage, "key file '\(path)' holds an unsupported key type '\(f.type)'")
-    }
-    let key = try SigningKey(seed: [UInt8](seed))
-    if key.keyID != f.keyid {
-      throw TsukuError(.usage, "key file '\(path)' is damaged: its keyid does not match its key")
-    }
-    return key
-  }
-
-  /// Reads a public key file (`.pub`), or the public half of a private key file.
-  public static func readPublic(_ path: String) throws -> PublicKey {
-    let data = try readSmall(path)
-    if let f = try? JSONDecoder().decode(PublicFile.self, from: data) {
-      let key = PublicKey(type: f.type, public: f.public)
-      guard key.ed25519 != nil else {
-        throw TsukuError(.usage, "public key file '\(path)' holds an unsupported key type '\(f.type)'")
+  /// The signature of `message`. A signature from an external signer is verified against the
+  /// public key before it is returned: one that does not verify is refused (integrity).
+  public func sign(_ message: [UInt8]) throws -> [UInt8] {
+    switch secret {
+    case .seed(let s): return try Ed25519.sign(message, seed: s)
+    case .signer(let signer):
+      let sig = try signer.sign(message, keyID: keyID)
+      guard Ed25519.verify(sig, of: message, publicKey: publicKey.ed25519 ?? []) else {
+        throw TsukuError(
+          .integrity, "signer '\(signer.name)' returned a signature that does not verify against its key '\(keyID.prefix(16))'")
       }
-      guard key.keyID == f.keyid else {
-        throw TsukuError(.usage, "public key file '\(path)' is damaged: its keyid does not match its key")
-      }
-      return key
-    }
-    if (try? JSONDecoder().decode(PrivateFile.self, from: data)) != nil {
-      return try readPrivate(path).publicKey
-    }
-    throw TsukuError(.usage, "'\(path)' is not a tsuku public key file")
-  }
-
-  private static func readSmall(_ path: String) throws -> Data {
-    guard let h = FileHandle(forReadingAtPath: path) else {
-      throw TsukuError(.usage, "cannot read key file '\(path)'")
-    }
-    defer { try? h.close() }
-    let data = (try? h.read(upToCount: 64 * 1024)) ?? nil
-    return data ?? Data()
-  }
-
-  private static func create(_ path: String, _ data: Data, mode: mode_t) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-    if fd < 0 {
-      let e = errno
-      if e == EEXIST { throw TsukuError(.usage, "'\(path)' already exists; refusing to overwrite a key") }
-      throw TsukuError(.other, "cannot write '\(path)': \(String(cString: strerror(e)))")
-    }
-    defer { close(fd) }
-    fchmod(fd, mode)
-    let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
-    if !ok || fsync(fd) != 0 {
-      unlink(path)
-      throw TsukuError(.other, "cannot write '\(path)'")
+      return sig
     }
   }
 }
