@@ -62,14 +62,14 @@ extension Tsuku.Registry {
       if json {
         Output.json(r)
       } else {
-        for t in r.targets { Output.line(Self.describe(t, dryRun: dryRun)) }
+        for t in r.targets { Output.line(Self.describe(t)) }
         Output.line(Self.summary(r))
       }
       for t in r.targets where t.exit_code != 0 { Output.info("error: \(t.error ?? t.status)") }
       if r.exit_code != 0 { throw ExitCode(r.exit_code) }
     }
 
-    static func describe(_ t: MirrorTargetReport, dryRun: Bool) -> String {
+    static func describe(_ t: MirrorTargetReport) -> String {
       func v(_ n: Int?) -> String { n.map(String.init) ?? "none" }
       switch t.status {
       case "up_to_date":

@@ -25,11 +25,11 @@ import TestSupport
       try runTsuku(args, env: w.env.merging(admin) { $1 }.merging(env) { $1 }, binary: w.bin, killAfter: 120)
     }
 
-    func mirror(from: String, to targets: [String], json: Bool = false) throws -> CommandResult {
+    func mirror(from: String, to targets: [String], json: Bool = false, env: [String: String] = [:]) throws -> CommandResult {
       var args = ["registry", "mirror", "--from", from]
       for t in targets { args += ["--to", t] }
       if json { args.append("--json") }
-      return try run(args)
+      return try run(args, env: env)
     }
 
     func status(_ targets: [String]) throws -> CommandResult {
@@ -103,8 +103,11 @@ import TestSupport
 
   @Test func mirrorFromABucketIntoAnEmptyDirectoryAndGitVerifiesServesClientsAndASecondRunCopiesNothing() throws {
     let s = try world()
-    var r = try s.mirror(from: s.bucket, to: [s.directory, s.git], json: true)
+    var r = try s.mirror(from: s.bucket, to: [s.directory, s.git], json: true, env: ["TSUKU_PROGRESS": "1"])
     #expect(r.status == 0, "\(r.out) \(r.stderr)")
+    // The progress line (forced on: stderr is not a terminal here).
+    #expect(r.stderr.contains("progress: fetching 1 packs from '"), "\(r.stderr)")
+    #expect(r.stderr.contains("progress: writing "), "\(r.stderr)")
     var j = try json(r)
     #expect(j["index_version"] as? Int == 1 && j["root_version"] as? Int == 1)
     #expect(j["index_expired"] as? Bool == false)
