@@ -114,7 +114,9 @@ def run_mirror(args, work, tsuku, srv, b):
         if tool in bench.failed:
             notes.append("%s failed: %s" % (tool, bench.failed[tool]))
             continue
-        want, got = b.files_of(last_dir), b.files_of(d)
+        # The mirror's folder also holds the directory store's lock file (.lock).
+        want = {r: p for r, p in b.files_of(last_dir).items() if r != ".lock"}
+        got = b.files_of(d)
         bad = [r for r in want if r not in got or not filecmp.cmp(want[r], got[r], shallow=False)]
         extra = [r for r in got if r not in want]
         if bad or extra:
@@ -148,7 +150,10 @@ def table(content, reports, times, requests, notes):
         if not xs:
             lines.append("| %s | failed | | |" % name)
             continue
-        ratio = "%.1fx faster" % (rclone / med(xs)) if rclone and case != "rclone" else ""
+        ratio = ""
+        if rclone and case != "rclone":
+            r = rclone / med(xs)
+            ratio = "%.1fx faster" % r if r >= 1 else "%.1fx slower" % (1 / r)
         lines.append("| %s | %.3f (%.3f-%.3f) | %s | %s |" % (name, med(xs), min(xs), max(xs), requests.get(case, "?"), ratio))
     if rclone and times.get("mirror -> dir"):
         r = rclone / med(times["mirror -> dir"])
