@@ -8,7 +8,8 @@ extension Tsuku {
     static let configuration = CommandConfiguration(
       abstract: "Maintainer commands: keys, the root of trust, publishing.",
       subcommands: [
-        Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self, Health.self, Status.self, Log.self,
+        Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self, Health.self, Status.self,
+        Mirror.self, Log.self,
         DriftCheck.self, SizeReportCommand.self, Validate.self, GC.self,
       ])
   }

@@ -234,20 +234,26 @@ public final class DirectoryStore: ObjectStore {
     try makeDirectory(root)
     let fewBlobs = change.objects.count <= 32
     var report = ApplyReport()
-    let made = Mutex2()
-    for data in change.objects {
-      let id = SHA256.hash(data)
-      let path = objectPath(id)
+    // A large batch is written on every core: each blob is its own file (created, written,
+    // renamed), and the one durability point below covers them all. Its fan-out folders are
+    // made first, once each.
+    let objects = change.objects
+    let ids = fewBlobs ? objects.map { SHA256.hash($0) } : ParallelMap.map(objects.count) { SHA256.hash(objects[$0]) }
+    for fan in Set(ids.map(\.fanout)) { try makeDirectory(root + "/objects/sha256/" + fan) }
+    let written = try ParallelMap.map(objects.count, workers: fewBlobs ? 1 : max(4, ParallelMap.processors)) { [self] i in
+      let path = objectPath(ids[i])
       var st = stat()
-      if stat(path, &st) == 0 && Int(st.st_size) == data.count {
+      if stat(path, &st) == 0 && Int(st.st_size) == objects[i].count { return false }
+      try writeAtomically(objects[i], to: path, durable: fewBlobs)
+      return true
+    }
+    for (data, wrote) in zip(objects, written) {
+      if wrote {
+        report.objectsWritten += 1
+        report.bytesWritten += data.count
+      } else {
         report.objectsPresent += 1
-        continue
       }
-      let dir = root + "/objects/sha256/" + id.fanout
-      if !made.seen(dir) { try makeDirectory(dir) }
-      try writeAtomically(data, to: path, durable: fewBlobs)
-      report.objectsWritten += 1
-      report.bytesWritten += data.count
     }
     // A large batch shares one durability point (syncfs); a small one fsyncs its few files,
     // which costs less than flushing everything else on the file system too.
@@ -355,7 +361,3 @@ public final class DirectoryStore: ObjectStore {
 #endif
 
 /// Remembers which folders this batch already made, so each is made once.
-private final class Mutex2 {
-  var dirs = Set<String>()
-  func seen(_ d: String) -> Bool { !dirs.insert(d).inserted }
-}

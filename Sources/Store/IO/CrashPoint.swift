@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -9,14 +10,18 @@ import Foundation
 /// it reaches. Without the variable this costs one branch per step.
 public enum CrashPoint {
   private static let target: Int? = ProcessInfo.processInfo.environment["TSUKU_TEST_CRASH_AT"].flatMap { Int($0) }
-  nonisolated(unsafe) private static var count = 0
+  /// Steps reached so far; counted under a lock, as blobs are written on several threads.
+  private static let count = Mutex(0)
 
   /// Marks one write step; `label` is printed to stderr when the process dies here.
   @inline(__always)
   public static func step(_ label: @autoclosure () -> String) {
     guard let target else { return }
-    count += 1
-    if count == target {
+    let n = count.withLock { c in
+      c += 1
+      return c
+    }
+    if n == target {
       FileHandle.standardError.write(Data("crash point \(target): \(label())\n".utf8))
       kill(getpid(), SIGKILL)
     }
