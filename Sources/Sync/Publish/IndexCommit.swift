@@ -63,7 +63,7 @@ struct IndexCommit {
   ) throws -> Committed {
     guard !t.targets.isEmpty else { throw TsukuError(.usage, "--to is required at least once") }
     var newest = t.root
-    var newRoots = [(DocumentName, Data)]()
+    var newRoots = [(DocumentName, Data)]()  // root versions after the newest, in order
     for env in roots {
       let bytes = RootDocuments.encode(env)
       newest = try newest.map { try $0.next(bytes, what: "the new root") } ?? TrustedRoot(anchor: bytes, what: "the new root")
@@ -89,12 +89,15 @@ struct IndexCommit {
       }
     }
     let catchUp = CatchUp(targets: t, tree: tree, carried: !sources.isEmpty)
+    let finalRoots = t.roots + newRoots.map(\.1)
     let after = Self.versions(root: root.version, index: indexBytes)
-    var lines = [String]()
-    var reports = [ApplyReport]()
-    for (i, target) in t.targets.enumerated() {
-      var documents = target.roots.count < t.roots.count ? (target.roots.count..<t.roots.count).map { v in (DocumentName.root(v + 1), t.roots[v]) } : []
-      documents += newRoots
+    let ours = Self.order(indexBytes)
+
+    /// The change that brings `target` to the result, or nil when it holds it already.
+    func change(for target: RegistryTargets.Target) throws -> (StoreChange, [BlobSource])? {
+      var documents = (min(target.roots.count, finalRoots.count)..<finalRoots.count).map { v in
+        (DocumentName.root(v + 1), finalRoots[v])
+      }
       var blobs = [Data]()
       var more = [BlobSource]()
       if let indexBytes, target.index?.bytes != indexBytes {
@@ -114,29 +117,67 @@ struct IndexCommit {
         }
         documents.append((.index, indexBytes))
       }
-      if documents.isEmpty && blobs.isEmpty && more.isEmpty {
-        lines.append("'\(target.location)': already current (\(target.versions))")
-        CrashPoint.step("after target \(target.location)")
-        continue
-      }
+      if documents.isEmpty && blobs.isEmpty && more.isEmpty { return nil }
       let change = StoreChange(
         objects: blobs, documents: documents, precondition: target.precondition, message: message, time: time,
         keepOnly: keepOnly)
-      let report: ApplyReport
-      do {
-        report = more.isEmpty ? try target.store.apply(change) : try target.store.apply(change, sources: more)
-      } catch {
-        let e = error as? TsukuError ?? TsukuError.converting(error)
-        lines.append("'\(target.location)': failed (\(target.versions)): \(e.message)")
-        for rest in t.targets.dropFirst(i + 1) { lines.append("'\(rest.location)': not written (\(rest.versions))") }
-        throw TsukuError(e.code, e.message, reason: e.reason, details: e.details + ["targets:"] + lines)
+      return (change, more)
+    }
+
+    /// Whether `target`, read again after a conflict, holds an older state this change
+    /// supersedes: a prefix of the new root chain and an older index (or revocation list).
+    func supersedes(_ target: RegistryTargets.Target) -> Bool {
+      guard target.roots.count <= finalRoots.count, zip(target.roots, finalRoots).allSatisfy({ $0 == $1 }) else {
+        return false
       }
-      lines.append("'\(target.location)': written (\(after))")
-      written(target, report)
-      reports.append(report)
+      let theirs = Self.order(target.index?.bytes)
+      return theirs.0 < ours.0 || (theirs.0 == ours.0 && theirs.1 < ours.1)
+    }
+
+    var lines = [String]()
+    var reports = [ApplyReport]()
+    for (i, read) in t.targets.enumerated() {
+      var target = read
+      var attempts = 0
+      while true {
+        guard let (change, more) = try change(for: target) else {
+          lines.append("'\(target.location)': already current (\(target.versions))")
+          break
+        }
+        do {
+          let report = more.isEmpty ? try target.store.apply(change) : try target.store.apply(change, sources: more)
+          lines.append("'\(target.location)': written (\(after))")
+          written(target, report)
+          reports.append(report)
+          break
+        } catch {
+          let e = error as? TsukuError ?? TsukuError.converting(error)
+          // The first target in the canonical order decides a race: this change went through
+          // there, so a later target another writer moved to an older state is brought to it.
+          if e.code == .conflict, i > 0, attempts < 3, let again = try? RegistryTargets.read(target.store),
+            supersedes(again)
+          {
+            target = again
+            attempts += 1
+            continue
+          }
+          lines.append("'\(target.location)': failed (\(target.versions)): \(e.message)")
+          for rest in t.targets.dropFirst(i + 1) { lines.append("'\(rest.location)': not written (\(rest.versions))") }
+          throw TsukuError(e.code, e.message, reason: e.reason, details: e.details + ["targets:"] + lines)
+        }
+      }
       CrashPoint.step("after target \(target.location)")
     }
     return Committed(root: root, reports: reports)
+  }
+
+  /// (index version, revocation list version) of an `index.json`, (0, 0) for none: the order
+  /// in which one state supersedes another.
+  static func order(_ index: Data?) -> (Int, Int) {
+    guard let index, let file = try? IndexFile.parse(index, what: "index.json") else { return (0, 0) }
+    let i = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "index") }?.version ?? 0
+    let r = file.revocation?.payloadBytes.flatMap { try? RevocationPayload.parse($0, what: "revocation") }?.version ?? 0
+    return (i, r)
   }
 
   /// `root version 2, index version 5, revocation list version 3` of `index` under `root`.
