@@ -196,7 +196,12 @@ extension Tsuku.Registry {
         packs: packs == "always"
           || (packs == "auto" && targets.contains { ["s3://", "http://", "https://"].contains(where: $0.lowercased().hasPrefix) }),
         dryRun: dryRun, allowRemovals: allowRemovals,
-        log: json ? { _ in } : Output.info)
+        log: json ? { _ in } : Output.info,
+        failed: { states in
+          // A store failed: with --json, each store's state on stdout (the error on stderr).
+          struct Failed: Encodable { var error = true, targets: [TargetState] }
+          if json { Output.json(Failed(targets: states)) }
+        })
       // A dry run shows the changes first, then refuses as the publish itself would.
       let refusal = dryRun && !allowRemovals ? r.changes.flatMap(\.removalProblems) : []
       if json {

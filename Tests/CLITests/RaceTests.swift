@@ -55,6 +55,9 @@ import TestSupport
         #expect(status == 1, "round \(round): \(err)")
         #expect(err.contains("changed while publishing") || err.contains("moved while publishing")
           || err.contains("overwritten by another publisher") || err.contains("someone published first"), "\(err)")
+        // Each store's state under the error.
+        #expect(err.contains("  targets:\n"), "\(err)")
+        #expect(err.contains("': failed (root version 1, index version "), "\(err)")
       }
       let git = try StoreURL.openReader(f.git).readDocument(.index, maxSize: 1 << 24)
       let bucket = try StoreURL.openReader(f.bucket, environment: f.admin).readDocument(.index, maxSize: 1 << 24)

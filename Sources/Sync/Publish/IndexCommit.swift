@@ -58,7 +58,7 @@ struct IndexCommit {
   /// `written` hears of each target as it is done.
   @discardableResult
   func commit(
-    to t: RegistryTargets, now: Date,
+    to t: RegistryTargets, now: Date, failed: ([TargetState]) -> Void = { _ in },
     written: (RegistryTargets.Target, ApplyReport) -> Void = { _, _ in }
   ) throws -> Committed {
     guard !t.targets.isEmpty else { throw TsukuError(.usage, "--to is required at least once") }
@@ -90,7 +90,6 @@ struct IndexCommit {
     }
     let catchUp = CatchUp(targets: t, tree: tree, carried: !sources.isEmpty)
     let finalRoots = t.roots + newRoots.map(\.1)
-    let after = Self.versions(root: root.version, index: indexBytes)
     let ours = Self.order(indexBytes)
 
     /// The change that brings `target` to the result, or nil when it holds it already.
@@ -134,19 +133,25 @@ struct IndexCommit {
       return theirs.0 < ours.0 || (theirs.0 == ours.0 && theirs.1 < ours.1)
     }
 
-    var lines = [String]()
+    var states = [TargetState]()
     var reports = [ApplyReport]()
+    func state(_ target: RegistryTargets.Target, _ what: String, written: Bool = false, error: String? = nil) -> TargetState {
+      let (i, r) = Self.order(written ? indexBytes : target.index?.bytes)
+      return TargetState(
+        url: target.location, state: what, root_version: written ? root.version : target.rootVersion,
+        index_version: i == 0 ? nil : i, revocation_version: r == 0 ? nil : r, error: error)
+    }
     for (i, read) in t.targets.enumerated() {
       var target = read
       var attempts = 0
       while true {
         guard let (change, more) = try change(for: target) else {
-          lines.append("'\(target.location)': already current (\(target.versions))")
+          states.append(state(target, "already current"))
           break
         }
         do {
           let report = more.isEmpty ? try target.store.apply(change) : try target.store.apply(change, sources: more)
-          lines.append("'\(target.location)': written (\(after))")
+          states.append(state(target, "written", written: true))
           written(target, report)
           reports.append(report)
           break
@@ -161,9 +166,10 @@ struct IndexCommit {
             attempts += 1
             continue
           }
-          lines.append("'\(target.location)': failed (\(target.versions)): \(e.message)")
-          for rest in t.targets.dropFirst(i + 1) { lines.append("'\(rest.location)': not written (\(rest.versions))") }
-          throw TsukuError(e.code, e.message, reason: e.reason, details: e.details + ["targets:"] + lines)
+          states.append(state(target, "failed", error: e.message))
+          states += t.targets.dropFirst(i + 1).map { state($0, "not written") }
+          failed(states)
+          throw TsukuError(e.code, e.message, reason: e.reason, details: e.details + ["targets:"] + states.map(\.line))
         }
       }
       CrashPoint.step("after target \(target.location)")
@@ -178,22 +184,6 @@ struct IndexCommit {
     let i = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "index") }?.version ?? 0
     let r = file.revocation?.payloadBytes.flatMap { try? RevocationPayload.parse($0, what: "revocation") }?.version ?? 0
     return (i, r)
-  }
-
-  /// `root version 2, index version 5, revocation list version 3` of `index` under `root`.
-  static func versions(root: Int, index: Data?) -> String {
-    var parts = ["root version \(root)"]
-    if let index, let file = try? IndexFile.parse(index, what: "index.json") {
-      if let p = file.index.payloadBytes.flatMap({ try? IndexPayload.parse($0, what: "index") }) {
-        parts.append("index version \(p.version)")
-      }
-      if let p = file.revocation?.payloadBytes.flatMap({ try? RevocationPayload.parse($0, what: "revocation") }) {
-        parts.append("revocation list version \(p.version)")
-      }
-    } else {
-      parts.append("no index")
-    }
-    return parts.joined(separator: ", ")
   }
 
   /// The blobs a lagging target lacks when its new `index.json` pins a tree another target
@@ -305,5 +295,26 @@ struct IndexCommit {
     r.version += 1
     r.expires = Timestamp.format(expires)
     return (r, try Envelope.sign(type: .revocation, payload: JSON.encode(r), keys: keys))
+  }
+}
+
+/// One store's state after a multi-store command stopped on a failure, for the error's detail
+/// lines and `--json`.
+public struct TargetState: Codable, Sendable, Equatable {
+  public var url: String
+  /// `written`, `already current`, `failed` or `not written`.
+  public var state: String
+  public var root_version: Int
+  public var index_version: Int?
+  public var revocation_version: Int?
+  /// Why it failed (a `failed` store only).
+  public var error: String?
+
+  /// `'URL': failed (root version 1, index version 4, revocation list version 2): why`.
+  public var line: String {
+    var v = ["root version \(root_version)"]
+    v.append(index_version.map { "index version \($0)" } ?? "no index")
+    if let r = revocation_version { v.append("revocation list version \(r)") }
+    return "'\(url)': \(state) (\(v.joined(separator: ", ")))" + (error.map { ": \($0)" } ?? "")
   }
 }

@@ -224,9 +224,9 @@ public enum Maintainer {
   /// git target made, by location. `time` dates those commits (nil: now).
   public static func writeFirstRoot(_ env: Envelope, to targets: RegistryTargets, time: Date?) throws -> [String: String] {
     var commits = [String: String]()
-    try IndexCommit(roots: [env], message: "root version 1", time: time).commit(to: targets, now: Date()) { target, report in
-      commits[target.location] = report.commit
-    }
+    try IndexCommit(roots: [env], message: "root version 1", time: time).commit(
+      to: targets, now: Date(),
+      written: { target, report in commits[target.location] = report.commit })
     return commits
   }
 

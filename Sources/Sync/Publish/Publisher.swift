@@ -84,7 +84,8 @@ public enum Publisher {
   public static func publish(
     _ input: PublishInput, keys: [SigningKey], revocationKeys: [SigningKey] = [], to targets: [any ObjectStore],
     expiresDays: Int, now: Date, stage: String? = nil, commitTime: Date? = nil, prune: Bool = false, packs: Bool = false,
-    dryRun: Bool = false, allowRemovals: Bool = false, log: (String) -> Void = { _ in }
+    dryRun: Bool = false, allowRemovals: Bool = false, log: (String) -> Void = { _ in },
+    failed: ([TargetState]) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
     let expires = try IndexCommit.expiry(days: expiresDays, now: now)
@@ -207,7 +208,7 @@ public enum Publisher {
       return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, changes: changes, targets: results)
     }
     // Checks what we are about to write exactly as a client will, then writes it to each target.
-    try commit.commit(to: all, now: now) { head, report in
+    try commit.commit(to: all, now: now, failed: failed) { head, report in
       let pruned = report.objectsPruned > 0 ? ", pruned \(report.objectsPruned)" : ""
       log("\(head.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
       results.append((head.store.location, report))

@@ -27,18 +27,6 @@ public struct RegistryTargets: Sendable {
     public var precondition: StoreChange.Precondition {
       index.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent
     }
-
-    /// `root version 2, index version 5, revocation list version 3`, for reports.
-    public var versions: String {
-      var parts = ["root version \(rootVersion)"]
-      if let index {
-        parts.append("index version \(index.index.version)")
-        if let r = index.revocation { parts.append("revocation list version \(r.version)") }
-      } else {
-        parts.append("no index")
-      }
-      return parts.joined(separator: ", ")
-    }
   }
 
   /// Every target once, ordered by location.
