@@ -12,7 +12,7 @@ import TestSupport
   /// Runs `command` killed after its `k`th target, checks the stores, runs it again.
   func crashAfterEachTarget(_ name: String, prepare: (Fleet) throws -> Void = { _ in }, command: (Fleet) -> [String]) throws {
     for k in 1...3 {
-      let f = try Fleet.make("\(name)-\(k)")
+      let f = try Fleet.make("\(name)-\(k)", setup: .copyRoot)
       try f.publish(f.all)
       try prepare(f)
       let crashed = try f.run(command(f), env: ["TSUKU_TEST_CRASH_AT": String(k), "TSUKU_TEST_CRASH_LABEL": "after target"])

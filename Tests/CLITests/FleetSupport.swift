@@ -20,8 +20,19 @@ struct Fleet {
   }
   static let sample = checkout + "/registry-index/source"
 
-  /// Keys, and with `initialize`, `registry init` to all three stores.
-  static func make(_ name: String, initialize: Bool = true) throws -> Fleet {
+  /// How the three stores get their root.
+  enum Setup {
+    /// `registry init` with three `--to`.
+    case initAll
+    /// `registry init --to` the git repository, its root copied into the other two by hand
+    /// (as maintainers had to): for tests of the other commands alone.
+    case copyRoot
+    /// No root anywhere.
+    case none
+  }
+
+  /// Keys, and the root as `setup` says.
+  static func make(_ name: String, setup: Setup = .initAll) throws -> Fleet {
     let server: S3TestServer
     do { server = try S3TestServer.require() } catch let e as S3TestServer.S3Unavailable { try Test.cancel("\(e)") }
     let w = try CLIWorld()
@@ -34,12 +45,20 @@ struct Fleet {
     for role in ["root", "index", "revocation", "index2", "root2"] {
       #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0)
     }
-    if initialize {
+    switch setup {
+    case .none: return f
+    case .initAll:
       let r = try f.run(["registry", "init"] + f.to(f.all) + f.rootKeys())
       try #require(r.status == 0, "\(r.stderr)")
-      let root = try #require(FileManager.default.contents(atPath: f.directory + "/root/1.root.json"))
-      try root.write(to: URL(fileURLWithPath: w.dir.file("root.json")))
+    case .copyRoot:
+      let r = try f.run(["registry", "init", "--to", f.git] + f.rootKeys())
+      try #require(r.status == 0, "\(r.stderr)")
+      let root = try #require(try GitStore(repository: repo, subdirectory: "store").readDocument(.root(1), maxSize: 1 << 20))
+      try DirectoryStore(path: f.directory).apply(StoreChange(documents: [(.root(1), root)]))
+      try server.store(bucket: bucketName, prefix: "reg").apply(StoreChange(documents: [(.root(1), root)]))
     }
+    let root = try #require(FileManager.default.contents(atPath: f.directory + "/root/1.root.json"))
+    try root.write(to: URL(fileURLWithPath: w.dir.file("root.json")))
     return f
   }
 

@@ -50,7 +50,7 @@ import TestSupport
   /// The reported bug: `revoke --to A --to B --to C` exited 0 and wrote only C, leaving two
   /// different revocation lists with one version number.
   @Test func revokeWithThreeTargetsWritesTheSameListToAll() throws {
-    let f = try Fleet.make("revoke")
+    let f = try Fleet.make("revoke", setup: .copyRoot)
     try f.publish(f.all)
     let r = try f.run(["registry", "revoke", f.fzfHash, "--reason", "bad release", "--key", f.w.k("revocation")] + f.to(f.all))
     #expect(r.status == 0, "\(r.stderr)")
@@ -70,7 +70,7 @@ import TestSupport
   }
 
   @Test func laggingStoresAreBroughtForwardByTheNextPublish() throws {
-    let f = try Fleet.make("lag")
+    let f = try Fleet.make("lag", setup: .copyRoot)
     try f.publish(f.all)
     // Index version 2 reaches only the directory; then root version 2 too.
     try f.publish([f.directory], recipes: try f.changedRecipes("v2"))
@@ -98,7 +98,7 @@ import TestSupport
   }
 
   @Test func resignBringsAStoreMissingAnIndexVersionForward() throws {
-    let f = try Fleet.make("resign-lag")
+    let f = try Fleet.make("resign-lag", setup: .copyRoot)
     try f.publish(f.all)
     try f.publish([f.bucket], recipes: try f.changedRecipes("v2"))
     let r = try f.run(["registry", "resign", "--key", f.w.k("index")] + f.to(f.all))
@@ -108,7 +108,7 @@ import TestSupport
   }
 
   @Test func aStoreWithAnotherRootIsRefusedAndNothingIsWritten() throws {
-    let f = try Fleet.make("diverged")
+    let f = try Fleet.make("diverged", setup: .copyRoot)
     try f.publish(f.all)
     let other = f.w.dir.file("other-dir")
     var r = try f.run(["registry", "init", "--to", other] + f.rootKeys(root: "root2"))
@@ -126,7 +126,7 @@ import TestSupport
   }
 
   @Test func initOverManyStoresCopiesAnExistingRootWithTheSameKeys() throws {
-    let f = try Fleet.make("init-copy", initialize: false)
+    let f = try Fleet.make("init-copy", setup: .none)
     var r = try f.run(["registry", "init", "--to", f.git] + f.rootKeys())
     #expect(r.status == 0, "\(r.stderr)")
     let root = try #require(try StoreURL.openReader(f.git).readDocument(.root(1), maxSize: 1 << 20))
@@ -146,7 +146,7 @@ import TestSupport
   }
 
   @Test func initStageSignAndPublishStagedToTwoStores() throws {
-    let f = try Fleet.make("init-stage", initialize: false)
+    let f = try Fleet.make("init-stage", setup: .none)
     let staged = f.w.dir.file("root1.staged.json")
     // Two root keys, both required: the first machine signs with one.
     var r = try f.run([
@@ -174,7 +174,7 @@ import TestSupport
   }
 
   @Test func publishStagedOverTwoStoresCatchesUpTheLaggingOne() throws {
-    let f = try Fleet.make("pub-staged")
+    let f = try Fleet.make("pub-staged", setup: .copyRoot)
     try f.publish(f.all)
     try f.publish([f.directory], recipes: try f.changedRecipes("v2"))
     let staged = f.w.dir.file("index.staged.json")

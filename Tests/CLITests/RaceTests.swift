@@ -39,7 +39,7 @@ import TestSupport
   }
 
   @Test func twoPublishersRacingOverTwoStoresLeaveOneWinnerEverywhere() throws {
-    let f = try Fleet.make("race")
+    let f = try Fleet.make("race", setup: .copyRoot)
     try f.publish(f.all)
     let pair = [f.git, f.bucket]
     var losses = 0
