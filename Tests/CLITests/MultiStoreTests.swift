@@ -184,5 +184,9 @@ import TestSupport
     r = try f.run(["registry", "publish", "--staged", staged] + f.to([f.directory, f.git]))
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try f.status([f.directory, f.git]).status == 0)
+    // The same staged file again, now with the bucket too: what it wrote is copied there.
+    r = try f.run(["registry", "publish", "--staged", staged] + f.to(f.all))
+    #expect(r.status == 0, "\(r.stderr)")
+    try f.expectEqual("publish --staged again with the bucket")
   }
 }
