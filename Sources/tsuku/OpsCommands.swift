@@ -122,8 +122,13 @@ extension Tsuku.Registry {
         least --min-age old are moved into the quarantine (quarantine/sha256/...); a later run \
         deletes those quarantined at least --min-age before, and moves back any that a kept \
         index pins again. A git store gets one commit per step (history keeps everything).
+        With several --to, each store is collected in turn and reported on its own (--json: \
+        one report per store, in an array).
         """)
-    @Option(help: "The store URL (directory, git+file:// or s3://).") var to: String
+    @Option(
+      name: .customLong("to"), parsing: .singleValue,
+      help: "A store URL (directory, git+file:// or s3://); repeat --to for every store of the registry.")
+    var targets: [String] = []
     @Option(help: "How many index versions keep their blobs (the current one included).") var keepIndexVersions = 3
     @Option(help: "Quarantine blobs older than this, delete quarantined ones older than this (e.g. 7d, 36h).")
     var minAge = "7d"
@@ -140,20 +145,32 @@ extension Tsuku.Registry {
         throw ValidationError("invalid --min-age '\(minAge)': expected a duration with a unit, e.g. 7d or 36h")
       }
       if let now, Timestamp.parse(now) == nil { throw ValidationError("invalid --now '\(now)': expected YYYY-MM-DDTHH:MM:SSZ") }
+      if targets.isEmpty { throw ValidationError("--to is required") }
     }
 
     func run() throws {
-      let store = try StoreURL.open(to)
-      let r = try Retention.collect(
-        store,
-        options: GCOptions(
-          keepIndexVersions: keepIndexVersions, minAge: Sync.Duration.parse(minAge)!, dryRun: dryRun,
-          now: now.flatMap(Timestamp.parse) ?? Date()))
-      if json { return Output.json(r) }
+      var seen = Set<String>()
+      let urls = targets.filter { seen.insert($0).inserted }
+      let stores = try urls.map { try StoreURL.open($0) }
+      var reports = [GCReport]()
+      for (url, store) in zip(urls, stores) {
+        let r = try Retention.collect(
+          store,
+          options: GCOptions(
+            keepIndexVersions: keepIndexVersions, minAge: Sync.Duration.parse(minAge)!, dryRun: dryRun,
+            now: now.flatMap(Timestamp.parse) ?? Date()))
+        reports.append(r)
+        if !json { report(r, url: urls.count > 1 ? url : nil) }
+      }
+      if json { urls.count == 1 ? Output.json(reports[0]) : Output.json(reports) }
+    }
+
+    /// The report of one store (prefixed with its URL when there are several).
+    func report(_ r: GCReport, url: String?) {
       for w in r.warnings { Output.warn(w) }
       let verb = dryRun ? "would " : ""
       Output.line(
-        "\(dryRun ? "dry run: " : "")kept index versions \(r.kept_versions.map(String.init).joined(separator: ", ")) (\(r.referenced) blobs); \(verb)quarantine \(r.quarantined.objects) blobs (\(ByteSize.describe(r.quarantined.bytes))), \(verb)delete \(r.deleted.objects) quarantined (\(ByteSize.describe(r.deleted.bytes)) freed), \(verb)restore \(r.restored.objects); \(r.young.objects) unreferenced but younger than \(minAge); \(r.quarantine_after.objects) in the quarantine (\(ByteSize.describe(r.quarantine_after.bytes)))")
+        (url.map { "\($0): " } ?? "") + "\(dryRun ? "dry run: " : "")kept index versions \(r.kept_versions.map(String.init).joined(separator: ", ")) (\(r.referenced) blobs); \(verb)quarantine \(r.quarantined.objects) blobs (\(ByteSize.describe(r.quarantined.bytes))), \(verb)delete \(r.deleted.objects) quarantined (\(ByteSize.describe(r.deleted.bytes)) freed), \(verb)restore \(r.restored.objects); \(r.young.objects) unreferenced but younger than \(minAge); \(r.quarantine_after.objects) in the quarantine (\(ByteSize.describe(r.quarantine_after.bytes)))")
     }
   }
 }

@@ -33,8 +33,16 @@ extension Tsuku.Registry {
   struct InitRoot: ParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "init",
-      abstract: "Write root version 1 (root/1.root.json) into the store at URL, signed by the root keys.")
-    @Option(help: "The store URL.") var to: String
+      abstract: "Write root version 1 (root/1.root.json) into each store, signed by the root keys.",
+      discussion: """
+        With several --to, one root version 1 is signed and written to every store. When some \
+        stores already hold a root version 1 with the same keys and thresholds, that one is \
+        copied to the others instead (a different root version 1 in a store is refused). \
+        With --stage FILE, root version 1 is written to FILE for more signatures ('registry \
+        sign', on other machines), then 'registry publish --staged FILE --to URL ...' writes it.
+        """)
+    @Option(name: .customLong("to"), parsing: .singleValue, help: "A store URL; repeat --to for every store of the registry.")
+    var targets: [String] = []
     @Option(name: .customLong("root-key"), parsing: .upToNextOption, help: "A root public key file; repeatable.") var rootKeys: [String] = []
     @Option(name: .customLong("index-key"), parsing: .upToNextOption, help: "An index public key file; repeatable.") var indexKeys: [String] = []
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation public key file; repeatable.")
@@ -45,15 +53,20 @@ extension Tsuku.Registry {
     @Option(help: "Days until this root expires.") var expiresDays = 365
     @Option(name: .customLong("sign"), parsing: .upToNextOption, help: "A root private key file to sign with; repeatable.") var signKeys: [String] = []
     @OptionGroup var signer: SignerOptions
+    @Option(help: "Write root version 1 to FILE for more signatures instead of writing it to the stores.")
+    var stage: String?
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
     var commitTime: String?
 
     func validate() throws {
       _ = try CommitTime.parse(commitTime)
+      if targets.isEmpty && stage == nil { throw ValidationError("--to is required") }
       if rootKeys.isEmpty || indexKeys.isEmpty || revocationKeys.isEmpty {
         throw ValidationError("--root-key, --index-key and --revocation-key are each required at least once")
       }
-      if signKeys.isEmpty && signer.signers.isEmpty { throw ValidationError("--sign is required: root version 1 must be signed by the root keys") }
+      if signKeys.isEmpty && signer.signers.isEmpty && stage == nil {
+        throw ValidationError("--sign is required: root version 1 must be signed by the root keys")
+      }
       if !(1...3650).contains(expiresDays) { throw ValidationError("invalid --expires-days '\(expiresDays)': expected 1 to 3650") }
     }
 
@@ -78,15 +91,34 @@ extension Tsuku.Registry {
         throw TsukuError(.usage, "--sign key '\(s.keyID.prefix(16))' is not one of the --root-key keys")
       }
       let env = try Envelope.sign(type: .root, payload: RootDocuments.encode(payload), keys: signers)
+      if let stage {
+        // Fewer signatures than the threshold are fine here: 'registry sign' adds the others.
+        try Staged(root: env).write(to: stage)
+        return Output.line("staged root version 1 in \(stage): \(env.signatures.count) signature(s); add more with 'tsuku registry sign'")
+      }
       let bytes = RootDocuments.encode(env)
       _ = try TrustedRoot(anchor: bytes, what: "the new root")
-      let store = try StoreURL.open(to)
-      if try store.readDocument(.root(1), maxSize: Limits.root) != nil {
-        throw TsukuError(.usage, "'\(to)' already has root/1.root.json; use rotate-root to change keys")
+      let all = try RegistryTargets(try targets.map { try StoreURL.open($0) })
+      if let existing = all.root {
+        // A store already holds root version 1: the same keys and thresholds are copied to
+        // the stores that lack it (nothing is signed); other keys are refused.
+        let holder = all.targets.first { !$0.roots.isEmpty }!
+        let first = try TrustedRoot(anchor: all.roots[0], what: "root/1.root.json in '\(holder.location)'")
+        guard Maintainer.sameRoles(first.payload, payload) else {
+          throw TsukuError(.usage, "'\(holder.location)' already has root/1.root.json; use rotate-root to change keys")
+        }
+        guard all.someTargetLags else {
+          throw TsukuError(.usage, "'\(holder.location)' already has root/1.root.json; use rotate-root to change keys")
+        }
+        try Maintainer.catchUp(all, message: "root version \(existing.version)")
+        return Output.line(
+          "'\(holder.location)' already has root version 1 with these keys and thresholds; copied it to the stores that lacked it")
       }
-      let report = try store.apply(
-        StoreChange(documents: [(.root(1), bytes)], message: "root version 1", time: try CommitTime.parse(commitTime)))
-      Output.line("wrote root version 1 to \(to)\(report.commit.map { " (commit \($0.prefix(12)))" } ?? ""); expires \(payload.expires)")
+      let commits = try Maintainer.writeFirstRoot(env, to: all, time: try CommitTime.parse(commitTime))
+      for t in targets {
+        let location = try StoreURL.open(t).location
+        Output.line("wrote root version 1 to \(t)\(commits[location].map { " (commit \($0.prefix(12)))" } ?? ""); expires \(payload.expires)")
+      }
     }
   }
 
@@ -102,6 +134,11 @@ extension Tsuku.Registry {
         removed (-) against the index it holds. A publish that removes a critical recipe, or
         more than 5% of the recipes or golden files a target holds, is refused (exit 64) unless
         --allow-removals; one with a file the revocation list revokes is refused (exit 4).
+        With several --to, the index is signed once, after the newest among the stores, and the
+        same bytes go to each store in a fixed order; a store lacking a root version or an older
+        index is brought forward. If a store fails, the later ones are not written, each store's
+        state is printed, and the same command run again makes them agree. With --staged, the
+        staged index must follow the newest index among the stores.
         """)
     @Option(help: "Community recipes folder.") var recipes: String?
     @Option(help: "Critical recipes folder.") var critical: String?
@@ -110,7 +147,8 @@ extension Tsuku.Registry {
     @OptionGroup var signer: SignerOptions
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation private key: re-sign the revocation list (or make an empty one).")
     var revocationKeys: [String] = []
-    @Option(name: .customLong("to"), parsing: .upToNextOption, help: "A store URL; repeatable.") var targets: [String] = []
+    @Option(name: .customLong("to"), parsing: .singleValue, help: "A store URL; repeat --to for every store of the registry.")
+    var targets: [String] = []
     @Option(help: "Days until this index expires.") var expiresDays = 30
     @Option(help: "Write the signed index to FILE for more signatures instead of publishing it (blobs are written).")
     var stage: String?
@@ -148,7 +186,8 @@ extension Tsuku.Registry {
     func run() throws {
       if let staged {
         let s = try Staged.read(staged)
-        for t in targets { Output.line("\(t): " + (try s.publish(to: StoreURL.open(t), now: Date()))) }
+        let result = try s.publish(to: targets.map { try StoreURL.open($0) }, now: Date())
+        for t in targets { Output.line("\(t): " + result) }
         return
       }
       let signers = try signer.keys(keys)
@@ -161,7 +200,12 @@ extension Tsuku.Registry {
         packs: packs == "always"
           || (packs == "auto" && targets.contains { ["s3://", "http://", "https://"].contains(where: $0.lowercased().hasPrefix) }),
         dryRun: dryRun, allowRemovals: allowRemovals,
-        log: json ? { _ in } : Output.info)
+        log: json ? { _ in } : Output.info,
+        failed: { states in
+          // A store failed: with --json, each store's state on stdout (the error on stderr).
+          struct Failed: Encodable { var error = true, targets: [TargetState] }
+          if json { Output.json(Failed(targets: states)) }
+        })
       // A dry run shows the changes first, then refuses as the publish itself would.
       let refusal = dryRun && !allowRemovals ? r.changes.flatMap(\.removalProblems) : []
       if json {

@@ -14,6 +14,10 @@ extension Tsuku.Registry {
         revocation key of the current root is done with a warning: it has no effect on what
         that key can sign (a revoked revocation key can still sign a newer revocation list);
         only a root rotation (rotate-root) removes it.
+        With several --to, the new list is made once from the newest among them and written
+        to every store. When the newest list already revokes the hash and some store lags
+        (an earlier revocation reached only some stores), the newest index.json is copied to
+        the lagging stores instead, and the command exits 0 saying so.
         """)
     @Argument(help: "The SHA-256 of the blob to revoke.") var hash: String?
     @Option(name: .customLong("key-id"), help: "Revoke this key id instead of a hash.") var keyID: String?
@@ -21,20 +25,26 @@ extension Tsuku.Registry {
     @Option(name: .customLong("key"), help: "A revocation private key file; repeatable.")
     var keys: [String] = []
     @OptionGroup var signer: SignerOptions
-    @Option(help: "The store URL.") var to: String
+    @Option(name: .customLong("to"), parsing: .singleValue, help: "A store URL; repeat --to for every store of the registry.")
+    var targets: [String] = []
     @Option(help: "Days until the revocation list expires.") var expiresDays = 30
     @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
 
     func validate() throws {
       if (hash == nil) == (keyID == nil) { throw ValidationError("give a HASH or --key-id, not both") }
       if keys.isEmpty && signer.signers.isEmpty { throw ValidationError("--key is required") }
+      if targets.isEmpty { throw ValidationError("--to is required") }
     }
 
     func run() throws {
       let item: Maintainer.Revocation = try hash.map { .hash(try ObjectID.parse($0)) } ?? .key(keyID!)
-      let p = try Maintainer.revoke(
-        [item], reason: reason, keys: try signer.keys(keys), in: try StoreURL.open(to),
+      let r = try Maintainer.revoke(
+        [item], reason: reason, keys: try signer.keys(keys), in: try targets.map { try StoreURL.open($0) },
         expiresDays: expiresDays, now: Date(), stage: stage, warn: Output.warn)
+      let p = r.payload
+      if r.copiedOnly {
+        return Output.line("already revoked by revocation list version \(p.version); copied it to the stores that lacked it")
+      }
       Output.line("\(stage == nil ? "published" : "staged") revocation list version \(p.version); expires \(p.expires)")
     }
   }
@@ -42,21 +52,27 @@ extension Tsuku.Registry {
   struct Resign: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Extend the expiry of the current index: a new version with the same content.",
-      discussion: "For the scheduled job that keeps a registry from expiring. With --revocation-key the revocation list is re-signed too.")
+      discussion: """
+        For the scheduled job that keeps a registry from expiring. With --revocation-key the revocation list is \
+        re-signed too. With several --to, the next version after the newest among them is written to every store \
+        (a lagging store gets the roots and blobs it lacks).
+        """)
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "An index private key file; repeatable.")
     var keys: [String] = []
     @OptionGroup var signer: SignerOptions
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation private key file.")
     var revocationKeys: [String] = []
-    @Option(help: "The store URL.") var to: String
+    @Option(name: .customLong("to"), parsing: .singleValue, help: "A store URL; repeat --to for every store of the registry.")
+    var targets: [String] = []
     @Option(help: "Days until the new index expires.") var expiresDays = 30
     @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
 
     func run() throws {
       if keys.isEmpty && signer.signers.isEmpty { throw TsukuError(.usage, "--key is required") }
+      if targets.isEmpty { throw TsukuError(.usage, "--to is required") }
       let p = try Maintainer.resign(
         keys: try signer.keys(keys), revocationKeys: try revocationKeys.map(KeyFile.readPrivate),
-        in: try StoreURL.open(to), expiresDays: expiresDays, now: Date(), stage: stage)
+        in: try targets.map { try StoreURL.open($0) }, expiresDays: expiresDays, now: Date(), stage: stage)
       Output.line("\(stage == nil ? "published" : "staged") index version \(p.version); expires \(p.expires)")
     }
   }
@@ -68,8 +84,12 @@ extension Tsuku.Registry {
       discussion: """
         Roles not given keep their keys. Clients walk the chain one version at a time. After an
         index key rotation, run 'registry resign --key NEW' so index.json names the new root.
+        With several --to, root N+1 follows the newest root among them and goes to every
+        store, with the root versions a lagging store lacks. When the keys and thresholds asked
+        for are the newest root's and some store lacks that root, it is only copied there.
         """)
-    @Option(help: "The store URL.") var to: String
+    @Option(name: .customLong("to"), parsing: .singleValue, help: "A store URL; repeat --to for every store of the registry.")
+    var targets: [String] = []
     @Option(name: .customLong("root-key"), parsing: .upToNextOption, help: "New root public keys.") var rootKeys: [String] = []
     @Option(name: .customLong("index-key"), parsing: .upToNextOption, help: "New index public keys.") var indexKeys: [String] = []
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "New revocation public keys.")
@@ -84,8 +104,10 @@ extension Tsuku.Registry {
     @Option(help: "Write the new root to FILE for more signatures instead of publishing it.") var stage: String?
 
     func run() throws {
-      let store = try StoreURL.open(to)
-      let head = try RegistryHead(store)
+      if targets.isEmpty { throw TsukuError(.usage, "--to is required") }
+      let stores = try targets.map { try StoreURL.open($0) }
+      let all = try RegistryTargets(stores)
+      let root = try all.requireRoot()
       var keys = [Role: [PublicKey]]()
       if !rootKeys.isEmpty { keys[.root] = try rootKeys.map(KeyFile.readPublic) }
       if !indexKeys.isEmpty { keys[.index] = try indexKeys.map(KeyFile.readPublic) }
@@ -94,14 +116,21 @@ extension Tsuku.Registry {
       t[.root] = rootThreshold
       t[.index] = indexThreshold
       t[.revocation] = revocationThreshold
+      if stage == nil, all.someTargetLags,
+        try Maintainer.sameRoles(try Maintainer.nextRootPayload(from: root, keys: keys, thresholds: t, expiresDays: expiresDays, now: Date()), root.payload)
+      {
+        // The same rotation again after one that reached only some stores: copy it, sign nothing.
+        try Maintainer.catchUp(all, message: "root version \(root.version)")
+        return Output.line("root version \(root.version) already has these keys and thresholds; copied it to the stores that lacked it")
+      }
       let env = try Maintainer.nextRoot(
-        from: head.root, keys: keys, thresholds: t, expiresDays: expiresDays, now: Date(),
+        from: root, keys: keys, thresholds: t, expiresDays: expiresDays, now: Date(),
         signers: try signer.keys(signKeys))
       if let stage {
-        try Maintainer.stageRoot(env, head: head, to: stage)
-        return Output.line("staged root version \(head.root.version + 1) in \(stage)")
+        try Maintainer.stageRoot(env, targets: all, to: stage)
+        return Output.line("staged root version \(root.version + 1) in \(stage)")
       }
-      let next = try Maintainer.writeRoot(env, to: store)
+      let next = try Maintainer.writeRoot(env, to: stores)
       Output.line("wrote root version \(next.version); expires \(next.payload.expires)")
     }
   }

@@ -134,7 +134,11 @@ public enum RegistryStatus {
     let index = newest(\.index_version)
     let revocation = newest(\.revocation_version)
     let rootHash = read.first { targets[$0].root_version == root?.value }.flatMap { targets[$0].rootHash }
-    let indexHash = read.first { targets[$0].index_version == index?.value }.flatMap { targets[$0].index_sha256 }
+    // The newest index.json: the newest index version, and among those the newest revocation
+    // list (a revocation keeps the index version, so a store it has not reached yet lags).
+    let indexHash = read.filter { targets[$0].index_version == index?.value }
+      .max { (targets[$0].revocation_version ?? 0) < (targets[$1].revocation_version ?? 0) }
+      .flatMap { targets[$0].index_sha256 }
     for i in read {
       var t = targets[i]
       var lagging = false
@@ -156,7 +160,10 @@ public enum RegistryStatus {
       }
       check("root", t.root_version, root, sameBytes: t.rootHash == rootHash)
       if t.index_version != nil {
-        check("index", t.index_version, index, sameBytes: t.index_version != index?.value || t.index_sha256 == indexHash)
+        let olderList = (t.revocation_version ?? 0) < (revocation?.value ?? 0)
+        check(
+          "index", t.index_version, index,
+          sameBytes: t.index_version != index?.value || t.index_sha256 == indexHash || olderList)
       } else if let index {
         lagging = true
         t.problems[0] += ", the newest is index version \(index.value)"

@@ -40,94 +40,218 @@ struct IndexCommit {
   /// The blobs were written earlier, by staging: a target must already hold the index tree.
   var needsStagedTree = false
 
-  /// What a commit wrote: the newest root after it and one report per target.
+  /// What a commit wrote: the newest root after it and one report per target written.
   struct Committed {
     var root: TrustedRoot
     var reports: [ApplyReport]
   }
 
-  /// Checks the change against the first target's trusted state (every target holds the same
-  /// root), then writes it to each target in order: blobs, new roots, the archive copy of a
-  /// new index version, `index.json` last. `written` hears of each target as it is done; a
-  /// failure on a later target leaves the earlier ones written.
+  /// Checks the change against the newest verified state among the targets, then writes it to
+  /// each target in their canonical order, each as one atomic change guarded by the
+  /// `index.json` that target held when it was read: the root versions it lacks (copied),
+  /// the new roots, the blobs the new index pins that it lacks, the archive copy of a new index
+  /// version, `index.json` last. A target that already holds the result is left alone. A
+  /// change of roots alone brings a lagging target's `index.json` to the newest too.
+  ///
+  /// Stops at the first target that fails, writing no further one, and throws that failure
+  /// with one detail line per target: written, not written, or failed, with its versions.
+  /// `written` hears of each target as it is done.
   @discardableResult
   func commit(
-    to heads: [RegistryHead], now: Date, written: (RegistryHead, ApplyReport) -> Void = { _, _ in }
+    to t: RegistryTargets, now: Date, failed: ([TargetState]) -> Void = { _ in },
+    written: (RegistryTargets.Target, ApplyReport) -> Void = { _, _ in }
   ) throws -> Committed {
-    guard let first = heads.first else { throw TsukuError(.usage, "publish needs at least one --to") }
-    var root = first.root
-    var rootDocuments = [(DocumentName, Data)]()
+    guard !t.targets.isEmpty else { throw TsukuError(.usage, "--to is required at least once") }
+    var newest = t.root
+    var newRoots = [(DocumentName, Data)]()  // root versions after the newest, in order
     for env in roots {
       let bytes = RootDocuments.encode(env)
-      root = try root.next(bytes, what: "the new root")
-      rootDocuments.append((.root(root.version), bytes))
+      newest = try newest.map { try $0.next(bytes, what: "the new root") } ?? TrustedRoot(anchor: bytes, what: "the new root")
+      newRoots.append((.root(newest!.version), bytes))
     }
-    var indexBytes: Data?
-    var version: Int?
+    let root = try newest ?? t.requireRoot()
+    // The index.json every target ends with: the new one, or the newest among the targets.
+    var indexBytes = t.index?.bytes
+    var version = t.index?.index.version
+    var tree = t.index?.index.tree.sha256
     if let file {
       let bytes = file.bytes
-      let tree = try verify(file, bytes: bytes, root: root, now: now)
-      if needsStagedTree, let tree {
-        for head in heads where !(try head.store.contains(tree)) {
+      let checked = try verify(file, bytes: bytes, root: root, now: now)
+      indexBytes = bytes
+      let payload = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "the new index") }
+      version = payload?.version
+      tree = checked ?? payload?.tree.sha256
+      if needsStagedTree, let tree, tree != t.index?.index.tree.sha256 {
+        for target in t.targets where !(try target.store.contains(tree)) {
           throw TsukuError(
-            .usage, "'\(head.store.location)' lacks the staged index tree; publish --stage to this store first")
+            .usage, "'\(target.location)' lacks the staged index tree; publish --stage to this store first")
         }
       }
-      indexBytes = bytes
-      version = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "the new index").version }
     }
-    var reports = [ApplyReport]()
-    for head in heads {
-      var documents = rootDocuments
-      if let indexBytes {
+    let catchUp = CatchUp(targets: t, tree: tree, carried: !sources.isEmpty)
+    let finalRoots = t.roots + newRoots.map(\.1)
+    let ours = Self.order(indexBytes)
+
+    /// The change that brings `target` to the result, or nil when it holds it already.
+    func change(for target: RegistryTargets.Target) throws -> (StoreChange, [BlobSource])? {
+      var documents = (min(target.roots.count, finalRoots.count)..<finalRoots.count).map { v in
+        (DocumentName.root(v + 1), finalRoots[v])
+      }
+      var blobs = [Data]()
+      var more = [BlobSource]()
+      if let indexBytes, target.index?.bytes != indexBytes {
+        blobs = objects
+        more = sources + (try catchUp.missing(in: target))
         // The archive rule: a new index version is archived too (`index/<N>.index.json`, for
-        // retention and validation); a revocation keeps the index version, whose archive copy
-        // already exists.
-        if let version, version != head.index?.index.version { documents.append((.archivedIndex(version), indexBytes)) }
+        // retention and validation). A target that lacks a version the others hold gets their
+        // archive copy.
+        if let version, version != target.index?.index.version {
+          var archived = indexBytes
+          if version == t.index?.index.version, let holder = t.newestIndexHolder,
+            let copy = try? holder.store.readDocument(.archivedIndex(version), maxSize: Limits.indexFile)
+          {
+            archived = copy
+          }
+          documents.append((.archivedIndex(version), archived))
+        }
         documents.append((.index, indexBytes))
       }
-      // A change of roots alone names no index, so it is not guarded by one.
+      if documents.isEmpty && blobs.isEmpty && more.isEmpty { return nil }
       let change = StoreChange(
-        objects: objects, documents: documents, precondition: indexBytes == nil ? .none : head.precondition,
-        message: message, time: time, keepOnly: keepOnly)
-      let report = sources.isEmpty ? try head.store.apply(change) : try head.store.apply(change, sources: sources)
-      written(head, report)
-      reports.append(report)
+        objects: blobs, documents: documents, precondition: target.precondition, message: message, time: time,
+        keepOnly: keepOnly)
+      return (change, more)
+    }
+
+    /// Whether `target`, read again after a conflict, holds an older state this change
+    /// supersedes: a prefix of the new root chain and an older index (or revocation list).
+    func supersedes(_ target: RegistryTargets.Target) -> Bool {
+      guard target.roots.count <= finalRoots.count, zip(target.roots, finalRoots).allSatisfy({ $0 == $1 }) else {
+        return false
+      }
+      let theirs = Self.order(target.index?.bytes)
+      return theirs.0 < ours.0 || (theirs.0 == ours.0 && theirs.1 < ours.1)
+    }
+
+    var states = [TargetState]()
+    var reports = [ApplyReport]()
+    func state(_ target: RegistryTargets.Target, _ what: String, written: Bool = false, error: String? = nil) -> TargetState {
+      let (i, r) = Self.order(written ? indexBytes : target.index?.bytes)
+      return TargetState(
+        url: target.location, state: what, root_version: written ? root.version : target.rootVersion,
+        index_version: i == 0 ? nil : i, revocation_version: r == 0 ? nil : r, error: error)
+    }
+    for (i, read) in t.targets.enumerated() {
+      var target = read
+      var attempts = 0
+      while true {
+        guard let (change, more) = try change(for: target) else {
+          states.append(state(target, "already current"))
+          break
+        }
+        do {
+          let report = more.isEmpty ? try target.store.apply(change) : try target.store.apply(change, sources: more)
+          states.append(state(target, "written", written: true))
+          written(target, report)
+          reports.append(report)
+          break
+        } catch {
+          let e = error as? TsukuError ?? TsukuError.converting(error)
+          // The first target in the canonical order decides a race: this change went through
+          // there, so a later target another writer moved to an older state is brought to it.
+          if e.code == .conflict, i > 0, attempts < 3, let again = try? RegistryTargets.read(target.store),
+            supersedes(again)
+          {
+            target = again
+            attempts += 1
+            continue
+          }
+          states.append(state(target, "failed", error: e.message))
+          states += t.targets.dropFirst(i + 1).map { state($0, "not written") }
+          failed(states)
+          throw TsukuError(e.code, e.message, reason: e.reason, details: e.details + ["targets:"] + states.map(\.line))
+        }
+      }
+      CrashPoint.step("after target \(target.location)")
     }
     return Committed(root: root, reports: reports)
   }
 
+  /// (index version, revocation list version) of an `index.json`, (0, 0) for none: the order
+  /// in which one state supersedes another.
+  static func order(_ index: Data?) -> (Int, Int) {
+    guard let index, let file = try? IndexFile.parse(index, what: "index.json") else { return (0, 0) }
+    let i = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "index") }?.version ?? 0
+    let r = file.revocation?.payloadBytes.flatMap { try? RevocationPayload.parse($0, what: "revocation") }?.version ?? 0
+    return (i, r)
+  }
+
+  /// The blobs a lagging target lacks when its new `index.json` pins a tree another target
+  /// already holds (a re-sign, a revocation, a copy of the newest index): what that tree pins
+  /// minus what the target's own index pins, read from a target that holds them and checked
+  /// against their hash as they are written. A publish carries every blob its new tree pins.
+  final class CatchUp {
+    let targets: RegistryTargets
+    let tree: ObjectID?
+    let carried: Bool
+    private var pinned: [ObjectID: PinnedBlob]?
+
+    init(targets: RegistryTargets, tree: ObjectID?, carried: Bool) {
+      self.targets = targets
+      self.tree = tree
+      self.carried = carried
+    }
+
+    func missing(in target: RegistryTargets.Target) throws -> [BlobSource] {
+      guard !carried, let tree, let holder = targets.newestIndexHolder, let newest = holder.index,
+        newest.index.tree.sha256 == tree, target.index?.index.tree.sha256 != tree
+      else { return [] }
+      let stores = [holder.store] + targets.targets.map(\.store).filter { $0.location != holder.location }
+      if pinned == nil { pinned = try IndexContents.load(newest, from: stores).pinned }
+      // What the target's own index pins it holds; an index whose blobs do not all read is
+      // counted as pinning nothing (the store skips what it already has).
+      let have = target.index.flatMap { try? IndexContents.load($0, from: [target.store]).pinned } ?? [:]
+      return pinned!.values.filter { have[$0.id] == nil }.map { p in
+        BlobSource(id: p.id, size: p.size, origin: "\(p.label) in '\(holder.location)'") {
+          var last: Error?
+          for s in stores {
+            do { return try s.get(p.id, maxSize: p.size) } catch { last = error }
+          }
+          throw last ?? TsukuError(.notFound, "blob '\(p.id.hex)' not found")
+        }
+      }
+    }
+  }
+
   /// Writes the blobs to each target (nothing names them yet, so no precondition; a git
   /// target commits them as `stage`) and the unchecked change to a staged file at `path`,
-  /// made against the first target's current `index.json`, for `registry sign` to add
+  /// made against the newest `index.json` among the targets, for `registry sign` to add
   /// signatures to. Returns one report per target (empty when there was no blob to write).
   @discardableResult
-  func stage(to heads: [RegistryHead], path: String) throws -> [ApplyReport] {
+  func stage(to t: RegistryTargets, path: String) throws -> [ApplyReport] {
     var reports = [ApplyReport]()
-    for head in heads {
+    for target in t.targets {
       if objects.isEmpty && sources.isEmpty {
         reports.append(ApplyReport())
         continue
       }
       let change = StoreChange(objects: objects, message: "stage")
-      reports.append(sources.isEmpty ? try head.store.apply(change) : try head.store.apply(change, sources: sources))
+      reports.append(sources.isEmpty ? try target.store.apply(change) : try target.store.apply(change, sources: sources))
     }
     if let file {
-      try Staged(
-        base: heads.first?.index.map { SHA256.hash($0.bytes) }, index: file, sign: sign, signingRoot: heads.first?.root
-      ).write(to: path)
+      try Staged(base: t.index.map { SHA256.hash($0.bytes) }, index: file, sign: sign, signingRoot: t.root).write(to: path)
     } else if let root = roots.first {
-      try Staged(root: root, signingRoot: heads.first?.root).write(to: path)
+      try Staged(root: root, signingRoot: t.root).write(to: path)
     }
     return reports
   }
 
   /// `commit`, or with `stage`, `stage` to that file.
-  func commitOrStage(to head: RegistryHead, now: Date, stage: String?) throws {
+  func commitOrStage(to t: RegistryTargets, now: Date, stage: String?) throws {
     if let stage {
-      try self.stage(to: [head], path: stage)
+      try self.stage(to: t, path: stage)
     } else {
-      try commit(to: [head], now: now)
+      try commit(to: t, now: now)
     }
   }
 
@@ -171,5 +295,26 @@ struct IndexCommit {
     r.version += 1
     r.expires = Timestamp.format(expires)
     return (r, try Envelope.sign(type: .revocation, payload: JSON.encode(r), keys: keys))
+  }
+}
+
+/// One store's state after a multi-store command stopped on a failure, for the error's detail
+/// lines and `--json`.
+public struct TargetState: Codable, Sendable, Equatable {
+  public var url: String
+  /// `written`, `already current`, `failed` or `not written`.
+  public var state: String
+  public var root_version: Int
+  public var index_version: Int?
+  public var revocation_version: Int?
+  /// Why it failed (a `failed` store only).
+  public var error: String?
+
+  /// `'URL': failed (root version 1, index version 4, revocation list version 2): why`.
+  public var line: String {
+    var v = ["root version \(root_version)"]
+    v.append(index_version.map { "index version \($0)" } ?? "no index")
+    if let r = revocation_version { v.append("revocation list version \(r)") }
+    return "'\(url)': \(state) (\(v.joined(separator: ", ")))" + (error.map { ": \($0)" } ?? "")
   }
 }

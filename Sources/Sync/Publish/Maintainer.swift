@@ -20,15 +20,46 @@ public enum Maintainer {
     _ items: [Revocation], reason: String, keys: [SigningKey], in store: any ObjectStore, expiresDays: Int, now: Date,
     stage: String? = nil, warn: (String) -> Void = { _ in }
   ) throws -> RevocationPayload {
+    try revoke(items, reason: reason, keys: keys, in: [store], expiresDays: expiresDays, now: now, stage: stage, warn: warn)
+      .payload
+  }
+
+  /// What `revoke` over several targets did: the newest revocation section, and whether it
+  /// was only copied to lagging targets (everything asked was revoked already).
+  public struct Revoked: Sendable {
+    public var payload: RevocationPayload
+    public var copiedOnly: Bool
+  }
+
+  /// `revoke` over every target at once (`RegistryTargets`): the new list is made from the
+  /// newest among them and written to all. When the newest list already revokes every item
+  /// and some target lags, the newest `index.json` is copied to the lagging targets instead
+  /// (finishing an earlier revocation that did not reach them).
+  @discardableResult
+  public static func revoke(
+    _ items: [Revocation], reason: String, keys: [SigningKey], in stores: [any ObjectStore], expiresDays: Int,
+    now: Date, stage: String? = nil, warn: (String) -> Void = { _ in }
+  ) throws -> Revoked {
     let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
     guard !trimmed.isEmpty, !trimmed.contains("\n") else {
       throw TsukuError(.usage, "--reason must be one non-empty line")
     }
-    let head = try RegistryHead(store)
-    let current = try head.indexToChange(signedBy: keys, as: .revocation)
+    let targets = try RegistryTargets(stores)
+    let current = try targets.indexToChange(signedBy: keys, as: .revocation)
+    let root = try targets.requireRoot()
     var list = RevocationList.empty
-    if let r = current.revocation {
-      list = try RevocationList.parse(try store.get(r.list.sha256, maxSize: r.list.size), what: "revocation list")
+    if let blob = try targets.revocationList() { list = try RevocationList.parse(blob, what: "revocation list") }
+    let done = items.allSatisfy { item in
+      switch item {
+      case .hash(let id): list.hashes.contains { $0.sha256 == id }
+      case .key(let keyid): list.keys.contains { $0.keyid == keyid }
+      }
+    }
+    if done, stage == nil, targets.someTargetLags, let payload = targets.revocation {
+      // The same command again after a revocation that reached only some targets: the newest
+      // index.json (with what it pins) goes to the others, nothing is signed.
+      try IndexCommit(message: "revocation list version \(payload.version)").commit(to: targets, now: now)
+      return Revoked(payload: payload, copiedOnly: true)
     }
     let by = keys.map { String($0.keyID.prefix(16)) }.joined(separator: ",")
     for item in items {
@@ -46,20 +77,20 @@ public enum Maintainer {
         }
         if list.keys.contains(where: { $0.keyid == keyid }) { throw TsukuError(.usage, "key '\(keyid)' is already revoked") }
         list.keys.append(.init(keyid: keyid, reason: trimmed, revokedAt: now, by: by))
-        for line in noEffect(revoking: keyid, in: head.root) { warn(line) }
+        for line in noEffect(revoking: keyid, in: root) { warn(line) }
       }
     }
     let blob = JSON.encode(list)
     let payload = RevocationPayload(
-      version: (current.revocation?.version ?? 0) + 1, expires: try IndexCommit.expiry(days: expiresDays, now: now),
+      version: (targets.revocation?.version ?? 0) + 1, expires: try IndexCommit.expiry(days: expiresDays, now: now),
       list: BlobRef(of: blob), revokedKeys: list.keys.map(\.keyid))
     let env = try Envelope.sign(type: .revocation, payload: JSON.encode(payload), keys: keys)
     let file = IndexFile(rootVersion: current.file.root_version, index: current.file.index, revocation: env)
     try IndexCommit(
       file: file, objects: [blob], check: .revocationSection, sign: [.revocation],
       message: "revocation list version \(payload.version)"
-    ).commitOrStage(to: head, now: now, stage: stage)
-    return payload
+    ).commitOrStage(to: targets, now: now, stage: stage)
+    return Revoked(payload: payload, copiedOnly: false)
   }
 
   /// What revoking `keyid` does not do: one line per role of `root` (root, revocation) whose
@@ -83,24 +114,38 @@ public enum Maintainer {
     keys: [SigningKey], revocationKeys: [SigningKey] = [], in store: any ObjectStore, expiresDays: Int, now: Date,
     stage: String? = nil
   ) throws -> IndexPayload {
-    let head = try RegistryHead(store)
-    let current = try head.indexToChange(signedBy: keys, as: .index)
+    try resign(keys: keys, revocationKeys: revocationKeys, in: [store], expiresDays: expiresDays, now: now, stage: stage)
+  }
+
+  /// `resign` over every target at once: the next version after the newest among them,
+  /// written to all (a lagging target gets the roots and blobs it lacks).
+  @discardableResult
+  public static func resign(
+    keys: [SigningKey], revocationKeys: [SigningKey] = [], in stores: [any ObjectStore], expiresDays: Int, now: Date,
+    stage: String? = nil
+  ) throws -> IndexPayload {
+    let targets = try RegistryTargets(stores)
+    let current = try targets.indexToChange(signedBy: keys, as: .index)
+    let root = try targets.requireRoot()
     let expires = try IndexCommit.expiry(days: expiresDays, now: now)
     var p = current.index
     p.version += 1
     p.expires = Timestamp.format(expires)
     p.published = Timestamp.format(now)
-    var rev = current.file.revocation
-    if !revocationKeys.isEmpty, let r = current.revocation {
-      try IndexCommit.checkSigners(revocationKeys, role: .revocation, root: head.root)
+    // The newest revocation section among the targets is carried (or renewed).
+    var rev = targets.newestRevocationHolder?.index?.file.revocation ?? current.file.revocation
+    var objects = [Data]()
+    if let list = try targets.revocationList() { objects.append(list) }
+    if !revocationKeys.isEmpty, let r = targets.revocation {
+      try IndexCommit.checkSigners(revocationKeys, role: .revocation, root: root)
       let renewed = try IndexCommit.renewed(r, expires: expires, keys: revocationKeys)
       rev = renewed.1
-      p.revocation_version = renewed.0.version
     }
+    p.revocation_version = rev.flatMap { $0.payloadBytes }.flatMap { try? RevocationPayload.parse($0, what: "r") }?.version
     let env = try Envelope.sign(type: .index, payload: JSON.encode(p), keys: keys)
-    let file = IndexFile(rootVersion: head.root.version, index: env, revocation: rev)
-    try IndexCommit(file: file, message: "re-sign index version \(p.version)").commitOrStage(
-      to: head, now: now, stage: stage)
+    let file = IndexFile(rootVersion: root.version, index: env, revocation: rev)
+    try IndexCommit(file: file, objects: objects, message: "re-sign index version \(p.version)").commitOrStage(
+      to: targets, now: now, stage: stage)
     return p
   }
 
@@ -110,6 +155,20 @@ public enum Maintainer {
     from root: TrustedRoot, keys: [Role: [PublicKey]], thresholds: [Role: Int], expiresDays: Int, now: Date,
     signers: [SigningKey]
   ) throws -> Envelope {
+    let payload = try nextRootPayload(from: root, keys: keys, thresholds: thresholds, expiresDays: expiresDays, now: now)
+    let newIDs = Set(payload.roles[Role.root.rawValue]?.keyids ?? [])
+    let oldIDs = Set(root.payload.roles[Role.root.rawValue]?.keyids ?? [])
+    for s in signers where !newIDs.contains(s.keyID) && !oldIDs.contains(s.keyID) {
+      throw TsukuError(.usage, "key '\(s.keyID.prefix(16))' is neither an old nor a new root key")
+    }
+    return try Envelope.sign(type: .root, payload: JSON.encode(payload), keys: signers)
+  }
+
+  /// The payload of root version N+1: roles not given in `keys` keep their keys, thresholds
+  /// not given keep theirs (at most the number of keys).
+  public static func nextRootPayload(
+    from root: TrustedRoot, keys: [Role: [PublicKey]], thresholds: [Role: Int], expiresDays: Int, now: Date
+  ) throws -> RootPayload {
     var allKeys = [PublicKey]()
     var roles = [Role: RoleKeys]()
     for role in Role.allCases {
@@ -123,27 +182,62 @@ public enum Maintainer {
       allKeys += list
       roles[role] = RoleKeys(keyids: ids, threshold: t)
     }
-    let payload = RootPayload(
+    return RootPayload(
       version: root.version + 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), keys: allKeys, roles: roles)
-    let newIDs = Set(roles[.root]!.keyids)
-    let oldIDs = Set(root.payload.roles[Role.root.rawValue]?.keyids ?? [])
-    for s in signers where !newIDs.contains(s.keyID) && !oldIDs.contains(s.keyID) {
-      throw TsukuError(.usage, "key '\(s.keyID.prefix(16))' is neither an old nor a new root key")
+  }
+
+  /// Whether two roots give every role the same keys and thresholds.
+  public static func sameRoles(_ a: RootPayload, _ b: RootPayload) -> Bool {
+    Role.allCases.allSatisfy { role in
+      let x = a.roles[role.rawValue]
+      let y = b.roles[role.rawValue]
+      return Set(x?.keyids ?? []) == Set(y?.keyids ?? []) && x?.threshold == y?.threshold
     }
-    return try Envelope.sign(type: .root, payload: JSON.encode(payload), keys: signers)
   }
 
   /// Writes root N+1 (from `nextRoot`, partly signed) to a staged file at `path`, for
   /// `registry sign` to add signatures and `registry publish --staged` to write it.
   public static func stageRoot(_ env: Envelope, head: RegistryHead, to path: String) throws {
-    try IndexCommit(roots: [env], message: "stage").stage(to: [head], path: path)
+    try stageRoot(env, targets: try RegistryTargets([head.store]), to: path)
+  }
+
+  /// `stageRoot` against the newest root among `targets` (none: a staged root version 1).
+  public static func stageRoot(_ env: Envelope, targets: RegistryTargets, to path: String) throws {
+    try IndexCommit(roots: [env], message: "stage").stage(to: targets, path: path)
   }
 
   /// Writes root N+1 after checking it as a client will (old and new thresholds).
   public static func writeRoot(_ env: Envelope, to store: any ObjectStore) throws -> TrustedRoot {
-    let head = try RegistryHead(store)
-    return try IndexCommit(roots: [env], message: "root version \(head.root.version + 1)").commit(
-      to: [head], now: Date()
+    try writeRoot(env, to: [store])
+  }
+
+  /// `writeRoot` to every target: root N+1 after the newest among them (root version 1 when
+  /// none has a root), with the root versions and the newest `index.json` a lagging target lacks.
+  public static func writeRoot(_ env: Envelope, to stores: [any ObjectStore]) throws -> TrustedRoot {
+    let targets = try RegistryTargets(stores)
+    // Run again after it reached only some stores: the newest root is this one; copy it.
+    if RootDocuments.encode(env) == targets.roots.last {
+      return try catchUp(targets, message: "root version \(targets.roots.count)")
+    }
+    return try IndexCommit(roots: [env], message: "root version \((targets.root?.version ?? 0) + 1)").commit(
+      to: targets, now: Date()
     ).root
+  }
+
+  /// Writes root version 1 to every target (none holds a root yet); returns the commit each
+  /// git target made, by location. `time` dates those commits (nil: now).
+  public static func writeFirstRoot(_ env: Envelope, to targets: RegistryTargets, time: Date?) throws -> [String: String] {
+    var commits = [String: String]()
+    try IndexCommit(roots: [env], message: "root version 1", time: time).commit(
+      to: targets, now: Date(),
+      written: { target, report in commits[target.location] = report.commit })
+    return commits
+  }
+
+  /// Copies the newest state (roots and `index.json`, with the blobs it pins) to the targets
+  /// that lack it; signs nothing. Returns the newest root.
+  @discardableResult
+  public static func catchUp(_ targets: RegistryTargets, message: String) throws -> TrustedRoot {
+    try IndexCommit(message: message).commit(to: targets, now: Date()).root
   }
 }

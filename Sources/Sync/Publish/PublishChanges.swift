@@ -107,7 +107,7 @@ public struct PublishChanges: Sendable, Codable, Equatable {
 
 extension Publisher {
   /// What publishing `entries` changes in each target (targets with the same index once each).
-  static func changes(_ entries: [IndexEntry], heads: [RegistryHead]) throws -> [PublishChanges] {
+  static func changes(_ entries: [IndexEntry], targets heads: [RegistryTargets.Target]) throws -> [PublishChanges] {
     var seen = [ObjectID: [IndexEntry]]()
     return try heads.map { h in
       guard let index = h.index else {

@@ -84,7 +84,8 @@ public enum Publisher {
   public static func publish(
     _ input: PublishInput, keys: [SigningKey], revocationKeys: [SigningKey] = [], to targets: [any ObjectStore],
     expiresDays: Int, now: Date, stage: String? = nil, commitTime: Date? = nil, prune: Bool = false, packs: Bool = false,
-    dryRun: Bool = false, allowRemovals: Bool = false, log: (String) -> Void = { _ in }
+    dryRun: Bool = false, allowRemovals: Bool = false, log: (String) -> Void = { _ in },
+    failed: ([TargetState]) -> Void = { _ in }
   ) throws -> PublishResult {
     guard !targets.isEmpty else { throw TsukuError(.usage, "publish needs at least one --to") }
     let expires = try IndexCommit.expiry(days: expiresDays, now: now)
@@ -97,27 +98,20 @@ public enum Publisher {
     if scan.noteCount > 5 { log("note: \(scan.noteCount - 5) more golden files whose plan disagrees with their name") }
     log("validated \(scan.entries.count) recipes (\(scan.criticalCount) critical), \(scan.goldenCount) golden files, skipped \(scan.skipped.count) other files")
 
-    let heads = try targets.map(RegistryHead.init)
-    let root = heads[0].root
-    if let odd = heads.first(where: { $0.root.bytes != root.bytes }) {
-      throw TsukuError(
-        .usage, "targets disagree on the root: '\(odd.store.location)' has root version \(odd.root.version), '\(heads[0].store.location)' has \(root.version)")
-    }
+    // Every target read at once: a target that lacks a root version or an index version the
+    // others hold is brought forward by this publish (the roots copied, verified).
+    let all = try RegistryTargets(targets)
+    let root = try all.requireRoot()
     try IndexCommit.checkSigners(keys, role: .index, root: root)
-    let version = (heads.compactMap { $0.index?.index.version }.max() ?? 0) + 1
+    let version = (all.index?.index.version ?? 0) + 1
     // The revocation section is carried over byte for byte (the newest among the targets, with
     // its list blob): a maintainer never needs that key. With revocation keys it is re-signed
     // (same list, next version, new expiry), or an empty list is made if there is none yet.
-    let previousRevocation = heads.compactMap { h in h.index.flatMap { p in p.revocation.map { (p, $0, h.store) } } }
-      .max { $0.1.version < $1.1.version }
-    var revocation = previousRevocation?.0.file.revocation
-    var revocationBlob: Data?
-    if let (_, r, store) = previousRevocation {
-      revocationBlob = try store.get(r.list.sha256, maxSize: r.list.size)
-    }
+    var revocation = all.newestRevocationHolder?.index?.file.revocation
+    var revocationBlob = try all.revocationList()
     if !revocationKeys.isEmpty {
       let env: Envelope
-      if let (_, r, _) = previousRevocation {
+      if let r = all.revocation {
         env = try IndexCommit.renewed(r, expires: expires, keys: revocationKeys).1
       } else {
         let list = JSON.encode(RevocationList.empty)
@@ -129,7 +123,7 @@ public enum Publisher {
       revocation = env
     }
     try checkNotRevoked(scan.blobs, list: revocationBlob)
-    let changes = try self.changes(scan.entries, heads: heads)
+    let changes = try self.changes(scan.entries, targets: all.targets)
     if dryRun {
       return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, changes: changes, targets: [])
     }
@@ -148,8 +142,9 @@ public enum Publisher {
     // files (read only when packed and written), the shards from the spill file, the small
     // blobs from memory, then the packs. The scan's blobs move into it (no copy) and are given
     // back at the end.
-    let previousTree = try heads[0].index.map { p in
-      try IndexTree.parse(try heads[0].store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree")
+    let previousHolder = all.newestIndexHolder
+    let previousTree = try previousHolder?.index.map { p in
+      try IndexTree.parse(try previousHolder!.store.get(p.index.tree.sha256, maxSize: p.index.tree.size), what: "index tree")
     }
     let previousPacks = packs ? previousTree?.packs ?? [] : []
     let blobCount = scan.blobs.count
@@ -170,11 +165,12 @@ public enum Publisher {
     var packRefs: [IndexTree.PackRef]?
     if packs {
       let packSources: [BlobSource]
-      (packRefs, packSources) = try PackPlanner.plan(live: list, previous: previousPacks, store: heads[0].store)
+      (packRefs, packSources) = try PackPlanner.plan(
+        live: list, previous: previousPacks, store: previousHolder?.store ?? all.targets[0].store)
       log("packs: \(packRefs!.count) (\(packSources.count) new)")
-      // The packs kept from the first target's previous index go too, read from it only by a
+      // The packs kept from the newest previous index go too, read from its target only by a
       // target that lacks them. Nothing names a pack until the tree does, which is written last.
-      let first = heads[0].store
+      let first = previousHolder?.store ?? all.targets[0].store
       let newPacks = Set(packSources.map(\.id))
       list.append(contentsOf: packSources)
       list.append(
@@ -205,14 +201,14 @@ public enum Publisher {
     if let stage {
       // Across machines: the blobs go to the targets now (harmless: nothing names them yet),
       // the index waits in a staged file for more signatures.
-      let reports = try commit.stage(to: heads, path: stage)
-      results = zip(heads, reports).map { ($0.store.location, $1) }
+      let reports = try commit.stage(to: all, path: stage)
+      results = zip(all.targets, reports).map { ($0.location, $1) }
       giveBack()
       log("staged index version \(version) in \(stage): \(indexEnv.signatures.count) signature(s); add more with 'tsuku registry sign'")
       return PublishResult(indexVersion: version, rootVersion: root.version, scan: scan, changes: changes, targets: results)
     }
     // Checks what we are about to write exactly as a client will, then writes it to each target.
-    try commit.commit(to: heads, now: now) { head, report in
+    try commit.commit(to: all, now: now, failed: failed) { head, report in
       let pruned = report.objectsPruned > 0 ? ", pruned \(report.objectsPruned)" : ""
       log("\(head.store.location): wrote \(report.objectsWritten) blobs (\(report.bytesWritten) bytes), \(report.objectsPresent) already present\(pruned)\(report.commit.map { ", commit \($0.prefix(12))" } ?? "")")
       results.append((head.store.location, report))

@@ -14,6 +14,12 @@ public struct RegistryHead: Sendable {
     index = try Publisher.currentIndex(of: store, root: root)
   }
 
+  init(store: any ObjectStore, root: TrustedRoot, index: VerifiedIndex?) {
+    self.store = store
+    self.root = root
+    self.index = index
+  }
+
   /// What a change to this store requires `index.json` still to be: the bytes read here.
   public var precondition: StoreChange.Precondition {
     index.map { .indexHash(SHA256.hash($0.bytes)) } ?? .indexAbsent

@@ -85,23 +85,36 @@ public struct Staged: Codable, Sendable {
   /// Writes the staged document to `store` after checking it as a client would: refused if
   /// the store's `index.json` moved since staging, or if the store lacks the staged tree.
   public func publish(to store: any ObjectStore, now: Date) throws -> String {
+    try publish(to: [store], now: now)
+  }
+
+  /// Writes the staged document to every target at once (`RegistryTargets`): refused if the
+  /// newest `index.json` among them is not the one it was staged against, or if a target
+  /// lacks the staged tree. A lagging target is caught up in the same commit.
+  public func publish(to stores: [any ObjectStore], now: Date) throws -> String {
     if let root {
-      let next = try Maintainer.writeRoot(root, to: store)
+      let next = try Maintainer.writeRoot(root, to: stores)
       return "wrote root version \(next.version)"
     }
     guard let file = index else { throw TsukuError(.usage, "empty staged file") }
-    let head = try RegistryHead(store)
-    let current = head.index.map { SHA256.hash($0.bytes) }
+    let targets = try RegistryTargets(stores)
+    // Run again after it reached only some stores: the newest index.json is this one; copy it.
+    if let newest = targets.index, newest.bytes == file.bytes {
+      try Maintainer.catchUp(targets, message: "copy staged index")
+      return "published staged index version \(newest.index.version)"
+    }
+    let current = targets.index.map { SHA256.hash($0.bytes) }
     if current != base_index_sha256 {
+      let location = targets.newestIndexHolder?.location ?? targets.targets.first?.location ?? ""
       throw TsukuError(
-        .conflict, "index.json in '\(store.location)' changed since this was staged; stage it again")
+        .conflict, "index.json in '\(location)' changed since this was staged; stage it again")
     }
     // The index version for the message: the commit checks the whole file before writing.
     let version = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "the staged index").version }
     try IndexCommit(
       file: file, check: .client(source: "the staged index"), sign: sign,
       message: "publish staged index version \(version ?? 0)", needsStagedTree: true
-    ).commit(to: [head], now: now)
+    ).commit(to: targets, now: now)
     return "published staged index version \(version ?? 0)"
   }
 }
