@@ -33,6 +33,20 @@ struct IndexCommit {
   var sign: [DocumentType] = [.index]
   /// The commit message (git targets).
   var message: String
+
+  /// `message`, with the record of who made the change as git trailers (format.md §5.3): the
+  /// identity, the tool, and the key ids that signed the new sections.
+  var commitMessage: String {
+    var trailers = [String]()
+    let by = PublishedBy.current()
+    if let id = by.identity { trailers.append("Published-by: \(id)") }
+    trailers.append("Tool: \(by.tool)")
+    if let file {
+      let signers = Set(file.index.signatures.map(\.keyid) + (file.revocation?.signatures.map(\.keyid) ?? []))
+      for k in signers.sorted() { trailers.append("Signed-by: \(k)") }
+    }
+    return message + "\n\n" + trailers.joined(separator: "\n")
+  }
   /// The date of a git target's commit (nil: now).
   var time: Date?
   /// With a set, a git target's committed tree keeps only these blobs.
@@ -118,7 +132,7 @@ struct IndexCommit {
       }
       if documents.isEmpty && blobs.isEmpty && more.isEmpty { return nil }
       let change = StoreChange(
-        objects: blobs, documents: documents, precondition: target.precondition, message: message, time: time,
+        objects: blobs, documents: documents, precondition: target.precondition, message: commitMessage, time: time,
         keepOnly: keepOnly)
       return (change, more)
     }
@@ -294,6 +308,7 @@ struct IndexCommit {
     var r = revocation
     r.version += 1
     r.expires = Timestamp.format(expires)
+    r.published_by = .current()
     return (r, try Envelope.sign(type: .revocation, payload: JSON.encode(r), keys: keys))
   }
 }

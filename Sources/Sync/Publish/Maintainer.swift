@@ -83,7 +83,7 @@ public enum Maintainer {
     let blob = JSON.encode(list)
     let payload = RevocationPayload(
       version: (targets.revocation?.version ?? 0) + 1, expires: try IndexCommit.expiry(days: expiresDays, now: now),
-      list: BlobRef(of: blob), revokedKeys: list.keys.map(\.keyid))
+      list: BlobRef(of: blob), revokedKeys: list.keys.map(\.keyid), publishedBy: .current())
     let env = try Envelope.sign(type: .revocation, payload: JSON.encode(payload), keys: keys)
     let file = IndexFile(rootVersion: current.file.root_version, index: current.file.index, revocation: env)
     try IndexCommit(
@@ -132,6 +132,7 @@ public enum Maintainer {
     p.version += 1
     p.expires = Timestamp.format(expires)
     p.published = Timestamp.format(now)
+    p.published_by = .current()
     // The newest revocation section among the targets is carried (or renewed).
     var rev = targets.newestRevocationHolder?.index?.file.revocation ?? current.file.revocation
     var objects = [Data]()

@@ -116,7 +116,7 @@ public enum Publisher {
       } else {
         let list = JSON.encode(RevocationList.empty)
         revocationBlob = list
-        let rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [])
+        let rp = RevocationPayload(version: 1, expires: expires, list: BlobRef(of: list), revokedKeys: [], publishedBy: .current())
         env = try Envelope.sign(type: .revocation, payload: JSON.encode(rp), keys: revocationKeys)
       }
       _ = try env.verify(as: .revocation, role: .revocation, root: root.payload, what: "the new revocation list")
@@ -186,7 +186,8 @@ public enum Publisher {
       expires: Timestamp.format(expires),
       published: Timestamp.format(now), tree: BlobRef(of: tree), recipes: scan.entries.count,
       golden: scan.goldenCount,
-      revocation_version: revocation.flatMap { $0.payloadBytes }.flatMap { try? RevocationPayload.parse($0, what: "r") }?.version)
+      revocation_version: revocation.flatMap { $0.payloadBytes }.flatMap { try? RevocationPayload.parse($0, what: "r") }?.version,
+      published_by: .current())
     let indexEnv = try Envelope.sign(type: .index, payload: JSON.encode(payload), keys: keys)
     if stage == nil { _ = try indexEnv.verify(as: .index, role: .index, root: root.payload, what: "the new index") }
     let indexFile = IndexFile(rootVersion: root.version, index: indexEnv, revocation: revocation)
