@@ -92,7 +92,7 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
       ["registry", "publish", "--recipes", sample + "/recipes", "--critical", sample + "/embedded", "--golden",
        sample + "/golden", "--key", w.k("index"), "--revocation-key", w.k("revocation")] + s.to)
     #expect(r.status == 0, "\(r.stderr)")
-    r = try s.run(["init", "--root", w.dir.file("mirror/root/1.root.json"), "--source", s.bucket, "--source", s.git])
+    r = try s.run(["init", "--root", w.dir.file("mirror/root/1.root.json"), "--source", "\(s.bucket)|\(s.git)"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try s.run(["update-registry"]).status == 0)
     #expect(try s.run(["show", "fzf"]).status == 0)
@@ -102,7 +102,8 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.out.contains("published revocation list version 2"), "\(r.out)")
     #expect(r.out.contains("all 3 targets agree"), "\(r.out)")
-    #expect(r.out.contains("fetch 'fzf'"))
+    // The audit names it (a pack sync records the cache hit of the read, not a fetch).
+    #expect(r.out.contains("cache_hit 'fzf'") || r.out.contains("fetch 'fzf'"), "\(r.out)")
     r = try s.run(["update-registry"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stderr.contains("'fzf' (sha256 "))
@@ -140,7 +141,7 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
     own.stop()
     let fresh = ["TSUKU_HOME": w.dir.file("home2")]
     r = try runTsuku(
-      ["init", "--root", w.dir.file("mirror/root/1.root.json"), "--source", s.bucket, "--source", s.git],
+      ["init", "--root", w.dir.file("mirror/root/1.root.json"), "--source", "\(s.bucket)|\(s.git)"],
       env: s.env.merging(fresh) { $1 }, binary: w.bin, killAfter: 60)
     #expect(r.status == 0, "\(r.stderr)")
     r = try runTsuku(["update-registry"], env: s.env.merging(fresh) { $1 }, binary: w.bin, killAfter: 60)
