@@ -384,6 +384,15 @@ private final class Batch {
         tsuku_curl_setopt_read(easy) { buf, size, n, me in
           Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().send(buf!, size * n)
         }, "read function")
+    case "POST":
+      // A form (an STS exchange): the body is sent from the same read function as a PUT's.
+      try setLong(easy, CURLOPT_POST, 1, "post")
+      try check(
+        tsuku_curl_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(r.body?.count ?? 0)), "post size")
+      try check(
+        tsuku_curl_setopt_read(easy) { buf, size, n, me in
+          Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().send(buf!, size * n)
+        }, "read function")
     default: try setString(easy, CURLOPT_CUSTOMREQUEST, r.method, "custom request")
     }
     if let s = r.signing {
@@ -395,9 +404,12 @@ private final class Batch {
       try check(tsuku_curl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols")
     }
     var lines = r.headers.map { "\($0.name): \($0.value)" }
+    // Temporary credentials: libcurl signs every header it is given, this one included, as
+    // SigV4 requires of `x-amz-security-token`.
+    if let token = r.signing?.sessionToken { lines.append("x-amz-security-token: \(token)") }
     // No `Expect: 100-continue` round trip; but libcurl 7.88 would sign the blank `Expect:`
     // header that removes it, so signed uploads keep it (libcurl sends it above 1 MiB only).
-    if r.method == "PUT" && r.signing == nil { lines.append("Expect:") }
+    if (r.method == "PUT" || r.method == "POST") && r.signing == nil { lines.append("Expect:") }
     for line in lines {
       guard let list = curl_slist_append(t.headerList, line) else {
         throw CurlSetupError(message: "cannot add header '\(line.prefix(40))'")
