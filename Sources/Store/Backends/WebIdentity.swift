@@ -156,9 +156,11 @@ public final class WebIdentityCredentials: S3CredentialSource {
     do {
       answer = try transport.perform(request)
     } catch let e as TsukuError {
+      // The transport names the request; the message names STS already.
+      let prefix = "\(request): "
+      let why = e.message.hasPrefix(prefix) ? String(e.message.dropFirst(prefix.count)) : e.message
       throw TsukuError(
-        e.code == .integrity ? .other : .unavailable, "cannot get credentials for \(what): \(e.message)",
-        details: e.details)
+        e.code == .integrity ? .other : .unavailable, "cannot get credentials for \(what): \(why)", details: e.details)
     }
     let xml = String(decoding: answer.body, as: UTF8.self)
     guard answer.isSuccess else { throw refusal(answer, xml) }
