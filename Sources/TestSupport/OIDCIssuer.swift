@@ -102,7 +102,8 @@ public final class OIDCIssuer: Sendable {
   public init() throws {
     let key = try RSAKey()
     self.key = key
-    let jwks = try JSONSerialization.data(withJSONObject: ["keys": [try key.jwk(kid: Self.kid)]], options: [.sortedKeys])
+    let jwks = try JSONSerialization.data(
+      withJSONObject: ["keys": [try key.jwk(kid: Self.kid)]], options: [.sortedKeys])
     let issuerURL = Mutex<String>("")
     server = try LoopbackServer(recording: false) { req in
       let path = req.path.split(separator: "?").first.map(String.init) ?? req.path

@@ -67,7 +67,9 @@ import TestSupport
     let w = try CLIWorld()
     let world = World(w: w, sts: sts, bucket: try sts.makeBucket(prefix: "oidc"))
     try FileManager.default.createDirectory(atPath: w.dir.file("keys"), withIntermediateDirectories: true)
-    for role in ["root", "index", "revocation"] { #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0) }
+    for role in ["root", "index", "revocation"] {
+      #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0)
+    }
     let env = try world.publisher()
     var r = try w.run(
       "registry", "init", "--to", world.url, "--root-key", w.k("root") + ".pub", "--index-key", w.k("index") + ".pub",
@@ -124,7 +126,8 @@ import TestSupport
       let env = try b.oidc(token)
       let r = try b.publish(try b.changedRecipes(), env: env)
       #expect(r.status == 1, "\(what): \(r.stderr)")
-      let line = "error: STS at '\(b.sts.endpoint)' refused the web identity token in '\(env["AWS_WEB_IDENTITY_TOKEN_FILE"]!)' for role '\(STSTestServer.publisherRole)': "
+      let line =
+        "error: STS at '\(b.sts.endpoint)' refused the web identity token in '\(env["AWS_WEB_IDENTITY_TOKEN_FILE"]!)' for role '\(STSTestServer.publisherRole)': "
       #expect(lastLine(r).hasPrefix(line), "\(what): \(r.stderr)")
       #expect(lastLine(r).contains(said), "\(what): \(r.stderr)")
       #expect(!r.stderr.contains(token))
@@ -234,4 +237,3 @@ import TestSupport
 private func lastLine(_ r: CommandResult) -> String {
   String(r.stderr.split(separator: "\n").last ?? "")
 }
-

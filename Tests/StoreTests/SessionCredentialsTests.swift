@@ -47,7 +47,9 @@ private func fakeBucket() throws -> LoopbackServer {
 
   @Test func sessionTokenIsSentAndSignedOnEveryKindOfRequest() throws {
     let server = try fakeBucket()
-    let env = ["AWS_ACCESS_KEY_ID": "ASIATSUKUTEST", "AWS_SECRET_ACCESS_KEY": "temporary-secret", "AWS_SESSION_TOKEN": token]
+    let env = [
+      "AWS_ACCESS_KEY_ID": "ASIATSUKUTEST", "AWS_SECRET_ACCESS_KEY": "temporary-secret", "AWS_SESSION_TOKEN": token,
+    ]
     let store = try StoreURL.open("s3://bucket-one/reg?endpoint=\(server.url)&region=us-east-1", environment: env)
     let blob = Data("recipe".utf8)
     let id = SHA256.hash(blob)
@@ -59,18 +61,20 @@ private func fakeBucket() throws -> LoopbackServer {
     try store.remove([id], from: .quarantine)
 
     let requests = server.requests
-    let kinds = Set(requests.map { r -> String in
-      if r.path.contains("list-type=2") { return "LIST" }
-      if r.headers["if-none-match"] != nil && r.method == "PUT" { return "conditional PUT" }
-      if r.headers["x-amz-copy-source"] != nil { return "COPY" }
-      return r.method
-    })
+    let kinds = Set(
+      requests.map { r -> String in
+        if r.path.contains("list-type=2") { return "LIST" }
+        if r.headers["if-none-match"] != nil && r.method == "PUT" { return "conditional PUT" }
+        if r.headers["x-amz-copy-source"] != nil { return "COPY" }
+        return r.method
+      })
     #expect(kinds == ["GET", "HEAD", "PUT", "conditional PUT", "LIST", "COPY", "DELETE"], "\(kinds)")
     for r in requests {
       #expect(r.headers["x-amz-security-token"] == token, "\(r.method) \(r.path)")
       // SigV4 covers the token: it is one of the signed headers.
       let signed = r.headers["authorization"]?.split(separator: ",").first { $0.contains("SignedHeaders=") }
-      #expect(signed?.contains("x-amz-security-token") == true, "\(r.method) \(r.path): \(r.headers["authorization"] ?? "")")
+      #expect(
+        signed?.contains("x-amz-security-token") == true, "\(r.method) \(r.path): \(r.headers["authorization"] ?? "")")
     }
   }
 
@@ -78,10 +82,12 @@ private func fakeBucket() throws -> LoopbackServer {
     let url = "s3://bucket-one?endpoint=http://127.0.0.1:1"
     var e = thrown { _ = try StoreURL.open(url, environment: ["TSUKU_S3_SESSION_TOKEN": token]) }
     #expect(e?.code == .usage)
-    #expect(e?.message.hasPrefix("TSUKU_S3_SESSION_TOKEN is set but TSUKU_S3_ACCESS_KEY_ID") == true, "\(e?.message ?? "")")
+    #expect(
+      e?.message.hasPrefix("TSUKU_S3_SESSION_TOKEN is set but TSUKU_S3_ACCESS_KEY_ID") == true, "\(e?.message ?? "")")
     e = thrown {
       _ = try StoreURL.open(
-        url, environment: ["AWS_ACCESS_KEY_ID": "A", "AWS_SECRET_ACCESS_KEY": "S", "AWS_SESSION_TOKEN": "a\r\nX-Evil: 1"])
+        url,
+        environment: ["AWS_ACCESS_KEY_ID": "A", "AWS_SECRET_ACCESS_KEY": "S", "AWS_SESSION_TOKEN": "a\r\nX-Evil: 1"])
     }
     #expect(e?.code == .usage)
     #expect(e?.message == "AWS_SESSION_TOKEN contains a control character (a line break?)")

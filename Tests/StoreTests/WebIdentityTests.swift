@@ -83,7 +83,9 @@ final class TestClock: Sendable {
       let file = try tokenFile(dir, token)
       let e = thrown { _ = try sts.assumeFrom(file: file, role: STSTestServer.publisherRole) }
       #expect(e?.code == .other, "\(what)")
-      #expect(e?.message.contains("refused the web identity token in '\(file)' for role '\(STSTestServer.publisherRole)'") == true, "\(what): \(e?.message ?? "")")
+      #expect(
+        e?.message.contains("refused the web identity token in '\(file)' for role '\(STSTestServer.publisherRole)'")
+          == true, "\(what): \(e?.message ?? "")")
       #expect(e?.message.lowercased().contains(said.lowercased()) == true, "\(what): \(e?.message ?? "")")
       #expect(e?.message.contains("\n") == false && e?.message.contains(token) == false, "\(what)")
     }
@@ -126,15 +128,22 @@ final class TestClock: Sendable {
     }
     var e = exchange("http://127.0.0.1:\(LoopbackServer.closedPort())")
     #expect(e?.code == .unavailable)
-    #expect(e?.message.hasPrefix("cannot get credentials for role 'arn:aws:iam::1:role/R' from STS at 'http://127.0.0.1:") == true)
+    #expect(
+      e?.message.hasPrefix("cannot get credentials for role 'arn:aws:iam::1:role/R' from STS at 'http://127.0.0.1:")
+        == true)
     #expect(e?.message.hasSuffix("connection refused") == true, "\(e?.message ?? "")")
 
-    let busy = try LoopbackServer { _ in .respond(503, body: Data("<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>".utf8)) }
+    let busy = try LoopbackServer { _ in
+      .respond(503, body: Data("<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>".utf8))
+    }
     e = exchange(busy.url)
     #expect(e?.code == .unavailable)
     #expect(e?.message.contains("it answered 503 (ServiceUnavailable)") == true, "\(e?.message ?? "")")
     #expect(busy.requests.count == 2)
-    #expect(busy.requests.allSatisfy { $0.method == "POST" && String(decoding: $0.body, as: UTF8.self).contains("Action=AssumeRoleWithWebIdentity") })
+    #expect(
+      busy.requests.allSatisfy {
+        $0.method == "POST" && String(decoding: $0.body, as: UTF8.self).contains("Action=AssumeRoleWithWebIdentity")
+      })
 
     let odd = try LoopbackServer { _ in .respond(200, body: Data("<AssumeRoleWithWebIdentityResponse/>".utf8)) }
     e = exchange(odd.url)

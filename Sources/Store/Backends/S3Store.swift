@@ -230,7 +230,8 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
     repeat {
       var query = [("list-type", "2"), ("max-keys", String(listPageSize)), ("prefix", base)]
       if let token { query.append(("continuation-token", token)) }
-      let req = try reader.request("GET", url: s3.bucketURL + "/?" + S3Protocol.canonicalQuery(query), maxSize: 64 << 20)
+      let req = try reader.request(
+        "GET", url: s3.bucketURL + "/?" + S3Protocol.canonicalQuery(query), maxSize: 64 << 20)
       let r = try transport.perform(req)
       if !r.isSuccess { throw reader.failure(r, req) }
       let xml = String(decoding: r.body, as: UTF8.self)

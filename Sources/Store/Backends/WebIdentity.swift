@@ -101,7 +101,8 @@ public final class WebIdentityCredentials: S3CredentialSource {
       // SeaweedFS and MinIO answer STS on their S3 port.
       endpoint = bucketEndpoint
     } else {
-      endpoint = location.region == "auto" ? "https://sts.amazonaws.com" : "https://sts.\(location.region).amazonaws.com"
+      endpoint =
+        location.region == "auto" ? "https://sts.amazonaws.com" : "https://sts.\(location.region).amazonaws.com"
     }
     var uses: Int?
     if let t = env["TSUKU_TEST_S3_CREDENTIAL_USES"], !t.isEmpty {
@@ -174,7 +175,10 @@ public final class WebIdentityCredentials: S3CredentialSource {
       throw TsukuError(.other, "cannot get credentials for \(what): its answer has no valid Expiration")
     }
     let subject = S3Protocol.value("SubjectFromWebIdentityToken", in: xml).map { Self.oneLine($0, max: 200) }
-    return (S3Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: session, role: roleARN), expiration, subject)
+    return (
+      S3Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: session, role: roleARN), expiration,
+      subject
+    )
   }
 
   private func readToken() throws -> String {

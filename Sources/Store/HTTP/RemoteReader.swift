@@ -145,13 +145,12 @@ struct RemoteReader: Sendable {
       if signing == nil {
         hint =
           writing
-          ? "no credentials: set TSUKU_S3_ACCESS_KEY_ID and TSUKU_S3_SECRET_ACCESS_KEY" : "the bucket is not public?"
+          ? "no credentials: set TSUKU_S3_ACCESS_KEY_ID and TSUKU_S3_SECRET_ACCESS_KEY,"
+            + " or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN" : "the bucket is not public?"
+      } else if let role = signing?.role {
+        hint = writing ? "role '\(role)' is read-only?" : "role '\(role)' cannot read it?"
       } else {
-        if let role = signing?.role {
-          hint = writing ? "role '\(role)' is read-only?" : "role '\(role)' cannot read it?"
-        } else {
-          hint = writing ? "the credentials are read-only?" : "the credentials cannot read it?"
-        }
+        hint = writing ? "the credentials are read-only?" : "the credentials cannot read it?"
       }
       if writing { return TsukuError(.other, "'\(location)' refused the write: \(said) (\(hint))") }
       return TsukuError(.other, "'\(location)' said \(said) (\(hint))")
