@@ -78,6 +78,25 @@ private func fakeBucket() throws -> LoopbackServer {
     }
   }
 
+  @Test func anExpiredSessionTokenIsReportedAsSuch() throws {
+    let server = try LoopbackServer { _ in
+      .respond(
+        400,
+        body: Data("<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>".utf8))
+    }
+    let env = [
+      "TSUKU_S3_ACCESS_KEY_ID": "ASIAEXPIRED", "TSUKU_S3_SECRET_ACCESS_KEY": "s", "TSUKU_S3_SESSION_TOKEN": token,
+    ]
+    let store = try StoreURL.open("s3://bucket-one/reg?endpoint=\(server.url)", environment: env)
+    let e = thrown { try store.apply(StoreChange(objects: [Data("x".utf8)], documents: [(.index, Data("{}".utf8))])) }
+    #expect(e?.code.exitCode == 1)
+    #expect(
+      e?.message
+        == "'s3://bucket-one/reg': the session token of temporary access key 'ASIAEXPIRED' has expired (ExpiredToken); get new credentials and run it again"
+    )
+    #expect(server.requests.first?.headers["x-amz-security-token"] == token)
+  }
+
   @Test func aSessionTokenWithoutItsKeyOrWithALineBreakIsAUsageError() throws {
     let url = "s3://bucket-one?endpoint=http://127.0.0.1:1"
     var e = thrown { _ = try StoreURL.open(url, environment: ["TSUKU_S3_SESSION_TOKEN": token]) }

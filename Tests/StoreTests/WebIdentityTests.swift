@@ -150,6 +150,14 @@ final class TestClock: Sendable {
     #expect(e?.code == .other)
     #expect(e?.message.hasSuffix("its answer has no usable credentials") == true)
 
+    // The token goes only where it was addressed: a redirect is not followed.
+    let elsewhere = try LoopbackServer { _ in .respond(200) }
+    let redirect = try LoopbackServer { _ in .respond(307, headers: [("Location", elsewhere.url + "/")]) }
+    e = exchange(redirect.url)
+    #expect(e?.code == .other)
+    #expect(e?.message.hasSuffix("': HTTP 307") == true, "\(e?.message ?? "")")
+    #expect(elsewhere.requests.isEmpty)
+
     // An endless answer is cut off at 64 KiB.
     let huge = try LoopbackServer { _ in .respond(200, body: Data(repeating: 0x41, count: 1 << 20)) }
     e = exchange(huge.url)

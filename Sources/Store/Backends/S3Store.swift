@@ -16,6 +16,9 @@ import Foundation
 ///   `LastModified`); `move` copies server-side (`CopyObject`) into the other area, then deletes.
 public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
   public let s3: S3Location
+  /// Where the requests' credentials come from (nil: unsigned). A `WebIdentityCredentials`
+  /// tells which role and which token subject a publish acted as.
+  public let credentials: (any S3CredentialSource)?
 
   /// Cache-Control of blobs: never changes, cache forever.
   public static let immutableCacheControl = "public, max-age=31536000, immutable"
@@ -34,6 +37,7 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
     listPageSize: Int = 1000
   ) {
     self.s3 = s3
+    self.credentials = credentials
     self.listThreshold = listThreshold
     self.listPageSize = listPageSize
     let signer = credentials.map { RequestSigner(region: s3.region, source: $0) }

@@ -25,7 +25,8 @@ private let curlReady: CURLcode = curl_global_init(tsuku_curl_global_default)
 /// - A batch with no answer for a second is reported to the `waitReporter`, if any.
 /// - Proxies come from the environment as libcurl reads them (`HTTPS_PROXY`, `http_proxy`,
 ///   `NO_PROXY`); nothing here overrides them. `caBundle` replaces the system's CA bundle.
-/// - Only http and https are spoken, redirects included; signed requests follow no redirects.
+/// - Only http and https are spoken, redirects included; signed requests and POSTs follow no
+///   redirects.
 public final class CurlTransport: HTTPTransport {
   public let options: TransportOptions
   private let counter = Atomic<Int>(0)
@@ -398,7 +399,8 @@ private final class Batch {
     if let s = r.signing {
       try setString(easy, CURLOPT_AWS_SIGV4, "aws:amz:\(s.region):s3", "aws sigv4")
       try setString(easy, CURLOPT_USERPWD, "\(s.accessKeyID):\(s.secretAccessKey)", "credentials")
-    } else {
+    } else if r.method != "POST" {
+      // A POST (a token for STS) goes only where it was addressed: no redirects either.
       try setLong(easy, CURLOPT_FOLLOWLOCATION, 1, "follow location")
       try setLong(easy, CURLOPT_MAXREDIRS, 5, "max redirects")
       try check(tsuku_curl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols")
