@@ -44,7 +44,7 @@ let package = Package(
         "Store", "Sync",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
-    .target(name: "TestSupport", dependencies: ["Store", "Sync"]),
+    .target(name: "TestSupport", dependencies: ["Store", "Sync", "COpenSSL"]),
     .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
     .testTarget(name: "SyncTests", dependencies: ["Store", "Sync", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["Store", "Sync", "TestSupport"]),

@@ -76,8 +76,9 @@ public enum StoreURL {
       if let history { git.enableHistory(days: history.days, cacheDirectory: history.cacheDirectory) }
       return git
     case .s3(let location):
-      let credentials = try S3Credentials.fromEnvironment(environment)
-      return S3Store(location, credentials: credentials, transport: try transport(environment, deadline))
+      let transport = try transport(environment, deadline)
+      let credentials = try S3Credentials.source(for: location, environment: environment, transport: transport)
+      return S3Store(location, credentials: credentials, transport: transport)
     case .http(let base):
       return ReadOnlyHTTPStore(try httpStore(base, environment: environment, deadline: deadline))
     }

@@ -40,6 +40,10 @@ struct Tsuku: ParsableCommand {
                                       waiting for, 0: never (default: when stderr is a terminal)
         TSUKU_CA_BUNDLE               a CA bundle for https sources
         TSUKU_S3_ACCESS_KEY_ID, TSUKU_S3_SECRET_ACCESS_KEY   bucket credentials (else AWS_*)
+        TSUKU_S3_SESSION_TOKEN        their session token, for temporary ones (else AWS_SESSION_TOKEN)
+        AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN   no key: exchange the OIDC token in the file
+                                      for the role's credentials at STS (AWS_ROLE_SESSION_NAME,
+                                      AWS_ENDPOINT_URL_STS)
         TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that left its tip,
                                       counted from its newest commit (90; 0: all history)
         TSUKU_METRICS_FILE            write 'tsuku metrics' there after every

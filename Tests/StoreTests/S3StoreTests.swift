@@ -165,7 +165,7 @@ final class Once: Sendable {
     let blob = Data("golden file".utf8)
     try store.apply(StoreChange(objects: [blob], documents: [(.root(1), Data("root".utf8)), (.index, v1)]))
     let paths = [SHA256.hash(blob).path, "root/1.root.json", "index.json"]
-    let heads = store.transport.perform(paths.map { store.reader.request("HEAD", $0) })
+    let heads = store.transport.perform(try paths.map { try store.reader.request("HEAD", $0) })
     let cache = try heads.map { try $0.get().header("cache-control") }
     #expect(cache == ["public, max-age=31536000, immutable", "public, max-age=60", "public, max-age=60"])
   }

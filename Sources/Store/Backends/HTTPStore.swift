@@ -13,6 +13,6 @@ public final class HTTPStore: RemoteStore, @unchecked Sendable {
     while base.hasSuffix("/") { base.removeLast() }
     self.baseURL = base
     let root = base
-    super.init(location: root, transport: transport, signing: nil) { root + "/" + $0 }
+    super.init(location: root, transport: transport, signer: nil) { root + "/" + $0 }
   }
 }

@@ -16,6 +16,9 @@ import Foundation
 ///   `LastModified`); `move` copies server-side (`CopyObject`) into the other area, then deletes.
 public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
   public let s3: S3Location
+  /// Where the requests' credentials come from (nil: unsigned). A `WebIdentityCredentials`
+  /// tells which role and which token subject a publish acted as.
+  public let credentials: (any S3CredentialSource)?
 
   /// Cache-Control of blobs: never changes, cache forever.
   public static let immutableCacheControl = "public, max-age=31536000, immutable"
@@ -26,24 +29,26 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
   /// Keys per ListObjectsV2 page (S3's maximum is 1000).
   public let listPageSize: Int
 
+  /// A store on `s3` whose requests are signed with what `credentials` gives when each is made
+  /// (fixed `S3Credentials`, or `WebIdentityCredentials` renewed as they near expiry); nil
+  /// sends them unsigned.
   public init(
-    _ s3: S3Location, credentials: S3Credentials?, transport: any HTTPTransport, listThreshold: Int = 256,
+    _ s3: S3Location, credentials: (any S3CredentialSource)?, transport: any HTTPTransport, listThreshold: Int = 256,
     listPageSize: Int = 1000
   ) {
     self.s3 = s3
+    self.credentials = credentials
     self.listThreshold = listThreshold
     self.listPageSize = listPageSize
-    let signing = credentials.map {
-      AWSSigning(region: s3.region, accessKeyID: $0.accessKeyID, secretAccessKey: $0.secretAccessKey)
-    }
-    super.init(location: s3.url, transport: transport, signing: signing, urlFor: { s3.url($0) })
+    let signer = credentials.map { RequestSigner(region: s3.region, source: $0) }
+    super.init(location: s3.url, transport: transport, signer: signer, urlFor: { s3.url($0) })
   }
 
   public func list() throws -> [ObjectID] { try listSizes().keys.sorted() }
 
   /// Creates the bucket; one that exists and is ours already is fine.
   public func createBucket() throws {
-    let req = reader.request("PUT", url: s3.bucketURL, body: Data())
+    let req = try reader.request("PUT", url: s3.bucketURL, body: Data())
     let r = try transport.perform(req)
     if r.isSuccess || S3Protocol.errorCode(r) == "BucketAlreadyOwnedByYou" { return }
     throw reader.failure(r, req, writing: true)
@@ -95,7 +100,7 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
   }
 
   public func remove(_ ids: [ObjectID]) throws {
-    let requests = ids.map { reader.request("DELETE", $0.path) }
+    let requests = try ids.map { try reader.request("DELETE", $0.path) }
     for (req, result) in zip(requests, transport.perform(requests)) {
       let r = try result.get()
       if !r.isSuccess && !reader.isAbsent(r) { throw reader.failure(r, req, writing: true) }
@@ -114,8 +119,8 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
   public func move(_ ids: [ObjectID], from: ObjectArea, to: ObjectArea) throws -> Int {
     if from == to || ids.isEmpty { return 0 }
     let list = Array(Set(ids)).sorted()
-    let copies = list.map { id in
-      reader.request(
+    let copies = try list.map { id in
+      try reader.request(
         "PUT", to.path(id),
         headers: [
           ("x-amz-copy-source", "/" + s3.bucket + "/" + S3Protocol.encode(s3.key(from.path(id)), keepSlash: true)),
@@ -138,7 +143,7 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
 
   public func remove(_ ids: [ObjectID], from area: ObjectArea) throws {
     if area == .live { return try remove(ids) }
-    let requests = ids.map { reader.request("DELETE", area.path($0)) }
+    let requests = try ids.map { try reader.request("DELETE", area.path($0)) }
     for (req, result) in zip(requests, transport.perform(requests)) {
       let r = try result.get()
       if !r.isSuccess && !reader.isAbsent(r) { throw reader.failure(r, req, writing: true) }
@@ -147,7 +152,7 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
 
   /// Test and repair hook: writes raw bytes at a layout path, unverified.
   func putRaw(_ path: String, _ data: Data) throws {
-    let req = reader.request("PUT", path, headers: [("Content-Type", "application/octet-stream")], body: data)
+    let req = try reader.request("PUT", path, headers: [("Content-Type", "application/octet-stream")], body: data)
     let r = try transport.perform(req)
     if !r.isSuccess { throw reader.failure(r, req, writing: true) }
   }
@@ -184,8 +189,8 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
   /// PUTs each item and checks what the bucket stored.
   private func upload(_ items: [(String, Data, [(String, String)])]) throws {
     if items.isEmpty { return }
-    let requests = items.map { path, data, extra in
-      reader.request(
+    let requests = try items.map { path, data, extra in
+      try reader.request(
         "PUT", path,
         headers: [("Content-Type", "application/octet-stream"), ("Content-MD5", MD5.base64(data))]
           + extra.map { (name: $0.0, value: $0.1) },
@@ -229,7 +234,8 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
     repeat {
       var query = [("list-type", "2"), ("max-keys", String(listPageSize)), ("prefix", base)]
       if let token { query.append(("continuation-token", token)) }
-      let req = reader.request("GET", url: s3.bucketURL + "/?" + S3Protocol.canonicalQuery(query), maxSize: 64 << 20)
+      let req = try reader.request(
+        "GET", url: s3.bucketURL + "/?" + S3Protocol.canonicalQuery(query), maxSize: 64 << 20)
       let r = try transport.perform(req)
       if !r.isSuccess { throw reader.failure(r, req) }
       let xml = String(decoding: r.body, as: UTF8.self)

@@ -25,7 +25,8 @@ private let curlReady: CURLcode = curl_global_init(tsuku_curl_global_default)
 /// - A batch with no answer for a second is reported to the `waitReporter`, if any.
 /// - Proxies come from the environment as libcurl reads them (`HTTPS_PROXY`, `http_proxy`,
 ///   `NO_PROXY`); nothing here overrides them. `caBundle` replaces the system's CA bundle.
-/// - Only http and https are spoken, redirects included; signed requests follow no redirects.
+/// - Only http and https are spoken, redirects included; signed requests and POSTs follow no
+///   redirects.
 public final class CurlTransport: HTTPTransport {
   public let options: TransportOptions
   private let counter = Atomic<Int>(0)
@@ -384,20 +385,33 @@ private final class Batch {
         tsuku_curl_setopt_read(easy) { buf, size, n, me in
           Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().send(buf!, size * n)
         }, "read function")
+    case "POST":
+      // A form (an STS exchange): the body is sent from the same read function as a PUT's.
+      try setLong(easy, CURLOPT_POST, 1, "post")
+      try check(
+        tsuku_curl_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(r.body?.count ?? 0)), "post size")
+      try check(
+        tsuku_curl_setopt_read(easy) { buf, size, n, me in
+          Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().send(buf!, size * n)
+        }, "read function")
     default: try setString(easy, CURLOPT_CUSTOMREQUEST, r.method, "custom request")
     }
     if let s = r.signing {
       try setString(easy, CURLOPT_AWS_SIGV4, "aws:amz:\(s.region):s3", "aws sigv4")
       try setString(easy, CURLOPT_USERPWD, "\(s.accessKeyID):\(s.secretAccessKey)", "credentials")
-    } else {
+    } else if r.method != "POST" {
+      // A POST (a token for STS) goes only where it was addressed: no redirects either.
       try setLong(easy, CURLOPT_FOLLOWLOCATION, 1, "follow location")
       try setLong(easy, CURLOPT_MAXREDIRS, 5, "max redirects")
       try check(tsuku_curl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols")
     }
     var lines = r.headers.map { "\($0.name): \($0.value)" }
+    // Temporary credentials: libcurl signs every header it is given, this one included, as
+    // SigV4 requires of `x-amz-security-token`.
+    if let token = r.signing?.sessionToken { lines.append("x-amz-security-token: \(token)") }
     // No `Expect: 100-continue` round trip; but libcurl 7.88 would sign the blank `Expect:`
     // header that removes it, so signed uploads keep it (libcurl sends it above 1 MiB only).
-    if r.method == "PUT" && r.signing == nil { lines.append("Expect:") }
+    if (r.method == "PUT" || r.method == "POST") && r.signing == nil { lines.append("Expect:") }
     for line in lines {
       guard let list = curl_slist_append(t.headerList, line) else {
         throw CurlSetupError(message: "cannot add header '\(line.prefix(40))'")

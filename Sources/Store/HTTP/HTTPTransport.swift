@@ -1,15 +1,25 @@
 import Foundation
 
-/// SigV4 credentials for one request. Neither `description` nor a mirror (`dump`) shows the secret.
+/// SigV4 credentials for one request. Neither `description` nor a mirror (`dump`) shows the
+/// secret or the session token.
 public struct AWSSigning: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
   /// The region signed for (`auto` for R2, `us-east-1`, ...).
   public var region: String
   public var accessKeyID: String
   public var secretAccessKey: String
-  public init(region: String, accessKeyID: String, secretAccessKey: String) {
+  /// Temporary credentials' token: the transport sends it as `x-amz-security-token`, a signed
+  /// header.
+  public var sessionToken: String?
+  /// The role temporary credentials act as, for messages.
+  public var role: String?
+  public init(
+    region: String, accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, role: String? = nil
+  ) {
     self.region = region
     self.accessKeyID = accessKeyID
     self.secretAccessKey = secretAccessKey
+    self.sessionToken = sessionToken
+    self.role = role
   }
   public var description: String { "aws:amz:\(region):s3 as '\(accessKeyID)'" }
   public var debugDescription: String { description }

@@ -11,10 +11,13 @@ public class RemoteStore: ObjectReader, @unchecked Sendable {
   /// Requests, answers and errors; every property is immutable, so the class is `Sendable`.
   let reader: RemoteReader
 
-  init(location: String, transport: any HTTPTransport, signing: AWSSigning?, urlFor: @escaping @Sendable (String) -> String) {
+  init(
+    location: String, transport: any HTTPTransport, signer: RequestSigner?,
+    urlFor: @escaping @Sendable (String) -> String
+  ) {
     self.location = location
     self.transport = transport
-    reader = RemoteReader(location: location, transport: transport, signing: signing, urlFor: urlFor)
+    reader = RemoteReader(location: location, transport: transport, signer: signer, urlFor: urlFor)
   }
 
   /// Requests made so far, retries included.
