@@ -23,6 +23,10 @@ public struct StoreChange: Sendable {
   /// these blobs and the change's own `objects`; every other `objects/` entry is dropped from
   /// the tree (history still holds it). Other backends ignore it: they delete with `remove`.
   public var keepOnly: Set<ObjectID>?
+  /// Who made the change, kept with `index.json` where a backend keeps per-object metadata (an
+  /// S3 bucket: `x-amz-meta-NAME` headers, names in lower case, values printable ASCII). The
+  /// git backend has the commit message instead; a directory keeps none.
+  public var metadata: [(name: String, value: String)] = []
 
   public init(
     objects: [Data] = [], documents: [(DocumentName, Data)] = [], precondition: Precondition = .none,

@@ -94,6 +94,13 @@ import TestSupport
     #expect(c.status == 0, "\(c.out) \(c.stderr)")
     c = try b.w.run("show", "fzf", "--offline")
     #expect(c.out.hasSuffix("\n# changed\n"))
+    // The new version records who published it (the token's subject, the role), signed.
+    c = try b.w.run("registry", "log", "--from", b.url, "--root", b.w.dir.file("root.json"), "--json")
+    let log = try #require(try JSONSerialization.jsonObject(with: c.stdout) as? [String: Any], "\(c.stderr)")
+    let newest = try #require((log["versions"] as? [[String: Any]])?.first)
+    let identity = try #require(newest["identity"] as? String)
+    #expect(identity.contains("sub \(STSTestServer.publisherSubject)"), "\(identity)")
+    #expect(identity.contains("role \(STSTestServer.publisherRole)"), "\(identity)")
   }
 
   @Test func readOnlyRoleTokenIsRefusedWithExitOneAndNothingIsWritten() throws {

@@ -93,7 +93,7 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
     let short = [("Cache-Control", Self.documentCacheControl)]
     try upload(docs.filter { $0.0 != .index }.map { ($0.0.path, $0.1, short) })
     if let index = docs.last(where: { $0.0 == .index })?.1 {
-      try writeIndex(index, precondition: change.precondition, etag: indexTag)
+      try writeIndex(index, precondition: change.precondition, etag: indexTag, metadata: change.metadata)
     }
     report.documentsWritten = docs.count
     return report
@@ -159,8 +159,19 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
 
   // MARK: - writing
 
-  private func writeIndex(_ data: Data, precondition: StoreChange.Precondition, etag: String?) throws {
+  /// The characters a metadata value keeps as they are: printable ASCII but `%`.
+  private static let metadataValueCharacters = CharacterSet(charactersIn: Unicode.Scalar(0x20)...Unicode.Scalar(0x7e))
+    .subtracting(CharacterSet(charactersIn: "%"))
+
+  private func writeIndex(
+    _ data: Data, precondition: StoreChange.Precondition, etag: String?, metadata: [(name: String, value: String)] = []
+  ) throws {
     var headers = [("Cache-Control", Self.documentCacheControl)]
+    for m in metadata {
+      // Header-safe: printable ASCII only (anything else percent-encoded), bounded.
+      let value = String(m.value.prefix(1024)).addingPercentEncoding(withAllowedCharacters: Self.metadataValueCharacters)
+      if let value { headers.append(("x-amz-meta-" + m.name.lowercased(), value)) }
+    }
     switch precondition {
     case .none: break
     case .indexAbsent: headers.append(("If-None-Match", "*"))

@@ -34,6 +34,19 @@ struct IndexCommit {
   /// The commit message (git targets).
   var message: String
 
+  /// The same record as metadata of `index.json` (an S3 bucket's `x-amz-meta-tsuku-*`).
+  var metadata: [(name: String, value: String)] {
+    let by = PublishedBy.current()
+    var out = [(name: String, value: String)]()
+    if let id = by.identity { out.append(("tsuku-published-by", id)) }
+    out.append(("tsuku-tool", by.tool))
+    if let file {
+      let signers = Set(file.index.signatures.map(\.keyid) + (file.revocation?.signatures.map(\.keyid) ?? []))
+      out.append(("tsuku-signed-by", signers.sorted().map { String($0.prefix(16)) }.joined(separator: ",")))
+    }
+    return out
+  }
+
   /// `message`, with the record of who made the change as git trailers (format.md §5.3): the
   /// identity, the tool, and the key ids that signed the new sections.
   var commitMessage: String {
@@ -131,9 +144,10 @@ struct IndexCommit {
         documents.append((.index, indexBytes))
       }
       if documents.isEmpty && blobs.isEmpty && more.isEmpty { return nil }
-      let change = StoreChange(
+      var change = StoreChange(
         objects: blobs, documents: documents, precondition: target.precondition, message: commitMessage, time: time,
         keepOnly: keepOnly)
+      change.metadata = metadata
       return (change, more)
     }
 
