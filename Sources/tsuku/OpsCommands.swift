@@ -33,6 +33,10 @@ extension Tsuku.Registry {
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "The bucket's quota (e.g. 10GB): alert past 80%.") var quota: String?
     @Option(help: "Alert when the index, revocation list or root expires within N days.") var warnDays = 7
+    @Option(
+      name: .customLong("credentials-expire"), parsing: .singleValue,
+      help: "NAME=YYYY-MM-DD: static credentials (a read-only bucket key) due for rotation then; alert within --warn-days. Repeatable.")
+    var credentialsExpire: [String] = []
     @Option(help: "A recipe the registry did not have N days ago is new: missing golden files are reported, not failed (0: none is new).")
     var newDays = 7
     @Option(name: .customLong("platform"), parsing: .upToNextOption, help: "A platform recipes need golden files for; repeatable (default linux-amd64 darwin-amd64 darwin-arm64).")
@@ -60,6 +64,16 @@ extension Tsuku.Registry {
       if let now, Timestamp.parse(now) == nil { throw ValidationError("invalid --now '\(now)': expected YYYY-MM-DDTHH:MM:SSZ") }
     }
 
+    /// `NAME=YYYY-MM-DD` (or a full UTC time) from `--credentials-expire`.
+    static func credentialExpiry(_ text: String) throws -> (name: String, expires: Date) {
+      let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+      let date = parts.count == 2 ? (Timestamp.parse(parts[1]) ?? Timestamp.parse(parts[1] + "T00:00:00Z")) : nil
+      guard parts.count == 2, !parts[0].isEmpty, let date else {
+        throw ValidationError("invalid --credentials-expire '\(text)': expected NAME=YYYY-MM-DD")
+      }
+      return (parts[0], date)
+    }
+
     func run() throws {
       let anchor = try root.map(TrustedRoot.read) ?? Home.fromEnvironment().loadTrust()?.0 ?? DefaultRegistry.root()
       var o = ValidateOptions(source: source, fallback: fallback, root: anchor, now: now.flatMap(Timestamp.parse) ?? Date())
@@ -68,6 +82,7 @@ extension Tsuku.Registry {
       if let exclusions { o.exclusions = try GoldenExclusions.read(exclusions) }
       o.quota = quota.flatMap(ByteSize.parse)
       o.warnDays = warnDays
+      o.credentialExpiries = try credentialsExpire.map(Self.credentialExpiry)
       o.newDays = newDays
       if !platforms.isEmpty { o.platforms = platforms }
       o.timeouts.health = timeoutHealth

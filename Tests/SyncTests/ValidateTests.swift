@@ -1,6 +1,6 @@
 import Foundation
 import Store
-import Sync
+@testable import Sync
 import Testing
 
 import TestSupport
@@ -310,5 +310,28 @@ struct ValidateWorld {
     #expect(r.index?.version == 2)
     // The fallback is checked against the newest index: it lacks jq's blobs.
     #expect(r.failures.contains { $0.kind == "missing-object" && $0.recipe == "jq" && $0.target == o.fallback })
+  }
+}
+
+/// The static credentials that remain after OIDC publishing are rotated on time: validate
+/// alerts when one is due within --warn-days, and once it is past.
+@Suite struct CredentialExpiryTests {
+  @Test func validateAlertsWhenStaticCredentialsAreDueForRotation() throws {
+    let fx = try RegistryFixture()
+    var o = ValidateOptions(source: "file:///nowhere", root: fx.root, now: fx.now)
+    o.warnDays = 14
+    o.credentialExpiries = [
+      ("read-key", fx.now.addingTimeInterval(10 * 86400)), ("old-key", fx.now.addingTimeInterval(-86400)),
+      ("fresh-key", fx.now.addingTimeInterval(90 * 86400)),
+    ]
+    let alerts = Validator.credentialAlerts(o)
+    #expect(alerts.map(\.kind) == ["credentials-expiry", "credentials-expiry"])
+    #expect(alerts[0].message.hasPrefix("credentials 'read-key' expire at "))
+    #expect(alerts[0].message.contains("in 10.0 days (within 14); rotate them"))
+    #expect(alerts[1].message.hasPrefix("credentials 'old-key' expired at "))
+    // And they reach the report (and so the dashboard and the issue).
+    let r = Validator.run(o)
+    #expect(r.alerts.filter { $0.kind == "credentials-expiry" }.count == 2)
+    #expect(r.issue?.body.contains("credentials 'read-key' expire at") == true)
   }
 }

@@ -27,6 +27,9 @@ public struct ValidateOptions: Sendable {
   /// A recipe the registry did not have this many days ago is new: missing golden files are
   /// reported for it, not counted as failures. 0: no recipe is new.
   public var newDays = 7
+  /// Static credentials that remain (a read-only bucket key, say) and the date each expires
+  /// (rotation is due): alert within `warnDays`, and once past it.
+  public var credentialExpiries: [(name: String, expires: Date)] = []
   public var platforms = GoldenCoverage.defaultPlatforms
   public var timeouts = StageTimeouts()
   public var now: Date
@@ -53,11 +56,27 @@ public enum Validator {
   static let batch = 128
   static let batchBytes = 16 << 20
 
+  /// `credentials-expiry` alerts for the static credentials whose rotation is due.
+  static func credentialAlerts(_ o: ValidateOptions) -> [ValidationReport.Alert] {
+    o.credentialExpiries.compactMap { c in
+      let days = c.expires.timeIntervalSince(o.now) / 86400
+      let at = Timestamp.format(c.expires)
+      if days <= 0 {
+        return .init(kind: "credentials-expiry", message: "credentials '\(c.name)' expired at \(at); rotate them (operations.md, \"Rotating the static bucket key\")")
+      }
+      guard days <= Double(o.warnDays) else { return nil }
+      return .init(
+        kind: "credentials-expiry",
+        message: "credentials '\(c.name)' expire at \(at), in \(String(format: "%.1f", days)) days (within \(o.warnDays)); rotate them")
+    }
+  }
+
   public static func run(_ o: ValidateOptions) -> ValidationReport {
     var r = ValidationReport(runAt: o.now, source: o.source, fallback: o.fallback)
     var run = Run(options: o, report: r)
     run.all()
     r = run.report
+    r.alerts += credentialAlerts(o)
     r.recipes.total = run.entries.count
     r.recipes.failed = Set(r.failures.compactMap(\.recipe)).count
     r.recipes.unchecked = run.unchecked.subtracting(r.failures.compactMap(\.recipe)).count
