@@ -241,6 +241,7 @@ import TestSupport
 }
 
 /// The last line of what a command printed on stderr (its error, after any progress lines).
+/// The error line of a failed run (a multi-store write lists each store's state after it).
 private func lastLine(_ r: CommandResult) -> String {
-  String(r.stderr.split(separator: "\n").last ?? "")
+  String(r.stderr.split(separator: "\n").last { $0.hasPrefix("error: ") } ?? r.stderr.split(separator: "\n").last ?? "")
 }
