@@ -63,4 +63,25 @@ import TestSupport
     r = try w.run("registry", "publish", "--staged", w.dir.file("staged.json"), "--to", w.store)
     #expect(r.status == 0, "\(r.stderr)")
   }
+
+  /// The emergency case staged: revoking the very key that signed the current index section
+  /// (which then no longer verifies as a client checks it) is published from a staged file as
+  /// it is directly, by checking the new revocation section only.
+  @Test func aStagedRevocationOfTheIndexKeyCanBePublished() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    let pub = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: w.k("index") + ".pub"))) as? [String: Any])
+    let keyid = try #require(pub["keyid"] as? String)
+    let staged = w.dir.file("revoke.json")
+    var r = try w.run(
+      "registry", "revoke", "--key-id", keyid, "--reason", "index key leaked", "--key", w.k("revocation"), "--to", w.store,
+      "--stage", staged)
+    #expect(r.status == 0, "\(r.stderr)")
+    r = try w.run("registry", "publish", "--staged", staged, "--to", w.store)
+    #expect(r.status == 0, "\(r.stderr)")
+    let file = try IndexFile.parse(try Data(contentsOf: URL(fileURLWithPath: w.dir.file("store/index.json"))), what: "index.json")
+    let payload = try RevocationPayload.parse(try #require(file.revocation?.payloadBytes), what: "revocation")
+    #expect(payload.revoked_keys == [keyid])
+  }
 }

@@ -118,6 +118,17 @@ struct IndexCommit {
     let catchUp = CatchUp(targets: t, tree: tree, carried: !sources.isEmpty)
     let finalRoots = t.roots + newRoots.map(\.1)
     let ours = Self.order(indexBytes)
+    // No target is ever moved back, and no version number gets a second content: every
+    // target whose index.json this change replaces must hold no newer index section or
+    // revocation list than the ones written, and an equal version only with the same payload.
+    // Checked for all targets before anything is written.
+    let newFile = try indexBytes.map { try IndexFile.parse($0, what: "the new index") }
+    if let indexBytes, let newFile {
+      for target in t.targets {
+        guard let held = target.index, held.bytes != indexBytes else { continue }
+        try Self.checkForward(held, to: newFile, ours: ours, location: target.location)
+      }
+    }
 
     /// The change that brings `target` to the result, or nil when it holds it already.
     func change(for target: RegistryTargets.Target) throws -> (StoreChange, [BlobSource])? {
@@ -157,8 +168,8 @@ struct IndexCommit {
       guard target.roots.count <= finalRoots.count, zip(target.roots, finalRoots).allSatisfy({ $0 == $1 }) else {
         return false
       }
-      let theirs = Self.order(target.index?.bytes)
-      return theirs.0 < ours.0 || (theirs.0 == ours.0 && theirs.1 < ours.1)
+      guard let held = target.index, let newFile else { return true }
+      return held.bytes != indexBytes && (try? Self.checkForward(held, to: newFile, ours: ours, location: target.location)) != nil
     }
 
     var states = [TargetState]()
@@ -207,6 +218,29 @@ struct IndexCommit {
 
   /// (index version, revocation list version) of an `index.json`, (0, 0) for none: the order
   /// in which one state supersedes another.
+  /// Refuses (integrity, rollback) to replace `held` with `new` (whose index and revocation
+  /// versions are `ours`) when that would move a store back, or give one version number two
+  /// different signed payloads.
+  static func checkForward(_ held: VerifiedIndex, to new: IndexFile, ours: (Int, Int), location: String) throws {
+    let iv = held.index.version
+    let rv = held.revocation?.version ?? 0
+    func refuse(_ what: String) -> TsukuError {
+      TsukuError(
+        .integrity,
+        "'\(location)' holds \(what); writing this change there would move it back or give one version two contents, so nothing was written (see 'tsuku registry status'; a newer revocation list on one store alone is carried to all by 'tsuku registry resign --revocation-key …' with every --to)",
+        reason: .rollback)
+    }
+    if iv > ours.0 { throw refuse("index version \(iv), newer than the \(ours.0) this change writes") }
+    if iv == ours.0 && held.file.index.payload != new.index.payload { throw refuse("another index version \(iv)") }
+    if rv > ours.1 { throw refuse("revocation list version \(rv), newer than the \(ours.1) this change writes") }
+    if rv == ours.1, rv > 0, held.file.revocation?.payload != new.revocation?.payload {
+      throw TsukuError(
+        .integrity,
+        "'\(location)' holds another revocation list version \(rv) than the one this change carries, so nothing was written: two lists carry one version (written to one store at a time?); 'tsuku registry revoke' with every --to (of any hash either list holds) merges them into the next version ('tsuku registry status' shows which stores differ)",
+        reason: .rollback)
+    }
+  }
+
   static func order(_ index: Data?) -> (Int, Int) {
     guard let index, let file = try? IndexFile.parse(index, what: "index.json") else { return (0, 0) }
     let i = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "index") }?.version ?? 0

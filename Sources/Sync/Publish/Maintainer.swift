@@ -48,21 +48,31 @@ public enum Maintainer {
     let current = try targets.indexToChange(signedBy: keys, as: .revocation)
     let root = try targets.requireRoot()
     var list = RevocationList.empty
-    if let blob = try targets.revocationList() { list = try RevocationList.parse(blob, what: "revocation list") }
+    var merged = false
+    if let m = try targets.mergedRevocationList() { (list, merged) = m }
     let done = items.allSatisfy { item in
       switch item {
       case .hash(let id): list.hashes.contains { $0.sha256 == id }
       case .key(let keyid): list.keys.contains { $0.keyid == keyid }
       }
     }
-    if done, stage == nil, targets.someTargetLags, let payload = targets.revocation {
-      // The same command again after a revocation that reached only some targets: the newest
-      // index.json (with what it pins) goes to the others, nothing is signed.
-      try IndexCommit(message: "revocation list version \(payload.version)").commit(to: targets, now: now)
-      return Revoked(payload: payload, copiedOnly: true)
+    // The same command again after a revocation that reached only some targets: when one
+    // target's index.json holds both the newest index and the newest revocation list, it goes
+    // to the others (with what it pins) and nothing is signed. When no single index.json
+    // holds both (another command moved the index on one store alone), copying either would
+    // roll the other back: the list is signed again as the next version instead.
+    // Lists that two stores hold with one version are merged (revocations only add up): the
+    // merged list is signed as the next version even when it already has every item.
+    var renewOnly = done && merged
+    if done, !merged, stage == nil, targets.someTargetLags, let payload = targets.revocation {
+      if targets.index?.revocation == payload {
+        try IndexCommit(message: "revocation list version \(payload.version)").commit(to: targets, now: now)
+        return Revoked(payload: payload, copiedOnly: true)
+      }
+      renewOnly = true
     }
     let by = keys.map { String($0.keyID.prefix(16)) }.joined(separator: ",")
-    for item in items {
+    for item in items where !renewOnly {
       switch item {
       case .hash(let id):
         if list.hashes.contains(where: { $0.sha256 == id }) {

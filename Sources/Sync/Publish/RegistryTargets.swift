@@ -35,7 +35,8 @@ public struct RegistryTargets: Sendable {
   public let roots: [Data]
   /// The newest root, verified from version 1; nil when no target has a root yet.
   public let root: TrustedRoot?
-  /// The target holding the highest index version (the first in order among equals).
+  /// The target holding the highest index version (among equals, the newest revocation list,
+  /// then the first in order).
   public let newestIndexHolder: Target?
   /// The target holding the highest revocation list version (the first in order among equals).
   public let newestRevocationHolder: Target?
@@ -72,7 +73,9 @@ public struct RegistryTargets: Sendable {
     var newestRevocation: Target?
     for t in targets {
       guard let i = t.index else { continue }
-      if i.index.version > newestIndex?.index?.index.version ?? 0 { newestIndex = t }
+      // Among equal index versions, the one with the newer revocation list.
+      let best = (newestIndex?.index?.index.version ?? 0, newestIndex?.index?.revocation?.version ?? 0)
+      if (i.index.version, i.revocation?.version ?? 0) > best { newestIndex = t }
       if let r = i.revocation, r.version > newestRevocation?.index?.revocation?.version ?? 0 { newestRevocation = t }
     }
     newestIndexHolder = newestIndex
@@ -123,6 +126,29 @@ public struct RegistryTargets: Sendable {
   func revocationList() throws -> Data? {
     guard let holder = newestRevocationHolder, let r = holder.index?.revocation else { return nil }
     return try holder.store.get(r.list.sha256, maxSize: r.list.size)
+  }
+
+  /// Every revocation the targets hold: the newest list, with whatever another target's list
+  /// holds that it lacks appended (lists only grow, so this loses nothing when two lists were
+  /// written to different stores with one version number); `merged` says something was added.
+  func mergedRevocationList() throws -> (list: RevocationList, merged: Bool)? {
+    guard let blob = try revocationList() else { return nil }
+    var list = try RevocationList.parse(blob, what: "revocation list")
+    var merged = false
+    for t in targets {
+      guard let r = t.index?.revocation, t.location != newestRevocationHolder?.location else { continue }
+      let other = try RevocationList.parse(
+        try t.store.get(r.list.sha256, maxSize: r.list.size), what: "the revocation list in '\(t.location)'")
+      for h in other.hashes where !list.hashes.contains(where: { $0.sha256 == h.sha256 }) {
+        list.hashes.append(h)
+        merged = true
+      }
+      for k in other.keys where !list.keys.contains(where: { $0.keyid == k.keyid }) {
+        list.keys.append(k)
+        merged = true
+      }
+    }
+    return (list, merged)
   }
 
   /// Whether some target lacks a root version or holds other `index.json` bytes than the

@@ -112,7 +112,7 @@ public struct Staged: Codable, Sendable {
     // The index version for the message: the commit checks the whole file before writing.
     let version = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "the staged index").version }
     try IndexCommit(
-      file: file, check: .client(source: "the staged index"), sign: sign,
+      file: file, check: sign == [.revocation] ? .revocationSection : .client(source: "the staged index"), sign: sign,
       message: "publish staged index version \(version ?? 0)", needsStagedTree: true
     ).commit(to: targets, now: now)
     return "published staged index version \(version ?? 0)"
