@@ -104,4 +104,26 @@ import TestSupport
     #expect(try foreign.readDocument(.index, maxSize: 1 << 20) == nil)
     #expect(try empty.readDocument(.index, maxSize: 1 << 20) != nil)
   }
+
+  /// A target a responder revoked on alone (a newer revocation list) is never given the
+  /// source's older list, even when the source is ahead on the index.
+  @Test func aTargetWithANewerRevocationListIsRefusedWhateverTheIndexVersions() throws {
+    let (f, store) = try registry()
+    let target = MemoryStore()
+    #expect(try Mirror.run(from: store, to: [("target", target)], options: MirrorOptions(now: f.now)).exit_code == 0)
+    // The target: revocation list 2 (index 1). The source: index 2 (revocation list 1).
+    try Maintainer.revoke(
+      [.hash(try #require(ObjectID(hex: String(repeating: "c", count: 64))))], reason: "compromised", keys: [f.revocationKey],
+      in: target, expiresDays: 30, now: f.now)
+    var recipes = [String: String]()
+    for i in 0..<61 { recipes["tool\(i)"] = RegistryFixture.recipe("tool\(i)") }
+    try Publisher.publish(
+      try f.writeInput("v2", recipes: recipes), keys: [f.indexKey], to: [store], expiresDays: 30, now: f.now, packs: true)
+    let before = try target.readDocument(.index, maxSize: 1 << 20)
+    let r = try Mirror.run(from: store, to: [("target", target)], options: MirrorOptions(now: f.now))
+    #expect(r.exit_code == 1)
+    #expect(r.targets.map(\.status) == ["refused"])
+    #expect(r.targets[0].error?.contains("has revocation list version 2, newer than the 1 of") == true, "\(r.targets[0].error ?? "")")
+    #expect(try target.readDocument(.index, maxSize: 1 << 20) == before)
+  }
 }

@@ -35,7 +35,14 @@ final class MirrorSource: Sendable {
       throw TsukuError(.notFound, "'\(loc)' has no root/1.root.json: it holds no registry to mirror")
     }
     var roots = [try TrustedRoot(anchor: first, what: "root/1.root.json in '\(loc)'")]
+    guard roots[0].version == 1 else {
+      throw TsukuError(.integrity, "root/1.root.json in '\(loc)' holds root version \(roots[0].version)")
+    }
     while let next = try store.readDocument(.root(roots.count + 1), maxSize: Limits.root) {
+      // The same bound as a client's walk: a source cannot make the copy read roots forever.
+      guard roots.count < Limits.maxRootRotations else {
+        throw TsukuError(.integrity, "'\(loc)' has more than \(Limits.maxRootRotations) root versions")
+      }
       roots.append(try roots[roots.count - 1].next(next, what: "root/\(roots.count + 1).root.json in '\(loc)'"))
     }
     if let anchor, anchor.version > roots.count || roots[anchor.version - 1].bytes != anchor.bytes {

@@ -56,7 +56,8 @@ struct MirrorTarget: Sendable {
         throw TsukuError(
           .conflict, "'\(url)' has index version \(mine.0), newer than the \(theirs.0) of '\(source.location)'; \(forward)")
       }
-      if mine.0 == theirs.0 && mine.1 > theirs.1 {
+      // Whatever the index versions: a newer revocation list is never replaced by an older one.
+      if mine.1 > theirs.1 {
         throw TsukuError(
           .conflict,
           "'\(url)' has revocation list version \(mine.1), newer than the \(theirs.1) of '\(source.location)'; \(forward)")

@@ -216,8 +216,6 @@ struct IndexCommit {
     return Committed(root: root, reports: reports)
   }
 
-  /// (index version, revocation list version) of an `index.json`, (0, 0) for none: the order
-  /// in which one state supersedes another.
   /// Refuses (integrity, rollback) to replace `held` with `new` (whose index and revocation
   /// versions are `ours`) when that would move a store back, or give one version number two
   /// different signed payloads.
@@ -241,6 +239,7 @@ struct IndexCommit {
     }
   }
 
+  /// (index version, revocation list version) of an `index.json`, (0, 0) for none.
   static func order(_ index: Data?) -> (Int, Int) {
     guard let index, let file = try? IndexFile.parse(index, what: "index.json") else { return (0, 0) }
     let i = file.index.payloadBytes.flatMap { try? IndexPayload.parse($0, what: "index") }?.version ?? 0
