@@ -25,21 +25,16 @@ import shutil
 import statistics
 import time
 
+import bench_mirror  # new_registry, beside this file
+
 
 def run_availability(args, work, tsuku, srv, b):
     content = b.prepare_content(args, work, b.load_replay())
     b.log("content: %s" % content["kind"])
     srv.start()
     bench = b.Bench(args, work, tsuku, srv)
-    w, k = work, work + "/keys/"
-    b.run(b.s3("PUT", srv.endpoint, "/bench"))
-    os.makedirs(w + "/keys")
-    for role in ("root", "index", "revocation"):
-        bench.tsuku_run("registry", "keygen", "--out", k + role, "--note", "TEST KEY (tools/bench)")
-    bench.tsuku_run("registry", "init", "--to", bench.url("avail"), "--root-key", k + "root.pub", "--index-key",
-                    k + "index.pub", "--revocation-key", k + "revocation.pub", "--sign", k + "root",
-                    "--expires-days", "3650")
-    b.run(b.s3("GET", srv.endpoint, "/bench/avail/root/1.root.json", out=w + "/root-avail.json"))
+    w = work
+    k = bench_mirror.new_registry(bench, b, "avail")
     recipes = w + "/avail-recipes"
     shutil.copytree(w + "/new/recipes", recipes)
 

@@ -33,6 +33,21 @@ import time
 GOAL = 10.0  # mirror -> dir at least this many times faster than rclone sync --transfers 16
 
 
+def new_registry(bench, b, prefix):
+    """Test keys in WORK/keys and root version 1 in s3://bench/PREFIX (bucket made here), its
+    root saved as WORK/root-PREFIX.json. Returns the keys folder (ends with '/')."""
+    w, k, srv = bench.work, bench.work + "/keys/", bench.srv
+    b.run(b.s3("PUT", srv.endpoint, "/bench"))
+    os.makedirs(w + "/keys")
+    for role in ("root", "index", "revocation"):
+        bench.tsuku_run("registry", "keygen", "--out", k + role, "--note", "TEST KEY (tools/bench)")
+    bench.tsuku_run("registry", "init", "--to", bench.url(prefix), "--root-key", k + "root.pub", "--index-key",
+                    k + "index.pub", "--revocation-key", k + "revocation.pub", "--sign", k + "root",
+                    "--expires-days", "3650")
+    b.run(b.s3("GET", srv.endpoint, "/bench/%s/root/1.root.json" % prefix, out="%s/root-%s.json" % (w, prefix)))
+    return k
+
+
 def run_mirror(args, work, tsuku, srv, b):
     """`b` is tools/bench itself (its helpers: run, timed, log, Failure, prepare_content, ...)."""
     content = b.prepare_content(args, work, b.load_replay())
@@ -40,15 +55,8 @@ def run_mirror(args, work, tsuku, srv, b):
     srv.start()
     b.log("SeaweedFS on %s, counting proxy on %s, work folder %s" % (srv.endpoint, srv.proxied, work))
     bench = b.Bench(args, work, tsuku, srv)
-    w, k = work, work + "/keys/"
-    b.run(b.s3("PUT", srv.endpoint, "/bench"))
-    os.makedirs(w + "/keys")
-    for role in ("root", "index", "revocation"):
-        bench.tsuku_run("registry", "keygen", "--out", k + role, "--note", "TEST KEY (tools/bench)")
-    bench.tsuku_run("registry", "init", "--to", bench.url("reg"), "--root-key", k + "root.pub", "--index-key",
-                    k + "index.pub", "--revocation-key", k + "revocation.pub", "--sign", k + "root",
-                    "--expires-days", "3650")
-    b.run(b.s3("GET", srv.endpoint, "/bench/reg/root/1.root.json", out=w + "/root.json"))
+    w = work
+    k = new_registry(bench, b, "reg")
     p = bench.tsuku_run("registry", "publish", "--recipes", w + "/new/recipes", "--critical", w + "/new/critical",
                         "--golden", w + "/new/golden", "--key", k + "index", "--revocation-key", k + "revocation",
                         "--to", bench.url("reg"), "--packs", "always", "--expires-days", "3650")
@@ -127,7 +135,7 @@ def run_mirror(args, work, tsuku, srv, b):
     git = fresh_git()
     cmd, env = mirror(git, as_json=False)
     b.run(cmd, env=env)
-    cmd, env = bench.t("registry", "status", "--root", w + "/root.json", "--to", bench.url("reg"), "--to", last_dir,
+    cmd, env = bench.t("registry", "status", "--root", w + "/root-reg.json", "--to", bench.url("reg"), "--to", last_dir,
                        "--to", git)
     b.run(cmd, env=env)
     notes = []

@@ -20,14 +20,7 @@ extension Tsuku.Registry {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-      let anchor: TrustedRoot
-      if let root {
-        anchor = try TrustedRoot.read(root)
-      } else if let trusted = try Home.fromEnvironment().loadTrust()?.0 {
-        anchor = trusted
-      } else {
-        anchor = try DefaultRegistry.root()
-      }
+      let anchor = try HealthRoot.resolve(file: root, home: Home.fromEnvironment()).root
       let (entries, missing) = try PublishLog.read(try StoreURL.openReader(from), anchor: anchor, limit: limit)
       if json {
         struct Out: Encodable {

@@ -34,31 +34,18 @@ struct IndexCommit {
   /// The commit message (git targets).
   var message: String
 
-  /// The same record as metadata of `index.json` (an S3 bucket's `x-amz-meta-tsuku-*`).
-  var metadata: [(name: String, value: String)] {
-    let by = PublishedBy.current()
-    var out = [(name: String, value: String)]()
-    if let id = by.identity { out.append(("tsuku-published-by", id)) }
-    out.append(("tsuku-tool", by.tool))
-    if let file {
-      let signers = Set(file.index.signatures.map(\.keyid) + (file.revocation?.signatures.map(\.keyid) ?? []))
-      out.append(("tsuku-signed-by", signers.sorted().map { String($0.prefix(16)) }.joined(separator: ",")))
-    }
-    return out
-  }
-
-  /// `message`, with the record of who made the change as git trailers (format.md §5.3): the
-  /// identity, the tool, and the key ids that signed the new sections.
-  var commitMessage: String {
-    var trailers = [String]()
-    let by = PublishedBy.current()
-    if let id = by.identity { trailers.append("Published-by: \(id)") }
+  /// The record of who made the change (format.md §5.3), outside the signed payload too: as
+  /// metadata of `index.json` (an S3 bucket's `x-amz-meta-tsuku-*`) and as git trailers after
+  /// `message`.
+  func record(_ by: PublishedBy) -> (message: String, metadata: [(name: String, value: String)]) {
+    let signers = file.map { Set($0.index.signatures.map(\.keyid) + ($0.revocation?.signatures.map(\.keyid) ?? [])).sorted() }
+    var trailers = by.identity.map { ["Published-by: \($0)"] } ?? []
     trailers.append("Tool: \(by.tool)")
-    if let file {
-      let signers = Set(file.index.signatures.map(\.keyid) + (file.revocation?.signatures.map(\.keyid) ?? []))
-      for k in signers.sorted() { trailers.append("Signed-by: \(k)") }
-    }
-    return message + "\n\n" + trailers.joined(separator: "\n")
+    trailers += (signers ?? []).map { "Signed-by: \($0)" }
+    var metadata = by.identity.map { [(name: "tsuku-published-by", value: $0)] } ?? []
+    metadata.append(("tsuku-tool", by.tool))
+    if let signers { metadata.append(("tsuku-signed-by", signers.map { String($0.prefix(16)) }.joined(separator: ","))) }
+    return (message + "\n\n" + trailers.joined(separator: "\n"), metadata)
   }
   /// The date of a git target's commit (nil: now).
   var time: Date?
@@ -118,6 +105,7 @@ struct IndexCommit {
     let catchUp = CatchUp(targets: t, tree: tree, carried: !sources.isEmpty)
     let finalRoots = t.roots + newRoots.map(\.1)
     let ours = Self.order(indexBytes)
+    let published = record(.current())
     // No target is ever moved back, and no version number gets a second content: every
     // target whose index.json this change replaces must hold no newer index section or
     // revocation list than the ones written, and an equal version only with the same payload.
@@ -156,9 +144,9 @@ struct IndexCommit {
       }
       if documents.isEmpty && blobs.isEmpty && more.isEmpty { return nil }
       var change = StoreChange(
-        objects: blobs, documents: documents, precondition: target.precondition, message: commitMessage, time: time,
+        objects: blobs, documents: documents, precondition: target.precondition, message: published.message, time: time,
         keepOnly: keepOnly)
-      change.metadata = metadata
+      change.metadata = published.metadata
       return (change, more)
     }
 
