@@ -47,6 +47,12 @@ public struct BlobSource: Sendable {
     from = .memory(data)
   }
 
+  /// Bytes in memory that the caller has checked already to hash to `id` (fetched and
+  /// verified): not hashed again.
+  public static func verified(_ data: Data, id: ObjectID) -> BlobSource {
+    BlobSource(id: id, size: data.count, from: .memory(data))
+  }
+
   /// The file at `path`, hashed earlier to `id` and `size`.
   public static func file(_ path: String, id: ObjectID, size: Int) -> BlobSource {
     BlobSource(id: id, size: size, from: .path(path))

@@ -87,22 +87,14 @@ public struct IndexContents: Sendable {
   ) throws -> IndexContents {
     let t = verified.index.tree
     let tree = try IndexTree.parse(try fetch(t.sha256, t.size, "index tree"), what: "index tree '\(t.sha256.hex.prefix(16))'")
-    var entries = [IndexEntry]()
-    let shards = try withoutActuallyEscaping(fetch) { fetch in
+    // Only what validation and retention read is decoded: at a hundred thousand recipes the
+    // descriptions, homepages and dependency lists are tens of megabytes.
+    let (shards, entries) = try withoutActuallyEscaping(fetch) { fetch in
       let walk = IndexWalk(
         tree, names: .init(read: { _ in "index shard" }, parse: { "index shard '\($0.prefix)' ('\($0.sha256.hex.prefix(16))')" }),
         read: { r, what in try fetch(r.sha256, r.size, what) })
       let shards = try walk.shards()
-      try walk.forEachShard(shards) { _, shardEntries in
-        // Only what validation and retention read is kept: at a hundred thousand recipes the
-        // descriptions, homepages and dependency lists are tens of megabytes.
-        entries += shardEntries.map { e in
-          var e = e
-          (e.description, e.homepage, e.dependencies, e.runtime_dependencies, e.source_commit) = ("", "", [], [], nil)
-          return e
-        }
-      }
-      return shards
+      return (shards, try walk.keptEntries(shards))
     }
     var pinned = [ObjectID: PinnedBlob]()
     func pin(_ b: PinnedBlob) { if pinned[b.id] == nil { pinned[b.id] = b } }

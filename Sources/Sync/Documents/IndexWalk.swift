@@ -57,6 +57,27 @@ public struct IndexWalk {
     for s in try shards ?? self.shards() { try body(s, try entries(of: s)) }
   }
 
+  /// The entries of `shards` with their names, categories, types and blob references only
+  /// (descriptions, homepages and dependency lists empty, never decoded), in shard order:
+  /// read in order, decoded on every core some shards at a time.
+  public func keptEntries(_ shards: [IndexTree.Shard]) throws -> [IndexEntry] {
+    var entries = [IndexEntry]()
+    for start in stride(from: 0, to: shards.count, by: 256) {
+      let group = Array(shards[start..<min(start + 256, shards.count)])
+      let bytes = try group.map { try read($0.ref, names.read($0)) }
+      let whats = group.map(names.parse)
+      let decoded = try ParallelMap.map(group.count) { i in try KeptShard.parse(bytes[i], what: whats[i]) }
+      for shard in decoded {
+        entries += shard.entries.map { e in
+          IndexEntry(
+            name: e.name, category: e.category, recipe: e.recipe, golden: e.golden, description: "", homepage: "",
+            type: e.type, dependencies: [], runtime_dependencies: [], source_commit: nil)
+        }
+      }
+    }
+    return entries
+  }
+
   /// Every entry, in shard order.
   public func entries() throws -> [IndexEntry] {
     var out = [IndexEntry]()

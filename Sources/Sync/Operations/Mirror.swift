@@ -9,7 +9,7 @@ public struct MirrorOptions: Sendable {
   public var dryRun = false
   /// A trusted root (`--root FILE`): the source's chain, verified from `root/1`, must hold it.
   public var anchor: TrustedRoot?
-  /// Where the fetched blobs are spilled (an unlinked temporary file).
+  /// Where the fetched blobs past the memory budget are spilled (an unlinked temporary file).
   public var spillDirectory = NSTemporaryDirectory()
   public var now: Date
 

@@ -7,9 +7,10 @@ import Synchronization
 ///
 /// Blobs are fetched in bulk: the packs the kept indexes name first (several at once, each
 /// checked against its name, then each blob inside checked against its own), then whatever the
-/// packs did not hold, in parallel batches. Every fetched blob goes to a spill file (one
-/// unlinked temporary file), so memory holds one batch at a time whatever the registry's size;
-/// a blob is hashed again when it is read back to be written.
+/// packs did not hold, in parallel batches. Fetched blobs stay in memory up to `memoryBudget`
+/// bytes (written from there with no second hash); past it they go to a spill file (one
+/// unlinked temporary file), so memory stays bounded whatever the registry's size, and a
+/// spilled blob is hashed again when it is read back to be written.
 final class MirrorSource: Sendable {
   let store: any ObjectReader
   var location: String { store.location }
@@ -23,6 +24,9 @@ final class MirrorSource: Sendable {
   let unarchived: [Int]
 
   private let spill: SpillFile
+  /// Bytes of fetched blobs held in memory; the rest are spilled.
+  private let held = Mutex(0)
+  static let memoryBudget = 256 << 20
   private let table = Mutex([ObjectID: BlobSource]())
   private let counts = Mutex((objects: 0, bytes: 0, packs: 0))
 
@@ -112,7 +116,7 @@ final class MirrorSource: Sendable {
         let data = got[batch[i].sha256]!
         let pack = try Pack(data, what: "pack '\(batch[i].sha256.hex.prefix(16))' from '\(location)'")
         return try pack.entries.map { e in
-          do { return try pack.blob(e) } catch let err as TsukuError {
+          do { return (e.id, try pack.blob(e)) } catch let err as TsukuError {
             throw TsukuError(
               err.code, "pack '\(batch[i].sha256.hex)' from '\(location)' holds a corrupt blob '\(e.id.hex)'",
               reason: err.reason)
@@ -120,8 +124,8 @@ final class MirrorSource: Sendable {
         }
       }
       for (p, inside) in zip(batch, blobs) {
-        try keep(got[p.sha256]!)
-        for b in inside { try keep(b) }
+        try keep(got[p.sha256]!, id: p.sha256)
+        for (id, b) in inside { try keep(b, id: id) }
         counts.withLock {
           $0.objects += 1
           $0.bytes += p.size
@@ -151,7 +155,7 @@ final class MirrorSource: Sendable {
           guard let data = got[b.id] else {
             throw TsukuError(.notFound, "\(b.label) ('\(b.id.hex)') is missing from '\(location)'")
           }
-          try keep(data)
+          try keep(data, id: b.id)
           counts.withLock {
             $0.objects += 1
             $0.bytes += data.count
@@ -175,7 +179,7 @@ final class MirrorSource: Sendable {
     do { data = try store.get(id, maxSize: size) } catch let e as TsukuError where e.code == .notFound {
       throw TsukuError(.notFound, "\(what) '\(id.hex)' is missing from '\(location)'")
     }
-    try keep(data)
+    try keep(data, id: id)
     counts.withLock {
       $0.objects += 1
       $0.bytes += data.count
@@ -183,9 +187,15 @@ final class MirrorSource: Sendable {
     return data
   }
 
-  /// Spills verified bytes and remembers where.
-  private func keep(_ data: Data) throws {
-    let s = try spill.append(data)
-    table.withLock { t in if t[s.id] == nil { t[s.id] = s } }
+  /// Keeps bytes verified to hash to `id`: in memory within the budget, else spilled.
+  private func keep(_ data: Data, id: ObjectID) throws {
+    if table.withLock({ $0[id] != nil }) { return }
+    let inMemory = held.withLock { h in
+      guard h + data.count <= Self.memoryBudget else { return false }
+      h += data.count
+      return true
+    }
+    let s = inMemory ? BlobSource.verified(data, id: id) : try spill.append(data)
+    table.withLock { t in if t[id] == nil { t[id] = s } }
   }
 }
