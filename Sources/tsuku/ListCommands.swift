@@ -81,7 +81,7 @@ extension Tsuku {
     static let configuration = CommandConfiguration(
       abstract: "Show what the index says about a recipe, where it came from and how fresh it is.",
       discussion: """
-        Besides the index entry: the source that served the recipe, the index version, how long ago a source last confirmed the cached index (cache age), and the median latency of the last \(TsukuMetrics.recentFetches) fetches from any source (see 'tsuku metrics').
+        Besides the index entry: whether it is revoked (REVOKED, with the reason and date), the source that served the recipe, the index version, how long ago a source last confirmed the cached index (cache age), and the median latency of the last \(TsukuMetrics.recentFetches) fetches from any source (see 'tsuku metrics').
         """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "The recipe name.") var name: String
