@@ -129,6 +129,15 @@ import TestSupport
     #expect(try w.proxy.count() == 0)
   }
 
+  @Test func theCheckWalksTheChainPastASourceThatIsDown() throws {
+    let w = try world()
+    try revokeAA(w)
+    let warnings = Warnings()
+    let c = try w.client(at: 7200, sources: try SourceChain.parse("http://127.0.0.1:1/x|\(w.url)"), warnings: warnings)
+    #expect(refusal(c, "aa")?.message.contains("is revoked: backdoored release") == true, "\(warnings.lines)")
+    #expect(w.proxy.requests().filter { $0.contains("/index.json") }.count == 1, "\(w.proxy.requests())")
+  }
+
   @Test func theRevocationTTLAndDeadlineAreReadLikeTheOtherTTLs() throws {
     #expect(try CachePolicy.fromEnvironment([:]).revocationTTL == 3600)
     #expect(try CachePolicy.fromEnvironment([:]).revocationDeadline == 2)
