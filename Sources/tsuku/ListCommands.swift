@@ -22,6 +22,8 @@ struct EntryJSON: Encodable {
   var cache_age_seconds: Int?
   var median_fetch_latency_seconds: Double?
   var median_fetch_latency_fetches: Int?
+  /// Present when the index's revocation list names the recipe's blob.
+  var revoked: RevokedJSON?
 
   init(_ e: IndexEntry, full: Bool, indexVersion: Int? = nil, cached: Bool? = nil) {
     name = e.name
@@ -38,12 +40,48 @@ struct EntryJSON: Encodable {
   }
 }
 
+/// Why and when a blob was revoked, as `info`, `list` and `search` print it.
+struct RevokedJSON: Encodable {
+  var sha256: String
+  var reason: String
+  var date: String
+  var by: String
+
+  init(_ h: RevocationList.Hash) {
+    (sha256, reason, date, by) = (h.sha256.hex, h.reason, h.revoked_at, h.by)
+  }
+
+  /// The text marker of a revoked entry in `list` and `search`.
+  static let marker = "[REVOKED]"
+
+  /// `REVOKED on 2026-12-03T10:00:00Z: reason (by keyid)`.
+  var line: String { "REVOKED on \(date): \(reason) (by \(by.prefix(16)))" }
+}
+
+/// Entries as `list` and `search` print them: a marker on revoked ones.
+func printEntries(_ entries: [IndexEntry], revoked: [ObjectID: RevocationList.Hash], json: Bool) {
+  if json {
+    return Output.json(
+      entries.map { e in
+        var j = EntryJSON(e, full: false)
+        j.revoked = revoked[e.recipe.sha256].map(RevokedJSON.init)
+        return j
+      })
+  }
+  let width = min(entries.map(\.name.count).max() ?? 0, 32)
+  Output.line(
+    entries.map { e in
+      e.name.padding(toLength: max(width, e.name.count), withPad: " ", startingAt: 0) + "  "
+        + (revoked[e.recipe.sha256] == nil ? "" : RevokedJSON.marker + " ") + e.description
+    }.joined(separator: "\n"))
+}
+
 extension Tsuku {
   struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Show what the index says about a recipe, where it came from and how fresh it is.",
       discussion: """
-        Besides the index entry: the source that served the recipe, the index version, how long ago a source last confirmed the cached index (cache age), and the median latency of the last \(TsukuMetrics.recentFetches) fetches from any source (see 'tsuku metrics').
+        Besides the index entry: whether it is revoked (REVOKED, with the reason and date), the source that served the recipe, the index version, how long ago a source last confirmed the cached index (cache age), and the median latency of the last \(TsukuMetrics.recentFetches) fetches from any source (see 'tsuku metrics').
         """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "The recipe name.") var name: String
@@ -55,8 +93,11 @@ extension Tsuku {
       let idx = try? client.loadIndex()
       let cached = (try? client.home.cache.contains(e.recipe.sha256)) ?? false
       let p = client.provenance(of: e)
+      let revocations = client.revocations()
+      let revoked = revocations[e.recipe.sha256].map(RevokedJSON.init)
       if json {
         var j = EntryJSON(e, full: true, indexVersion: idx?.version, cached: cached)
+        j.revoked = revoked
         j.source = p.source
         j.cache_age_seconds = p.cacheAgeSeconds
         j.median_fetch_latency_seconds = p.medianFetchSeconds
@@ -65,6 +106,9 @@ extension Tsuku {
       }
       var lines = [
         "name:          \(e.name)",
+      ]
+      if let r = revoked { lines.append("status:        \(r.line); 'tsuku show' refuses it") }
+      lines += [
         "category:      \(e.category.rawValue)",
         "type:          \(e.type)",
         "description:   \(e.description)",
@@ -75,7 +119,7 @@ extension Tsuku {
         lines.append("runtime deps:  \(e.runtime_dependencies.joined(separator: ", "))")
       }
       lines.append("recipe:        sha256 \(e.recipe.sha256.hex), \(e.recipe.size) bytes\(cached ? ", cached" : "")")
-      lines.append("source:        \(p.source ?? "none yet (not cached)")")
+      lines.append("source:        \(p.source ?? (revoked == nil ? "none yet (not cached)" : "none (revoked: not served)"))")
       lines.append("index version: \(idx.map { String($0.version) } ?? "none (built-in entry)")")
       if let m = client.home.readCacheMeta() { lines.append("synced:        \(m.synced_at) from \(m.source)") }
       lines.append("cache age:     \(p.cacheAgeSeconds.map { Sync.Duration.describe(TimeInterval($0)) + " since a source confirmed the index" } ?? "no cached index")")
@@ -86,7 +130,10 @@ extension Tsuku {
         lines.append("fetch latency: no fetches recorded")
       }
       lines.append("golden files:  \(e.golden.count)")
-      for g in e.golden { lines.append("  \(g.platform)  \(g.version)  \(g.sha256.hex.prefix(16))  \(g.size) bytes") }
+      for g in e.golden {
+        let mark = revocations[g.sha256].map { "  REVOKED on \($0.revoked_at): \($0.reason)" } ?? ""
+        lines.append("  \(g.platform)  \(g.version)  \(g.sha256.hex.prefix(16))  \(g.size) bytes\(mark)")
+      }
       Output.line(lines.joined(separator: "\n"))
     }
   }
@@ -98,11 +145,10 @@ extension Tsuku {
     @Flag(help: "Only the critical set.") var critical = false
 
     func run() throws {
-      var all = try options.client().entries()
+      let client = try options.client()
+      var all = try client.entries()
       if critical { all = all.filter { $0.category == .critical } }
-      if json { return Output.json(all.map { EntryJSON($0, full: false) }) }
-      let width = min(all.map(\.name.count).max() ?? 0, 32)
-      Output.line(all.map { $0.name.padding(toLength: max(width, $0.name.count), withPad: " ", startingAt: 0) + "  " + $0.description }.joined(separator: "\n"))
+      printEntries(all, revoked: client.revocations(), json: json)
     }
   }
 
@@ -113,11 +159,15 @@ extension Tsuku {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-      let found = try options.client().search(term)
-      if json { Output.json(found.map { EntryJSON($0, full: false) }) }
+      let client = try options.client()
+      let found = try client.search(term)
+      if json { printEntries(found, revoked: client.revocations(), json: true) }
       if found.isEmpty { throw TsukuError(.notFound, "no recipe matches '\(term)'") }
       if json { return }
-      Output.line(found.map { "\($0.name)  \($0.description)" }.joined(separator: "\n"))
+      let revoked = client.revocations()
+      Output.line(
+        found.map { "\($0.name)  " + (revoked[$0.recipe.sha256] == nil ? "" : RevokedJSON.marker + " ") + $0.description }
+          .joined(separator: "\n"))
     }
   }
 

@@ -33,6 +33,9 @@ struct Tsuku: ParsableCommand {
         TSUKU_RECIPE_CACHE_TTL        ask the sources again after this long (24h; 5m..7d)
         TSUKU_RECIPE_CACHE_MAX_STALE  serve a verified stale cache this long past the TTL (7d)
         TSUKU_RECIPE_CACHE_SIZE_LIMIT evict least recently used blobs beyond this (500MB)
+        TSUKU_REVOCATION_TTL          within the TTL, check for revocations after this long
+                                      (1h; 1m..24h): one conditional index.json request
+        TSUKU_REVOCATION_DEADLINE     that check's time limit (2s; 0.1s..60s)
         TSUKU_API_TIMEOUT             seconds all of a command's HTTP requests may take
                                       together, retries included (30; at most 86400)
         TSUKU_CONNECT_TIMEOUT         seconds a connection may take to open (5; at most 600)

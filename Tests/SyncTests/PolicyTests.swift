@@ -76,7 +76,8 @@ import TestSupport
     let w = try World()
     _ = try client(w, w.url).updateRegistry()
     let counting = FaultyStore(.none, wrapping: w.store)
-    let c = try client(w, "counting", at: w.later(3600), stores: ["counting": counting])
+    // Half an hour on: within the TTL and the revocation TTL (1h), past which one request is due.
+    let c = try client(w, "counting", at: w.later(1800), stores: ["counting": counting])
     #expect(try c.recipe("fzf") == Data(RegistryFixture.recipe("fzf").utf8))
     #expect(counting.calls == 0)
     // --force asks anyway.

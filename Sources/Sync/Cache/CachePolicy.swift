@@ -3,7 +3,8 @@ import Store
 
 /// How long cached data may be used, and how much of it may be kept. tsuku's names:
 /// `TSUKU_RECIPE_CACHE_TTL` (24h; 5m..7d), `TSUKU_RECIPE_CACHE_MAX_STALE` (7d),
-/// `TSUKU_RECIPE_CACHE_SIZE_LIMIT` (500MB; 1MB..10GB), `TSUKU_RECIPE_NEGATIVE_TTL` (5m; 0..24h).
+/// `TSUKU_RECIPE_CACHE_SIZE_LIMIT` (500MB; 1MB..10GB), `TSUKU_RECIPE_NEGATIVE_TTL` (5m; 0..24h),
+/// `TSUKU_REVOCATION_TTL` (1h; 1m..24h), `TSUKU_REVOCATION_DEADLINE` (2s; 0.1s..60s).
 public struct CachePolicy: Sendable, Equatable {
   /// After this long since a source last confirmed the cached index, a read asks the sources first.
   public var ttl: TimeInterval = 24 * 3600
@@ -16,6 +17,12 @@ public struct CachePolicy: Sendable, Equatable {
   public var negativeTTL: TimeInterval = 300
   /// The time limit of that read (never more than `TSUKU_API_TIMEOUT`).
   public static let missCheckTimeout: Double = 2
+  /// After this long since a source last confirmed the cached index, a read first asks one
+  /// source, conditionally, whether the index (and so its revocation list) moved on: a
+  /// revocation reaches a client within this bound, whatever the recipe TTL.
+  public var revocationTTL: TimeInterval = 3600
+  /// The time limit of that request (never more than `TSUKU_API_TIMEOUT`).
+  public var revocationDeadline: TimeInterval = 2
 
   public init() {}
 
@@ -44,6 +51,18 @@ public struct CachePolicy: Sendable, Equatable {
         throw TsukuError(.usage, "invalid TSUKU_RECIPE_NEGATIVE_TTL '\(s)': expected a duration from 0 to 24h, e.g. 5m")
       }
       p.negativeTTL = t
+    }
+    if let s = env["TSUKU_REVOCATION_TTL"], !s.isEmpty {
+      guard let t = Duration.parse(s), t >= 60, t <= 86400 else {
+        throw TsukuError(.usage, "invalid TSUKU_REVOCATION_TTL '\(s)': expected a duration from 1m to 24h, e.g. 1h")
+      }
+      p.revocationTTL = t
+    }
+    if let s = env["TSUKU_REVOCATION_DEADLINE"], !s.isEmpty {
+      guard let t = Duration.parse(s), t >= 0.1, t <= 60 else {
+        throw TsukuError(.usage, "invalid TSUKU_REVOCATION_DEADLINE '\(s)': expected a duration from 0.1s to 60s, e.g. 2s")
+      }
+      p.revocationDeadline = t
     }
     return p
   }

@@ -15,7 +15,8 @@ extension Client {
   }
 
   /// Loads the cached index, refreshing it first when it is missing, older than the TTL (or
-  /// `force`), or older than an index this client has trusted. When the refresh fails, the
+  /// `force`), or older than an index this client has trusted; inside the TTL, its
+  /// revocations are checked first when older than the revocation TTL (`checkRevocations`). When the refresh fails, the
   /// verified cache is served — stale — while it is younger than TTL + max-stale, its expiry
   /// judged at the time a source last confirmed it.
   public func loadIndex(for name: String? = nil) throws -> LoadedIndex {
@@ -42,6 +43,10 @@ extension Client {
           refreshError = e
         }
       }
+    } else if revocationCheckDue(confirmed: confirmed), case .answered = checkRevocations(confirmed: confirmed!) {
+      // Within the recipe TTL but past the revocation TTL (see `checkRevocations`).
+      refreshed = true
+      cached = try cache.index()
     }
     guard let bytes = cached?.bytes else {
       let what =
