@@ -49,7 +49,8 @@ public struct AuditEvent: Codable, Sendable, Equatable {
 /// Events are buffered and written with one append per command, so recording a read costs no
 /// synchronous write of its own. A sync's `receive` record that names many blobs keeps them in
 /// a side file of the log's folder (`audit.log.d/`, rotated with the log: `audit.log.1.d/`, ...),
-/// and that file counts toward the log's size, so the bound holds whatever the syncs add.
+/// and that file counts toward the log's size, so the bound holds whatever the syncs add: each
+/// generation rotates past `maxBytes`, and the history stays within `(keep + 1) * maxBytes`.
 public final class AuditLog: @unchecked Sendable {
   public let path: String
   public let maxBytes: Int
@@ -108,6 +109,7 @@ public final class AuditLog: @unchecked Sendable {
       }
     }
     if !side.isEmpty {
+      removeAbandonedStaging()
       let folder = Self.sideFolder(of: path)
       try FileIO.makeDirectories(folder, mode: 0o700)
       for f in side where rename(f.path, folder + "/" + f.name) != 0 {
@@ -116,6 +118,34 @@ public final class AuditLog: @unchecked Sendable {
     }
     let n = text.withUnsafeBytes { FileIO.writeRaw(fd, $0) }
     if n != 0 { throw TsukuError(.other, "cannot write audit log '\(path)': \(String(cString: strerror(n)))") }
+    if !side.isEmpty { keepWithinTotal() }
+  }
+
+  /// A receipt larger than `maxBytes` makes a generation of its own, past the per-file bound;
+  /// the whole history still stays within `(keep + 1) * maxBytes` (what the rotated files
+  /// allow): the oldest generations are dropped until it does. The current one always stays.
+  private func keepWithinTotal() {
+    let sizes = files.map { f -> Int in
+      var st = stat()
+      return (stat(f, &st) == 0 ? Int(st.st_size) : 0) + Self.folderBytes(Self.sideFolder(of: f))
+    }
+    var total = sizes.reduce(0, +)
+    for (f, size) in zip(files, sizes).dropLast() where total > (keep + 1) * maxBytes && size > 0 {
+      unlink(f)
+      try? FileManager.default.removeItem(atPath: Self.sideFolder(of: f))
+      total -= size
+    }
+  }
+
+  /// Removes side files staged by commands that died before writing the log (their process is
+  /// gone), so a crash mid-sync leaves nothing behind for long.
+  private func removeAbandonedStaging() {
+    let dir = (path as NSString).deletingLastPathComponent
+    let prefix = (path as NSString).lastPathComponent + ".staging-"
+    for n in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where n.hasPrefix(prefix) {
+      guard let pid = Int32(n.dropFirst(prefix.count).split(separator: "-").first ?? "") else { continue }
+      if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH { unlink(dir + "/" + n) }
+    }
   }
 
   /// The bytes of the files in `folder` (0 when there is none).
