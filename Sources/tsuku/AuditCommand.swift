@@ -8,17 +8,21 @@ extension Tsuku {
     static let configuration = CommandConfiguration(
       abstract: "Read the audit log, or answer whether this home received or served a blob.",
       discussion: """
-        Without --hash or --name: the events, oldest first (receive, fetch, cache_hit, verify_failure, revoked,
-        trust_change). With --hash (or --name, every hash recorded under that name, also after the registry changed
-        it): whether this home received the blob (by a sync, packs included, or fetched for a read) and served it
-        (show, plan), when, from which source, under which index version. Exit 0 when seen, 3 when never (in the
-        history kept: 'history since' says how far back it reaches), 64 for a malformed hash.
+        Without --hash or --name: the events, oldest first (receive, fetch, cache_hit, verify_failure, revoked, \
+        trust_change). With --hash (or --name: every hash recorded under that name, also after the registry \
+        changed it): whether this home received the blob (by a sync, packs included, or fetched for a read) and \
+        served it (show, plan), when, from which source, under which index version.
+
+        Exit 0 when seen, 3 when never (in the history kept: 'history since' says how far back it reaches), 64 \
+        for a malformed hash.
 
         EXAMPLES:
           tsuku audit --since 24h
-          tsuku audit --hash 3aef4da6a2805b33c8e7a4bd5a0d2c7b6e0e9a1f2d4c6b8a0e2f4a6c8e0a2c4e6
-          tsuku audit --name fzf --json
-          for h in web1 web2; do ssh "$h" tsuku audit --hash "$H" --json; echo "$h $?"; done
+          tsuku audit --hash "$H"            # received? served? exit 0 or 3
+          tsuku audit --name fzf --json      # every hash fzf ever had here
+          for h in $(cat hosts); do
+            ssh "$h" tsuku audit --hash "$H" --json > "$h.json"; echo "$h $?"
+          done
         """)
     @Option(help: "Only events since T: an ISO time (2026-11-29T10:00:00Z) or an age (90m, 24h, 7d).") var since: String?
     @Option(help: "Answer for this blob: received? served? (64 hex digits).") var hash: String?
@@ -90,7 +94,7 @@ enum AuditText {
       if !b.names.isEmpty { head += "  " + b.names.map { "'\($0)'" }.joined(separator: ", ") }
       Output.line(head)
       if !b.seen {
-        Output.line("  never received or served (\(since))")
+        Output.line("  never received or served")
         continue
       }
       func row(_ label: String, _ text: String) { Output.line("  " + label.padding(toLength: 10, withPad: " ", startingAt: 0) + text) }

@@ -78,6 +78,21 @@ import TestSupport
     #expect(!log.report(sha256: Self.id(100_000)).seen)
   }
 
+  @Test func linesAreStreamedAcrossChunksAndAnOverlongLineIsSkipped() throws {
+    let f = try RegistryFixture()
+    let path = f.dir.file("lines")
+    // Lines of 100 bytes cross every 256 KiB chunk boundary; one line of 5 MiB is past the cap.
+    var text = ""
+    for i in 0..<6000 { text += String(format: "%099d", i) + "\n" }
+    text += String(repeating: "x", count: 5 << 20) + "\n" + "last"
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    var lines = [String]()
+    LineReader.forEachLine(path) { lines.append(String(decoding: $0, as: UTF8.self)) }
+    #expect(lines.count == 6001)
+    #expect(lines[0] == String(format: "%099d", 0) && lines[5999] == String(format: "%099d", 5999))
+    #expect(lines.last == "last")
+  }
+
   @Test func aReceiptThatIsNeverRecordedLeavesNoStagedFile() throws {
     let f = try RegistryFixture()
     let home = Home(path: f.dir.file("home"))

@@ -17,22 +17,24 @@ enum LineReader {
     defer { close(fd) }
     var carry = Data()
     var skipping = false
-    var buf = [UInt8](repeating: 0, count: chunk)
+    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 1)
+    defer { buf.deallocate() }
     while true {
-      let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, chunk) }
+      let n = read(fd, buf.baseAddress, chunk)
       if n < 0, errno == EINTR { continue }
       if n <= 0 { break }
       var start = 0
-      for i in 0..<n where buf[i] == UInt8(ascii: "\n") {
+      while start < n, let nl = memchr(buf.baseAddress! + start, Int32(UInt8(ascii: "\n")), n - start) {
+        let end = buf.baseAddress!.distance(to: nl)
         if !skipping {
-          carry.append(contentsOf: buf[start..<i])
+          carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[start..<end]))
           if !carry.isEmpty { try body(carry) }
         }
         carry.removeAll(keepingCapacity: true)
         skipping = false
-        start = i + 1
+        start = end + 1
       }
-      if !skipping { carry.append(contentsOf: buf[start..<n]) }
+      if !skipping { carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[start..<n])) }
       if carry.count > maxLine { (carry, skipping) = (Data(), true) }
     }
     if !skipping, !carry.isEmpty { try body(carry) }
