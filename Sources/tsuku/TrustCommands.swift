@@ -163,44 +163,6 @@ extension Tsuku.Registry {
   }
 }
 
-extension Tsuku {
-  struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(
-      abstract: "Read the audit log: fetches, cache hits, verification failures, revocations, trust changes.")
-    @Option(help: "Only events since T: an ISO time (2026-11-29T10:00:00Z) or an age (90m, 24h, 7d).") var since: String?
-    @Option(help: "Only events about this recipe.") var name: String?
-    @Flag(help: "Print JSON lines.") var json = false
-
-    func run() throws {
-      let now = Date()
-      var from: Date?
-      if let since {
-        from = Timestamp.parse(since) ?? Duration.parse(since).map { now.addingTimeInterval(-$0) }
-        if from == nil { throw TsukuError(.usage, "invalid --since '\(since)': expected an ISO time or an age like 24h") }
-      }
-      let events = AuditLog(home: Home.fromEnvironment()).read(since: from, name: name)
-      if json {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for ev in events { Output.data((try e.encode(ev)) + Data("\n".utf8)) }
-        return
-      }
-      for ev in events {
-        var parts = [ev.time, ev.event]
-        if let n = ev.name { parts.append("'\(n)'") }
-        if let h = ev.sha256 { parts.append(String(h.prefix(16))) }
-        if let a = ev.age_seconds { parts.append("age \(a)s") }
-        if let s = ev.source { parts.append("from \(s)") }
-        if let v = ev.index_version { parts.append("index v\(v)") }
-        if let c = ev.source_commit { parts.append("commit \(c.prefix(12))") }
-        if let d = ev.detail { parts.append("- \(d)") }
-        Output.line(parts.joined(separator: " "))
-      }
-    }
-  }
-}
-
-
 extension Tsuku.Registry {
   struct Health: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -102,8 +102,8 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.out.contains("published revocation list version 2"), "\(r.out)")
     #expect(r.out.contains("all 3 targets agree"), "\(r.out)")
-    // The audit names it (a pack sync records the cache hit of the read, not a fetch).
-    #expect(r.out.contains("cache_hit 'fzf'") || r.out.contains("fetch 'fzf'"), "\(r.out)")
+    // The audit answers for it: received by the sync, served by the show.
+    #expect(r.out.contains("recipe  'fzf'") && r.out.contains("received  yes") && r.out.contains("served    yes"), "\(r.out)")
     r = try s.run(["update-registry"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stderr.contains("'fzf' (sha256 "))

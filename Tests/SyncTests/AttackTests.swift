@@ -333,7 +333,9 @@ struct World {
     _ = try? w.client([]).command { try $0.recipe("jq") }
     let log = AuditLog(home: Home(path: w.f.dir.file("home")))
     let events = log.read()
-    #expect(events.contains { $0.event == "fetch" && $0.name == "fzf" && $0.index_version == 1 })
+    // The sync's one `receive` line lists what it fetched.
+    #expect(events.contains { $0.event == "receive" && $0.index_version == 1 && $0.source != nil })
+    #expect(log.report(sha256: w.recipeID("fzf")).blobs.first?.receipts.first?.index_version == 1)
     #expect(events.contains { $0.event == "cache_hit" && $0.name == "fzf" && $0.age_seconds != nil })
     #expect(events.contains { $0.event == "verify_failure" && $0.name == "jq" })
     #expect(log.read(name: "fzf").allSatisfy { $0.name == "fzf" })

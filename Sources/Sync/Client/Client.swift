@@ -138,7 +138,8 @@ public final class Client {
         let age = loaded?.confirmedAt.map { Int(now.timeIntervalSince($0)) }
         recorder.record(
           AuditEvent(
-            "cache_hit", time: now, name: name, sha256: ref.sha256, indexVersion: loaded?.version, ageSeconds: age))
+            "cache_hit", time: now, name: name, sha256: ref.sha256, indexVersion: loaded?.version, ageSeconds: age,
+            kind: kind))
       }
       return d
     } catch let e as TsukuError where e.code == .integrity {
@@ -159,7 +160,7 @@ public final class Client {
           recorder.record(
             AuditEvent(
               "fetch", time: now, name: name ?? what, sha256: ref.sha256, source: url, indexVersion: loaded?.version,
-              sourceCommit: src.revision(of: ref.sha256)))
+              sourceCommit: src.revision(of: ref.sha256), kind: kind))
           return d
         } catch let e as TsukuError {
           if e.code == .integrity {

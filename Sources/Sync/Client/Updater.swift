@@ -38,6 +38,12 @@ final class Updater {
   /// The signed index's revocation list, fetched with the subtrees.
   private var revocationRefs = [BlobRef]()
   private var pendingBytes = 0
+  /// What this sync received, for the audit log (nil on a dry run, which records nothing).
+  private var receipt: AuditReceipt?
+  /// The blobs of the packs this sync took, sorted, and which of them the index names.
+  private var packed = (ids: [ObjectID](), named: [Bool]())
+  /// The blobs fetched alone so far (the tree, subtrees, shards, the revocation list).
+  private var alone = Set<ObjectID>()
   /// `index.json` as already read from this source (conditionally, with `etag`) by the check of
   /// a missing name: used instead of a second request when the cache still has that ETag.
   var firstRead: (etag: String?, read: DocumentRead)?
@@ -71,6 +77,10 @@ final class Updater {
     // revocations.
     if !dryRun { cache.store.checkPacks() }
     let verified = try verify(bytes)
+    if !dryRun {
+      receipt = AuditReceipt(
+        home: cache.home, time: now, source: url, indexVersion: verified.index.version, sourceCommit: source.revision)
+    }
     // The revocation list travels with the subtrees, after the packs (which usually hold it):
     // fetched before them it would be a second lone blob, and two lone blobs make a pack of
     // their own that the cold sync then merges with the big one (a copy of every byte).
@@ -169,11 +179,17 @@ final class Updater {
     if let d = pending[ref.sha256], d.count <= ref.size { return d }
     if let d = try? cache.store.get(ref.sha256, maxSize: ref.size) { return d }
     let d = try source.get(ref.sha256, maxSize: ref.size)
+    receivedAlone(ref.sha256)
     fetchedBytes += d.count
     fetchedBlobs += 1
     fetchedObjects += 1
     try journalAlone(ref.sha256, d)
     return d
+  }
+
+  /// A part of the index fetched alone, for the receipt.
+  private func receivedAlone(_ id: ObjectID) {
+    if receipt != nil, alone.insert(id).inserted { receipt?.add(id, kind: .index, name: nil) }
   }
 
   /// Journals a blob fetched alone, and keeps it at hand until the journal writes it.
@@ -200,6 +216,7 @@ final class Updater {
       let got = try source.getMany(batch.map { ($0.sha256, $0.size) })
       for r in batch {
         guard let d = got[r.sha256] else { continue }
+        receivedAlone(r.sha256)
         fetchedBytes += d.count
         fetchedBlobs += 1
         fetchedObjects += 1
@@ -259,7 +276,27 @@ final class Updater {
       fetchedObjects += 1
       fetchedBlobs += p.count
     }
-    if let merged = try cache.store.commit(assembly, arrived: arrived).path { journal.add(packFile: merged) }
+    if let merged = try cache.store.commit(assembly, arrived: arrived).path {
+      journal.add(packFile: merged)
+      if receipt != nil, let table = try? PackFile.table(merged) {
+        let ids = table.entries.map(\.id).sorted()
+        packed = (ids, [Bool](repeating: false, count: ids.count))
+      }
+    }
+  }
+
+  /// Notes `id` for the receipt when it came in a pack of this sync (a binary search of the
+  /// packs' sorted ids: no set of every blob is built).
+  private func notePacked(_ id: ObjectID, _ kind: BlobKind, _ name: String) {
+    guard receipt != nil, !packed.ids.isEmpty else { return }
+    var (lo, hi) = (0, packed.ids.count)
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if packed.ids[mid] < id { lo = mid + 1 } else { hi = mid }
+    }
+    guard lo < packed.ids.count, packed.ids[lo] == id else { return }
+    packed.named[lo] = true
+    receipt?.add(id, kind: kind, name: name)
   }
 
   /// One pass over the shards: counts, the entries of the shards not cached (a shard whose
@@ -273,11 +310,13 @@ final class Updater {
         plan.recipes += 1
         plan.golden += e.golden.count
         if !unchanged { plan.changed[e.name] = Client.EntrySummary(e) }
-        var refs = [(e.recipe, e.name)]
-        if includeGolden {
-          refs += e.golden.map { (BlobRef(sha256: $0.sha256, size: $0.size), "\(e.name) \($0.version) \($0.platform)") }
+        var refs = [(e.recipe, e.name, BlobKind.recipe)]
+        let golden = e.golden.map {
+          (BlobRef(sha256: $0.sha256, size: $0.size), "\(e.name) \($0.version) \($0.platform)", BlobKind.golden)
         }
-        for (r, label) in refs {
+        if includeGolden { refs += golden } else { for (r, label, kind) in golden { notePacked(r.sha256, kind, label) } }
+        for (r, label, kind) in refs {
+          notePacked(r.sha256, kind, label)
           if trusted.revoked[r.sha256] != nil {
             plan.names[r.sha256] = label
             continue
@@ -289,6 +328,7 @@ final class Updater {
           }
           plan.wanted.append(r)
           plan.names[r.sha256] = label
+          receipt?.add(r.sha256, kind: kind, name: label)
         }
       }
     }
@@ -339,14 +379,15 @@ final class Updater {
         index_sha256: SHA256.hash(bytes).hex))
   }
 
-  /// The audit trail of the sync: what was fetched, and any change of trust.
+  /// The audit trail of the sync: one `receive` line for every blob it received (the pack
+  /// blobs no index entry named are parts of the index), and any change of trust.
   private func record(_ plan: Plan, _ verified: VerifiedIndex) {
-    let commit = source.revision
-    for id in plan.wanted.map(\.sha256) {
-      recorder.record(
-        AuditEvent(
-          "fetch", time: now, name: plan.names[id], sha256: id, source: url, indexVersion: verified.index.version,
-          sourceCommit: commit))
+    if let receipt {
+      for (i, id) in packed.ids.enumerated() where !packed.named[i] && !alone.contains(id) {
+        receipt.add(id, kind: .index, name: nil)
+      }
+      recorder.audit.record(receipt)
+      self.receipt = nil
     }
     let (root, newRoot, before) = (trusted.startRoot, trusted.root, trusted.startState)
     if newRoot.version != root.version {

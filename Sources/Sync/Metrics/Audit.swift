@@ -8,7 +8,7 @@ import Store
 /// One line of `$TSUKU_HOME/audit.log`. It never holds a secret: names, hashes, source URLs
 /// (as configured, with any userinfo removed), versions and reasons only.
 public struct AuditEvent: Codable, Sendable, Equatable {
-  /// `fetch`, `cache_hit`, `verify_failure`, `revoked`, `trust_change`.
+  /// `receive`, `fetch`, `cache_hit`, `verify_failure`, `revoked`, `trust_change`.
   public var event: String
   public var time: String
   public var name: String?
@@ -18,10 +18,19 @@ public struct AuditEvent: Codable, Sendable, Equatable {
   public var source_commit: String?
   public var age_seconds: Int?
   public var detail: String?
+  /// `fetch` and `cache_hit`: what the blob is (`recipe`, `golden`, `index`).
+  public var kind: String?
+  /// `receive`: how many blobs the sync added.
+  public var count: Int?
+  /// `receive` of a few blobs: each as `HEX KIND[ NAME]` (see `AuditReceipt`).
+  public var blobs: [String]?
+  /// `receive` of more: the file in the log's side folder (`audit.log.d/`) holding those lines.
+  public var blobs_file: String?
 
   public init(
     _ event: String, time: Date, name: String? = nil, sha256: ObjectID? = nil, source: String? = nil,
-    indexVersion: Int? = nil, sourceCommit: String? = nil, ageSeconds: Int? = nil, detail: String? = nil
+    indexVersion: Int? = nil, sourceCommit: String? = nil, ageSeconds: Int? = nil, detail: String? = nil,
+    kind: BlobKind? = nil
   ) {
     self.event = event
     self.time = Timestamp.format(time)
@@ -32,17 +41,23 @@ public struct AuditEvent: Codable, Sendable, Equatable {
     source_commit = sourceCommit
     age_seconds = ageSeconds
     self.detail = detail
+    self.kind = kind?.rawValue
   }
 }
 
 /// The append-only audit log: JSON lines, rotated by size (`audit.log`, `audit.log.1`, ...).
 /// Events are buffered and written with one append per command, so recording a read costs no
-/// synchronous write of its own.
+/// synchronous write of its own. A sync's `receive` record that names many blobs keeps them in
+/// a side file of the log's folder (`audit.log.d/`, rotated with the log: `audit.log.1.d/`, ...),
+/// and that file counts toward the log's size, so the bound holds whatever the syncs add: each
+/// generation rotates past `maxBytes`, and the history stays within `(keep + 1) * maxBytes`.
 public final class AuditLog: @unchecked Sendable {
   public let path: String
   public let maxBytes: Int
   public let keep: Int
   private var pending = [AuditEvent]()
+  /// Side files staged by receipts, moved into the side folder by `flush` (name, staged path, size).
+  private var staged = [(name: String, path: String, bytes: Int)]()
 
   public init(home: Home, maxBytes: Int = 10 * 1024 * 1024, keep: Int = 3) {
     path = home.path + "/audit.log"
@@ -52,8 +67,18 @@ public final class AuditLog: @unchecked Sendable {
 
   public func record(_ e: AuditEvent) { pending.append(e) }
 
+  /// A finished receipt: its line, and its side file when it has one.
+  func record(_ r: AuditReceipt.Finished) {
+    if let f = r.sideFile { staged.append((f.name, f.path, f.bytes)) }
+    pending.append(r.event)
+  }
+
+  /// The side folder of the log file `file` (`audit.log.1` -> `audit.log.1.d`).
+  static func sideFolder(of file: String) -> String { file + ".d" }
+
   /// Appends the buffered events (one `write` under an exclusive lock), rotating first when
-  /// the log has grown past `maxBytes`.
+  /// the log and its side files would grow past `maxBytes`; staged side files are moved into
+  /// the side folder before the line that names them is written.
   public func flush() throws {
     guard !pending.isEmpty else { return }
     var text = Data()
@@ -61,47 +86,120 @@ public final class AuditLog: @unchecked Sendable {
     enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     for e in pending { text += ((try? enc.encode(e)) ?? Data()) + Data("\n".utf8) }
     pending.removeAll()
+    let side = staged
+    staged.removeAll()
+    defer { for f in side { unlink(f.path) } }
     try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
     // Never through a symbolic link, only to a regular file (`FileIO.open`).
-    let fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600, failing: "cannot write audit log")
+    var fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600, failing: "cannot write audit log")
     defer { close(fd) }
     flock(fd, LOCK_EX)
     defer { flock(fd, LOCK_UN) }
     var st = stat()
-    if fstat(fd, &st) == 0, Int(st.st_size) + text.count > maxBytes, st.st_size > 0 {
+    let adding = text.count + side.reduce(0) { $0 + $1.bytes }
+    if fstat(fd, &st) == 0, st.st_size > 0, Int(st.st_size) + Self.folderBytes(Self.sideFolder(of: path)) + adding > maxBytes {
       rotate()
       let fresh = FileIO.openRaw(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600)
       if fresh >= 0 {
-        defer { close(fresh) }
-        _ = text.withUnsafeBytes { Glibc.write(fresh, $0.baseAddress, $0.count) }
-        return
+        let rotated = fd
+        fd = fresh
+        flock(fd, LOCK_EX)
+        flock(rotated, LOCK_UN)
+        close(rotated)
       }
     }
-    let n = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-    if n != text.count { throw TsukuError(.other, "cannot write audit log '\(path)': \(String(cString: strerror(errno)))") }
+    if !side.isEmpty {
+      removeAbandonedStaging()
+      let folder = Self.sideFolder(of: path)
+      try FileIO.makeDirectories(folder, mode: 0o700)
+      for f in side where rename(f.path, folder + "/" + f.name) != 0 {
+        throw TsukuError(.other, "cannot write audit log '\(folder)/\(f.name)': \(String(cString: strerror(errno)))")
+      }
+    }
+    let n = text.withUnsafeBytes { FileIO.writeRaw(fd, $0) }
+    if n != 0 { throw TsukuError(.other, "cannot write audit log '\(path)': \(String(cString: strerror(n)))") }
+    if !side.isEmpty { keepWithinTotal() }
+  }
+
+  /// A receipt larger than `maxBytes` makes a generation of its own, past the per-file bound;
+  /// the whole history still stays within `(keep + 1) * maxBytes` (what the rotated files
+  /// allow): the oldest generations are dropped until it does. The current one always stays.
+  private func keepWithinTotal() {
+    let sizes = files.map { f -> Int in
+      var st = stat()
+      return (stat(f, &st) == 0 ? Int(st.st_size) : 0) + Self.folderBytes(Self.sideFolder(of: f))
+    }
+    var total = sizes.reduce(0, +)
+    for (f, size) in zip(files, sizes).dropLast() where total > (keep + 1) * maxBytes && size > 0 {
+      unlink(f)
+      try? FileManager.default.removeItem(atPath: Self.sideFolder(of: f))
+      total -= size
+    }
+  }
+
+  /// Removes side files staged by commands that died before writing the log (their process is
+  /// gone), so a crash mid-sync leaves nothing behind for long.
+  private func removeAbandonedStaging() {
+    let dir = (path as NSString).deletingLastPathComponent
+    let prefix = (path as NSString).lastPathComponent + ".staging-"
+    for n in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where n.hasPrefix(prefix) {
+      guard let pid = Int32(n.dropFirst(prefix.count).split(separator: "-").first ?? "") else { continue }
+      if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH { unlink(dir + "/" + n) }
+    }
+  }
+
+  /// The bytes of the files in `folder` (0 when there is none).
+  static func folderBytes(_ folder: String) -> Int {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return 0 }
+    var total = 0
+    for n in names {
+      var st = stat()
+      if lstat(folder + "/" + n, &st) == 0 { total += Int(st.st_size) }
+    }
+    return total
   }
 
   private func rotate() {
+    let fm = FileManager.default
     unlink("\(path).\(keep)")
-    for i in stride(from: keep - 1, through: 1, by: -1) { rename("\(path).\(i)", "\(path).\(i + 1)") }
+    try? fm.removeItem(atPath: Self.sideFolder(of: "\(path).\(keep)"))
+    for i in stride(from: keep - 1, through: 1, by: -1) {
+      rename("\(path).\(i)", "\(path).\(i + 1)")
+      rename(Self.sideFolder(of: "\(path).\(i)"), Self.sideFolder(of: "\(path).\(i + 1)"))
+    }
     rename(path, "\(path).1")
+    rename(Self.sideFolder(of: path), Self.sideFolder(of: "\(path).1"))
   }
 
-  /// Every event, oldest first, from the rotated files and the current one.
+  /// The log's files, oldest first: the rotated ones, then the current one.
+  public var files: [String] { stride(from: keep, through: 1, by: -1).map { "\(path).\($0)" } + [path] }
+
+  /// Every event, oldest first, from the rotated files and the current one (streamed: a file
+  /// is never held whole).
   public func read(since: Date? = nil, name: String? = nil) -> [AuditEvent] {
     var out = [AuditEvent]()
-    let files = stride(from: keep, through: 1, by: -1).map { "\(path).\($0)" } + [path]
-    let dec = JSONDecoder()
-    for f in files {
-      guard let data = (try? FileIO.readFileIfPresent(f)) ?? nil else { continue }
-      for line in data.split(separator: UInt8(ascii: "\n")) {
-        guard let e = try? dec.decode(AuditEvent.self, from: Data(line)) else { continue }
-        if let since, let t = Timestamp.parse(e.time), t < since { continue }
-        if let name, e.name != name { continue }
-        out.append(e)
-      }
+    forEachEvent(since: since) { e, _ in
+      if let name, e.name != name { return }
+      out.append(e)
     }
     return out
+  }
+
+  /// Calls `body` with every event that parses, oldest first, and the log file it is in.
+  /// `matching`, when given, is checked on the raw line first: a line that fails it is not
+  /// decoded.
+  func forEachEvent(
+    since: Date? = nil, matching: ((Data) -> Bool)? = nil, _ body: (AuditEvent, String) throws -> Void
+  ) rethrows {
+    let dec = JSONDecoder()
+    for f in files {
+      try LineReader.forEachLine(f) { line in
+        if let matching, !matching(line) { return }
+        guard let e = try? dec.decode(AuditEvent.self, from: line) else { return }
+        if let since, let t = Timestamp.parse(e.time), t < since { return }
+        try body(e, f)
+      }
+    }
   }
 
   /// Removes any `user:password@` part of a URL.
