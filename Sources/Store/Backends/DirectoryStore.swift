@@ -237,15 +237,16 @@ public final class DirectoryStore: ObjectStore {
     let few = objects.count <= Self.fewBlobs
     let ids = few ? objects.map { SHA256.hash($0) } : ParallelMap.map(objects.count) { SHA256.hash(objects[$0]) }
     var folders = Set<String>()
-    var report = try writeBlobs(objects.indices.map { (ids[$0], objects[$0]) }, durable: few, folders: &folders)
+    var report = try writeBlobs(
+      objects.indices.map { (ids[$0], objects[$0]) }, durable: few, checked: false, folders: &folders)
     try writeDocuments(change, syncing: report.objectsWritten > 0 && !few, into: &report)
     return report
   }
 
-  /// Blobs from `sources` (read in batches, see `BlobSource.batches`), then the documents of
-  /// `change`. A blob whose file exists with the right size is not written again (the link
-  /// that would name it fails), so present blobs cost no stat of their own; all the batches
-  /// share one durability point.
+  /// Blobs from `sources` (read in batches, see `BlobSource.batches`) with the change's own,
+  /// then its documents. A blob whose file exists with the right size is present and never
+  /// read from its source (one stat each, before anything is read); all the batches share one
+  /// durability point.
   @discardableResult
   public func apply(_ change: StoreChange, sources: [BlobSource]) throws -> ApplyReport {
     if sources.isEmpty { return try apply(change) }
@@ -254,17 +255,26 @@ public final class DirectoryStore: ObjectStore {
     }
     try makeDirectory(root)
     let unique = firstCopies(sources)
-    let few = unique.count + change.objects.count <= Self.fewBlobs
     var report = ApplyReport()
     report.objectsPresent = sources.count - unique.count
+    // A blob whose file has its size is present, and never read from its source.
+    let lacking = unique.filter { i in
+      var st = stat()
+      return !(stat(objectPath(sources[Int(i)].id), &st) == 0 && Int(st.st_size) == sources[Int(i)].size)
+    }
+    report.objectsPresent += unique.count - lacking.count
+    let few = lacking.count + change.objects.count <= Self.fewBlobs
     var folders = Set<String>()
-    try BlobSource.batches(unique.lazy.map { sources[Int($0)] }) { batch in
-      report.add(try writeBlobs(batch.map { (sources[Int(unique[$0.0])].id, $0.1) }, durable: few, folders: &folders))
+    try BlobSource.batches(lacking.lazy.map { sources[Int($0)] }) { batch in
+      report.add(
+        try writeBlobs(
+          batch.map { (sources[Int(lacking[$0.0])].id, $0.1) }, durable: few, checked: true, folders: &folders))
     }
     // The change's own blobs (in memory) with them.
     let objects = change.objects
     let ids = ParallelMap.map(objects.count) { SHA256.hash(objects[$0]) }
-    report.add(try writeBlobs(objects.indices.map { (ids[$0], objects[$0]) }, durable: few, folders: &folders))
+    report.add(
+      try writeBlobs(objects.indices.map { (ids[$0], objects[$0]) }, durable: few, checked: false, folders: &folders))
     try writeDocuments(change, syncing: report.objectsWritten > 0 && !few, into: &report)
     return report
   }
@@ -275,13 +285,15 @@ public final class DirectoryStore: ObjectStore {
 
   /// Writes `blobs` (name, verified bytes), on every core unless `durable` (then one by one,
   /// each fsynced). Their fan-out folders are made first, once each (`folders` remembers them
-  /// across batches).
-  private func writeBlobs(_ blobs: [(ObjectID, Data)], durable: Bool, folders: inout Set<String>) throws -> ApplyReport {
+  /// across batches). `checked`: the caller found them absent already.
+  private func writeBlobs(
+    _ blobs: [(ObjectID, Data)], durable: Bool, checked: Bool, folders: inout Set<String>
+  ) throws -> ApplyReport {
     for fan in Set(blobs.map(\.0.fanout)) where folders.insert(fan).inserted {
       try makeDirectory(root + "/objects/sha256/" + fan)
     }
     let written = try ParallelMap.map(blobs.count, workers: durable ? 1 : max(4, ParallelMap.processors)) { [self] i in
-      try writeBlob(blobs[i].1, id: blobs[i].0, durable: durable)
+      try writeBlob(blobs[i].1, id: blobs[i].0, durable: durable, checked: checked)
     }
     var report = ApplyReport()
     for ((_, data), wrote) in zip(blobs, written) {
@@ -388,10 +400,10 @@ public final class DirectoryStore: ObjectStore {
   /// check of its own), then renamed into place: 5 system calls a blob. A `durable` blob goes
   /// through `AtomicFile`, fsynced. (An unnamed `O_TMPFILE` linked into place was measured at
   /// about 280 µs per create on ext4, against a few µs for this.)
-  private func writeBlob(_ data: Data, id: ObjectID, durable: Bool) throws -> Bool {
+  private func writeBlob(_ data: Data, id: ObjectID, durable: Bool, checked: Bool) throws -> Bool {
     let path = objectPath(id)
     var st = stat()
-    if stat(path, &st) == 0 && Int(st.st_size) == data.count { return false }
+    if !checked && stat(path, &st) == 0 && Int(st.st_size) == data.count { return false }
     if durable {
       try writeAtomically(data, to: path, durable: true)
       return true
