@@ -101,6 +101,31 @@ import TestSupport
     }
   }
 
+  /// `registry mirror` copies the log with the index: a home that trusted the origin's log
+  /// syncs from the mirror; a mirror target whose log is not a prefix of the source's is refused.
+  @Test func aMirrorCarriesTheLog() throws {
+    let s = try World()
+    #expect(try s.publish("v1").status == 0)
+    try s.initHome()
+    #expect(try s.sync().status == 0)
+    #expect(try s.publish("v2").status == 0)
+    let mirror = s.w.dir.file("mirror")
+    var r = try s.w.run("registry", "mirror", "--from", s.store, "--to", mirror, "--root", s.store + "/root/1.root.json")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(FileManager.default.contents(atPath: mirror + "/log/checkpoint") == FileManager.default.contents(atPath: s.store + "/log/checkpoint"))
+    r = try s.w.run("init", "--root", s.store + "/root/1.root.json", "--source", mirror)
+    #expect(r.status == 0, "\(r.stderr)")
+    r = try s.sync()
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(try s.trustedLogSize() == 2)
+    // A target holding a forked log.
+    let fork = try s.copyStore(to: "fork-src")
+    #expect(try s.publish("v3").status == 0)
+    #expect(try s.publish("f3", to: fork).status == 0)
+    r = try s.w.run("registry", "mirror", "--from", s.store, "--to", fork, "--root", s.store + "/root/1.root.json")
+    #expect(r.status != 0 && r.stderr.contains("is not a prefix of the log"), "\(r.out) \(r.stderr)")
+  }
+
   /// Only the log's own names are log documents: no traversal, no other folder.
   @Test func logPathsAreValidated() {
     for good in ["log/checkpoint", "log/tile/0/000", "log/tile/entries/x001/234.p/7", "log/changes/" + String(repeating: "ab", count: 32)] {
