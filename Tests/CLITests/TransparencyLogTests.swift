@@ -176,6 +176,12 @@ import TestSupport
     let other = try s.copyStore(to: "other")
     #expect(try s.publish("v3").status == 0)
     #expect(try s.publish("v3-other", to: other).status == 0)
+    // The store gets the other index's blobs too: only the log tells the two indexes apart.
+    let cp = Process()
+    cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+    cp.arguments = ["-rn", other + "/objects/.", s.store + "/objects/"]
+    try cp.run()
+    cp.waitUntilExit()
     let otherIndex = try #require(FileManager.default.contents(atPath: other + "/index.json"))
     let realIndex = try #require(FileManager.default.contents(atPath: s.store + "/index.json"))
     try otherIndex.write(to: URL(fileURLWithPath: s.store + "/index.json"))
