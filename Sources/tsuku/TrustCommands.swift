@@ -94,7 +94,10 @@ extension Tsuku.Registry {
     @Option(name: .customLong("index-key"), parsing: .upToNextOption, help: "New index public keys.") var indexKeys: [String] = []
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "New revocation public keys.")
     var revocationKeys: [String] = []
+    @Option(name: .customLong("log-key"), parsing: .upToNextOption, help: "New transparency-log public keys (adds a log to a root without one).")
+    var logKeys: [String] = []
     @Option var rootThreshold: Int?
+    @Option var logThreshold: Int?
     @Option var indexThreshold: Int?
     @Option var revocationThreshold: Int?
     @Option(help: "Days until the new root expires.") var expiresDays = 365
@@ -112,7 +115,9 @@ extension Tsuku.Registry {
       if !rootKeys.isEmpty { keys[.root] = try rootKeys.map(KeyFile.readPublic) }
       if !indexKeys.isEmpty { keys[.index] = try indexKeys.map(KeyFile.readPublic) }
       if !revocationKeys.isEmpty { keys[.revocation] = try revocationKeys.map(KeyFile.readPublic) }
+      if !logKeys.isEmpty { keys[.log] = try logKeys.map(KeyFile.readPublic) }
       var t = [Role: Int]()
+      t[.log] = logThreshold
       t[.root] = rootThreshold
       t[.index] = indexThreshold
       t[.revocation] = revocationThreshold
