@@ -9,7 +9,7 @@ extension Tsuku {
       abstract: "Maintainer commands: keys, the root of trust, publishing.",
       subcommands: [
         Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self, Health.self, Status.self,
-        Mirror.self, Log.self,
+        Mirror.self, Log.self, WitnessCommand.self,
         DriftCheck.self, SizeReportCommand.self, Validate.self, GC.self,
       ])
   }

@@ -59,6 +59,16 @@ import Testing
     #expect(throws: TsukuError.self) {
       try NoteVerifier(vkey: "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
     }
+    // The base64 key may hold pluses: only the first two split the vkey.
+    var withPlus = 0
+    for seed in UInt8(0)..<64 {
+      let v = try NoteVerifier(name: "k", ed25519: try Ed25519.publicKey(seed: [UInt8](repeating: seed, count: 32)))
+      let w = try CosignatureVerifier(name: "k", ed25519: v.publicKey)
+      #expect(try NoteVerifier(vkey: v.vkey) == v)
+      #expect(try CosignatureVerifier(vkey: w.vkey) == w)
+      if v.vkey.split(separator: "+").count > 3 { withPlus += 1 }
+    }
+    #expect(withPlus > 0)
     // A note key is not a witness key, nor the reverse: the type byte differs.
     #expect(throws: TsukuError.self) { try CosignatureVerifier(vkey: Self.peterVKey) }
   }

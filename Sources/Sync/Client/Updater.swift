@@ -73,7 +73,7 @@ final class Updater {
     let verified = try verify(bytes)
     try trusted.acceptLog(
       LogVerifier(url: url, cacheDir: dryRun ? nil : cache.home.path + "/log", read: source.readDocument)
-        .verify(index: bytes, version: verified.index.version, root: trusted.root.payload, trusted: trusted.state, witnesses: LogVerifier.noWitnesses))
+        .verify(index: bytes, version: verified.index.version, root: trusted.root.payload, trusted: trusted.state, witnesses: try WitnessPolicy.checker(cache.home.readConfig())))
     // The revocation list travels with the subtrees, after the packs (which usually hold it):
     // fetched before them it would be a second lone blob, and two lone blobs make a pack of
     // their own that the cold sync then merges with the big one (a copy of every byte).

@@ -222,7 +222,8 @@ enum Note {
 
   /// Splits a vkey of signature type `type`, checking its name, hash and key length.
   static func parseVKey(_ vkey: String, type: UInt8) throws -> (name: String, key: [UInt8]) {
-    let parts = vkey.split(separator: "+", omittingEmptySubsequences: false)
+    // Split at the first two pluses only: the base64 key may hold more (as Go's NewVerifier).
+    let parts = vkey.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
     func bad(_ why: String) -> TsukuError {
       TsukuError(.usage, "invalid verifier key '\(vkey.prefix(120))': \(why)")
     }
