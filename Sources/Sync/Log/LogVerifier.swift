@@ -26,9 +26,6 @@ public struct LogVerifier {
   /// The tile cache folder, or nil for none (a dry run).
   let cacheDir: String?
 
-  /// The witness check of a home that requires none.
-  public static func noWitnesses(_ note: SignedNote, _ checkpoint: Checkpoint) throws {}
-
   public init(url: String, cacheDir: String?, read: @escaping Read) {
     (self.url, self.cacheDir, self.read) = (url, cacheDir, read)
   }
