@@ -11,9 +11,9 @@ public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
   /// publish so retention can keep the blobs of the last K versions (format.md §1).
   case archivedIndex(Int)
   /// A file of the transparency log under `log/`: `log/checkpoint` (replaced by each write),
-  /// `log/tile/...` and `log/changes/<sha256>` (written once, never with other content). Made
-  /// only through `init?(path:)`, which admits the C2SP tlog-tiles names and nothing else.
-  case log(String)
+  /// `log/tile/...` and `log/changes/<sha256>` (written once, never with other content). A
+  /// `LogPath` is only ever a valid one, so no log name can leave `log/`.
+  case log(LogPath)
 
   /// The path inside the layout.
   public var path: String {
@@ -21,18 +21,24 @@ public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
     case .index: "index.json"
     case .root(let n): "root/\(n).root.json"
     case .archivedIndex(let n): "index/\(n).index.json"
-    case .log(let p): p
+    case .log(let p): p.path
     }
   }
 
   /// The log's checkpoint.
-  public static let checkpoint = DocumentName.log("log/checkpoint")
+  public static let checkpoint = DocumentName.log(LogPath("log/checkpoint")!)
+
+  /// The log file at `path`; `.integrity` for a path that is not one (never a traversal).
+  public static func logFile(_ path: String) throws -> DocumentName {
+    guard let p = LogPath(path) else { throw TsukuError(.integrity, "'\(path.prefix(120))' is not a log file name") }
+    return .log(p)
+  }
 
   /// A log file other than the checkpoint: its content never changes once written, so a
   /// writer creates it only where absent (or equal), and a racing writer that would give it
   /// other bytes fails before its `index.json`.
   public var isWriteOnce: Bool {
-    if case .log(let p) = self { return p != "log/checkpoint" }
+    if case .log(let p) = self { return p.path != "log/checkpoint" }
     return false
   }
 
@@ -45,8 +51,8 @@ public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
       return
     }
     if path.hasPrefix("log/") {
-      guard Self.isLogPath(path) else { return nil }
-      self = .log(path)
+      guard let p = LogPath(path) else { return nil }
+      self = .log(p)
       return
     }
     let archived = path.hasPrefix("index/") && path.hasSuffix(".index.json")
@@ -83,5 +89,14 @@ public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
       if last ? !digits(g, 3) : !(g.first == "x" && digits(g.dropFirst(), 3)) { return false }
     }
     return true
+  }
+}
+
+/// The path of a transparency log file, valid by construction (`DocumentName.isLogPath`).
+public struct LogPath: Hashable, Sendable {
+  public let path: String
+  public init?(_ path: String) {
+    guard DocumentName.isLogPath(path) else { return nil }
+    self.path = path
   }
 }

@@ -69,7 +69,7 @@ public struct ExposureWindow: Codable, Sendable, Equatable {
     var out = ExposureWindow(log_origin: origin, log_size: cp.size, versions: [], still_pinned: false)
     for i in 0..<cp.size {
       let leaf = try LogLeaf.parse(try tiles.entry(i), what: "log entry \(i) in '\(store.location)'")
-      let name = DocumentName.log("log/changes/" + leaf.changes.hex)
+      let name = try DocumentName.logFile("log/changes/" + leaf.changes.hex)
       guard let data = try store.readDocument(name, maxSize: ChangeList.maxSize), SHA256.hash(data) == leaf.changes else {
         throw TsukuError(.integrity, "'\(name.path)' in '\(store.location)' is missing or does not match log entry \(i)")
       }

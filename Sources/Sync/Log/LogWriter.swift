@@ -94,6 +94,13 @@ public enum LogWriter {
     var previousPins: Set<ChangeList.Line>?
     if size > 0, let holder = longest?.store {
       let last = try LogLeaf.parse(try TileLog(source: base, size: size).entry(size - 1), what: "log entry \(size - 1)")
+      // The index is the log's newest entry already (a store that lags gets the index another
+      // one holds): the log is copied, not appended to.
+      if last.indexHash == SHA256.hash(index), let note = try holder.readDocument(.checkpoint, maxSize: SignedNote.maxBytes) {
+        return LogPlan(
+          tiles: base, holder: holder, checkpoint: longest!.checkpoint, note: note,
+          newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data()))
+      }
       for name in [DocumentName.index, .archivedIndex(last.indexVersion)] {
         if let bytes = try holder.readDocument(name, maxSize: Limits.indexFile), SHA256.hash(bytes) == last.indexHash {
           previousPins = try pins(of: bytes, fetch: fetch)
@@ -192,13 +199,13 @@ struct LogPlan {
       if leaf.changes == newChanges.0 {
         bytes = newChanges.1
       } else {
-        bytes = try holder?.readDocument(.log("log/changes/" + leaf.changes.hex), maxSize: ChangeList.maxSize)
+        bytes = try holder?.readDocument(try .logFile("log/changes/" + leaf.changes.hex), maxSize: ChangeList.maxSize)
       }
-      if let bytes { docs.append((.log("log/changes/" + leaf.changes.hex), bytes)) }
+      if let bytes { docs.append((try .logFile("log/changes/" + leaf.changes.hex), bytes)) }
     }
     for level in [nil] + (0..<Tile.height).map({ Optional($0) }) {
       for t in Tile.newTiles(level: level, oldSize: held, size: checkpoint.size) {
-        docs.append((.log("log/" + t.path), Data(try tiles.readTile(t))))
+        docs.append((try .logFile("log/" + t.path), Data(try tiles.readTile(t))))
       }
     }
     docs.append((.checkpoint, note))
