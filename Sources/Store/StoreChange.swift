@@ -40,8 +40,11 @@ public struct StoreChange: Sendable {
     self.keepOnly = keepOnly
   }
 
-  /// Documents in write order: every root before `index.json`.
+  /// Documents in write order: the log's write-once files first (so a racing writer that
+  /// would give one other bytes fails before anything else), then roots and the archive copy,
+  /// the log's checkpoint, `index.json` last.
   public var orderedDocuments: [(DocumentName, Data)] {
-    documents.filter { $0.0 != .index } + documents.filter { $0.0 == .index }
+    func rank(_ n: DocumentName) -> Int { n.isWriteOnce ? 0 : n == .checkpoint ? 2 : n == .index ? 3 : 1 }
+    return documents.enumerated().sorted { (rank($0.element.0), $0.offset) < (rank($1.element.0), $1.offset) }.map(\.element)
   }
 }

@@ -11,6 +11,9 @@ extension Tsuku {
         Trust is never taken on first use: the root comes from --root FILE, or is the one built
         into tsuku for the default registry. Sources are tried in order.
         Source URLs: file:///path, a path, git+file:///repo[?dir=SUBFOLDER][#REF].
+        With --witness and --witness-quorum N, a sync accepts the registry's transparency-log \
+        checkpoint only when N of those witnesses cosigned it (exit 4 otherwise). Without them, \
+        the witnesses already configured are kept; --witness-quorum 0 alone removes them.
         """)
     @Option(help: "The registry's root of trust (a root.json file).") var root: String?
     @Option(
@@ -19,6 +22,25 @@ extension Tsuku {
     var sources: [String] = []
     @Flag(help: "Replace a different trusted root (this forgets the versions seen and clears the cache).")
     var force = false
+    @Option(
+      name: .customLong("witness"), parsing: .singleValue,
+      help: ArgumentHelp("A witness's verifier key (name+hash+key, signature type 0x04); repeatable.", valueName: "vkey"))
+    var witnesses: [String] = []
+    @Option(help: "How many of the --witness keys must have cosigned the log checkpoint a sync accepts.")
+    var witnessQuorum: Int?
+
+    func validate() throws {
+      var seen = Set<CosignatureVerifier>()
+      for w in witnesses {
+        let v: CosignatureVerifier
+        do { v = try CosignatureVerifier(vkey: w) } catch let e as TsukuError { throw ValidationError(e.message) }
+        if !seen.insert(v).inserted { throw ValidationError("--witness '\(v.name)' is given twice") }
+      }
+      if !witnesses.isEmpty && witnessQuorum == nil { throw ValidationError("--witness needs --witness-quorum N") }
+      if let n = witnessQuorum, n < 0 || n > witnesses.count || (n == 0 && !witnesses.isEmpty) {
+        throw ValidationError("--witness-quorum \(n) must be between 1 and the \(witnesses.count) --witness keys given (or 0 alone, for none)")
+      }
+    }
 
     func run() throws {
       let home = Home.fromEnvironment()
@@ -41,7 +63,16 @@ extension Tsuku {
         } else {
           try home.saveTrust(root: anchor, state: TrustState())
         }
-        try home.writeConfig(Config(sources: [chain.description]))
+        var config = Config(sources: [chain.description])
+        if let quorum = witnessQuorum {
+          (config.witnesses, config.witnessQuorum) = (witnesses, quorum)
+        } else if let old = try home.readConfig() {
+          (config.witnesses, config.witnessQuorum) = (old.witnesses, old.witnessQuorum)
+        }
+        try home.writeConfig(config)
+        if config.witnessQuorum > 0 {
+          Output.info("requiring cosignatures from \(config.witnessQuorum) of \(config.witnesses.count) witnesses")
+        }
       }
       Output.info("trusting root version \(anchor.version) (\(anchor.payload.keys.count) keys); wrote \(home.configPath)")
     }

@@ -9,7 +9,7 @@ extension Tsuku {
       abstract: "Maintainer commands: keys, the root of trust, publishing.",
       subcommands: [
         Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self, Health.self, Status.self,
-        Mirror.self, Log.self,
+        Mirror.self, Log.self, WitnessCommand.self,
         DriftCheck.self, SizeReportCommand.self, Validate.self, GC.self,
       ])
   }
@@ -47,6 +47,13 @@ extension Tsuku.Registry {
     @Option(name: .customLong("index-key"), parsing: .upToNextOption, help: "An index public key file; repeatable.") var indexKeys: [String] = []
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "A revocation public key file; repeatable.")
     var revocationKeys: [String] = []
+    @Option(
+      name: .customLong("log-key"), parsing: .upToNextOption,
+      help: "A transparency-log public key file (signs the log's checkpoints); repeatable. Without it the registry has no log.")
+    var logKeys: [String] = []
+    @Option(help: "Log checkpoint signatures required.") var logThreshold = 1
+    @Option(help: "The log's origin line (its name in checkpoints); default tsuku-registry-log/<first log key id>.")
+    var logOrigin: String?
     @Option(help: "Root signatures required.") var rootThreshold = 1
     @Option(help: "Index signatures required.") var indexThreshold = 1
     @Option(help: "Revocation signatures required.") var revocationThreshold = 1
@@ -83,9 +90,16 @@ extension Tsuku.Registry {
       let r = try role(rootKeys, rootThreshold, "root")
       let i = try role(indexKeys, indexThreshold, "index")
       let v = try role(revocationKeys, revocationThreshold, "revocation")
+      var roles: [Role: RoleKeys] = [.root: r.1, .index: i.1, .revocation: v.1]
+      var keys = r.0 + i.0 + v.0
+      if !logKeys.isEmpty {
+        let l = try role(logKeys, logThreshold, "log")
+        roles[.log] = l.1
+        keys += l.0
+      }
       let payload = RootPayload(
-        version: 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), keys: r.0 + i.0 + v.0,
-        roles: [.root: r.1, .index: i.1, .revocation: v.1])
+        version: 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), keys: keys, roles: roles,
+        logOrigin: logOrigin ?? LogRole.defaultOrigin(roles[.log]))
       let signers = try signer.keys(signKeys)
       for s in signers where !r.1.keyids.contains(s.keyID) {
         throw TsukuError(.usage, "--sign key '\(s.keyID.prefix(16))' is not one of the --root-key keys")

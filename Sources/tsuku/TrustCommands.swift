@@ -46,6 +46,14 @@ extension Tsuku.Registry {
         return Output.line("already revoked by revocation list version \(p.version); copied it to the stores that lacked it")
       }
       Output.line("\(stage == nil ? "published" : "staged") revocation list version \(p.version); expires \(p.expires)")
+      // The exposure window of a revoked hash, from the log of the first store that has one.
+      if stage == nil, case .hash(let id) = item {
+        for url in targets {
+          guard let w = try? ExposureWindow.read(try StoreURL.openReader(url), hash: id, name: nil) else { continue }
+          Output.line("exposure window of \(id.hex.prefix(16)) (log of '\(url)'): \(w.summary)")
+          break
+        }
+      }
     }
   }
 
@@ -94,7 +102,10 @@ extension Tsuku.Registry {
     @Option(name: .customLong("index-key"), parsing: .upToNextOption, help: "New index public keys.") var indexKeys: [String] = []
     @Option(name: .customLong("revocation-key"), parsing: .upToNextOption, help: "New revocation public keys.")
     var revocationKeys: [String] = []
+    @Option(name: .customLong("log-key"), parsing: .upToNextOption, help: "New transparency-log public keys (adds a log to a root without one).")
+    var logKeys: [String] = []
     @Option var rootThreshold: Int?
+    @Option var logThreshold: Int?
     @Option var indexThreshold: Int?
     @Option var revocationThreshold: Int?
     @Option(help: "Days until the new root expires.") var expiresDays = 365
@@ -112,7 +123,9 @@ extension Tsuku.Registry {
       if !rootKeys.isEmpty { keys[.root] = try rootKeys.map(KeyFile.readPublic) }
       if !indexKeys.isEmpty { keys[.index] = try indexKeys.map(KeyFile.readPublic) }
       if !revocationKeys.isEmpty { keys[.revocation] = try revocationKeys.map(KeyFile.readPublic) }
+      if !logKeys.isEmpty { keys[.log] = try logKeys.map(KeyFile.readPublic) }
       var t = [Role: Int]()
+      t[.log] = logThreshold
       t[.root] = rootThreshold
       t[.index] = indexThreshold
       t[.revocation] = revocationThreshold

@@ -327,6 +327,13 @@ public final class DirectoryStore: ObjectStore {
       var pending = syncing
       for (name, data) in docs {
         let path = root + "/" + name.path
+        // Under the lock every writer of this directory takes, so the check and the write
+        // are one step.
+        if name.isWriteOnce,
+          !(try writeOnceNeeded(name, existing: try readDocument(name, maxSize: 1 << 26), new: data, location: root))
+        {
+          continue
+        }
         try makeDirectory((path as NSString).deletingLastPathComponent)
         if pending && name == .index {
           try syncFileSystem()

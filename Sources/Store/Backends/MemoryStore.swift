@@ -60,6 +60,9 @@ public final class MemoryStore: ObjectStore {
         report.bytesWritten += data.count
       }
       for (name, data) in change.orderedDocuments {
+        if name.isWriteOnce, !(try writeOnceNeeded(name, existing: s.documents[name], new: data, location: location)) {
+          continue
+        }
         s.documents[name] = data
         report.documentsWritten += 1
       }
@@ -150,4 +153,16 @@ func checkPrecondition(_ p: StoreChange.Precondition, current: Data?, location: 
       )
     }
   }
+}
+
+/// Whether a write-once document (a log tile, a change list) still has to be written: not when
+/// the store holds the same bytes; a `.conflict` when it holds others (a racing writer got
+/// there first, and this change must write nothing after it, its `index.json` least of all).
+func writeOnceNeeded(_ name: DocumentName, existing: Data?, new: Data, location: String) throws -> Bool {
+  guard let existing else { return true }
+  if existing == new { return false }
+  throw TsukuError(
+    .conflict,
+    "'\(name.path)' in '\(location)' already holds other content (another publisher appended to the log first); nothing more was written, run it again"
+  )
 }

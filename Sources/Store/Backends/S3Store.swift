@@ -91,7 +91,8 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
       }
     }
     let short = [("Cache-Control", Self.documentCacheControl)]
-    try upload(docs.filter { $0.0 != .index }.map { ($0.0.path, $0.1, short) })
+    try writeOnce(docs.filter { $0.0.isWriteOnce })
+    try upload(docs.filter { $0.0 != .index && !$0.0.isWriteOnce }.map { ($0.0.path, $0.1, short) })
     if let index = docs.last(where: { $0.0 == .index })?.1 {
       try writeIndex(index, precondition: change.precondition, etag: indexTag, metadata: change.metadata)
     }
@@ -194,6 +195,23 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
         .conflict,
         "index.json in '\(location)' was overwritten by another publisher while publishing; this publish lost, run it again"
       )
+    }
+  }
+
+  /// Creates each write-once document (a log tile, a change list) only where the bucket has
+  /// none (`If-None-Match: *`, immutable once written); one the bucket already holds must hold
+  /// the same bytes, else this change is a race loser and stops with a `.conflict`. Each is
+  /// read back, for buckets that ignore conditional writes.
+  private func writeOnce(_ docs: [(DocumentName, Data)]) throws {
+    let headers = [("Cache-Control", Self.immutableCacheControl), ("If-None-Match", "*")]
+    for (name, data) in docs {
+      do {
+        try upload([(name.path, data, headers)])
+      } catch let e as TsukuError where e.code == .conflict {
+        _ = try writeOnceNeeded(name, existing: try reader.fetch(name.path, maxSize: 1 << 26), new: data, location: location)
+        continue
+      }
+      _ = try writeOnceNeeded(name, existing: try reader.fetch(name.path, maxSize: 1 << 26), new: data, location: location)
     }
   }
 

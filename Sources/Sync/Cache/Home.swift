@@ -53,6 +53,10 @@ public struct Home: Sendable {
       c.sources = [s]
     default: break
     }
+    if case .array(let list)? = table["witnesses"] {
+      c.witnesses = list.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+    }
+    if case .integer(let n)? = table["witness_quorum"] { c.witnessQuorum = Int(clamping: n) }
     return c
   }
 
@@ -62,6 +66,11 @@ public struct Home: Sendable {
     text += "# Like GOPROXY: after ',' the next source is tried only when this one lacks the thing,\n"
     text += "# after '|' on any failure.\n"
     text += "sources = \"\(escape(c.sources.joined(separator: ",")))\"\n"
+    if !c.witnesses.isEmpty || c.witnessQuorum > 0 {
+      text += "# a log checkpoint needs cosignatures from witness_quorum of these witnesses\n"
+      text += "witnesses = [\(c.witnesses.map { "\"\(escape($0))\"" }.joined(separator: ", "))]\n"
+      text += "witness_quorum = \(c.witnessQuorum)\n"
+    }
     try writeFileAtomically(Data(text.utf8), to: configPath)
   }
 

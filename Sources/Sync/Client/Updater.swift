@@ -77,6 +77,11 @@ final class Updater {
     // revocations.
     if !dryRun { cache.store.checkPacks() }
     let verified = try verify(bytes)
+    try trusted.acceptLog(
+      LogVerifier(url: url, cacheDir: dryRun ? nil : cache.home.path + "/log", read: source.readDocument)
+        .verify(
+          index: bytes, version: verified.index.version, root: trusted.root.payload, trusted: trusted.state,
+          witnesses: try WitnessPolicy.checker(cache.home.readConfig())))
     if !dryRun {
       receipt = AuditReceipt(
         home: cache.home, time: now, source: url, indexVersion: verified.index.version, sourceCommit: source.revision)

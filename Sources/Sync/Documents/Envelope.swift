@@ -1,9 +1,13 @@
 import Foundation
 import Store
 
-/// The signing roles of a registry.
+/// The signing roles of a registry. `log` (the transparency log's checkpoint keys) is
+/// optional: a root without it has no log, and parses as before.
 public enum Role: String, Codable, Sendable, CaseIterable {
-  case root, index, revocation
+  case root, index, revocation, log
+
+  /// The roles every root must have.
+  public static let required: [Role] = [.root, .index, .revocation]
 }
 
 /// The kinds of signed document. The kind is part of the signed bytes, so a document of one

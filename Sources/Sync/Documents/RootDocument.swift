@@ -19,14 +19,18 @@ public struct RootPayload: Codable, Hashable, Sendable {
   public var expires: String
   public var keys: [String: PublicKey]
   public var roles: [String: RoleKeys]
+  /// The origin line of the transparency log's checkpoints (its name); present exactly when
+  /// the `log` role is (format.md, "Transparency log").
+  public var log_origin: String?
 
-  public init(version: Int, expires: Date, keys: [PublicKey], roles: [Role: RoleKeys]) {
+  public init(version: Int, expires: Date, keys: [PublicKey], roles: [Role: RoleKeys], logOrigin: String? = nil) {
     format = Format.current
     type = DocumentType.root.rawValue
     self.version = version
     self.expires = Timestamp.format(expires)
     self.keys = Dictionary(keys.map { ($0.keyID, $0) }, uniquingKeysWith: { a, _ in a })
     self.roles = Dictionary(uniqueKeysWithValues: roles.map { ($0.key.rawValue, $0.value) })
+    self.log_origin = roles[.log] == nil ? nil : logOrigin
   }
 
   public var expiryDate: Date? { Timestamp.parse(expires) }
@@ -40,11 +44,20 @@ public struct RootPayload: Codable, Hashable, Sendable {
     }
     guard r.expiryDate != nil else { throw TsukuError(.integrity, "\(what) has an invalid expiry '\(r.expires)'") }
     for role in Role.allCases {
-      guard let rk = r.roles[role.rawValue] else { throw TsukuError(.integrity, "\(what) has no '\(role.rawValue)' role") }
+      guard let rk = r.roles[role.rawValue] else {
+        if !Role.required.contains(role) { continue }
+        throw TsukuError(.integrity, "\(what) has no '\(role.rawValue)' role")
+      }
       if rk.threshold < 1 || rk.threshold > Set(rk.keyids).count {
         throw TsukuError(
           .integrity, "\(what) sets the '\(role.rawValue)' threshold to \(rk.threshold) with \(rk.keyids.count) keys")
       }
+    }
+    if (r.roles[Role.log.rawValue] == nil) != (r.log_origin == nil) {
+      throw TsukuError(.integrity, "\(what) must name a log origin exactly when it has a 'log' role")
+    }
+    if let o = r.log_origin, o.isEmpty || o.utf8.count > 256 || o.unicodeScalars.contains(where: { $0.value < 0x21 || $0 == "+" }) {
+      throw TsukuError(.integrity, "\(what) has an invalid log origin '\(o.prefix(64))'")
     }
     return r
   }

@@ -118,6 +118,15 @@ struct IndexCommit {
       }
     }
 
+    // The transparency log (when the root has one): one new entry for the index.json every
+    // target ends with, planned once against the longest log among the targets.
+    var logPlan: LogPlan?
+    if let indexBytes, LogRole.enabled(root.payload), t.targets.contains(where: { $0.index?.bytes != indexBytes }) {
+      logPlan = try LogWriter.plan(
+        stores: t.targets.map(\.store), root: root.payload, index: indexBytes, keys: try LogWriter.keys(for: root.payload),
+        now: time ?? now, fetch: Self.blobReader(objects: objects, sources: sources, stores: t.targets.map(\.store)))
+    }
+
     /// The change that brings `target` to the result, or nil when it holds it already.
     func change(for target: RegistryTargets.Target) throws -> (StoreChange, [BlobSource])? {
       var documents = (min(target.roots.count, finalRoots.count)..<finalRoots.count).map { v in
@@ -139,6 +148,10 @@ struct IndexCommit {
             archived = copy
           }
           documents.append((.archivedIndex(version), archived))
+        }
+        if let logPlan {
+          var seen = Set(documents.map(\.0))
+          for d in try logPlan.documents(for: target.store) where seen.insert(d.0).inserted { documents.append(d) }
         }
         documents.append((.index, indexBytes))
       }
@@ -202,6 +215,23 @@ struct IndexCommit {
       CrashPoint.step("after target \(target.location)")
     }
     return Committed(root: root, reports: reports)
+  }
+
+  /// Reads a blob a commit writes (in memory or from its sources) or one the targets hold.
+  static func blobReader(objects: [Data], sources: [BlobSource], stores: [any ObjectReader])
+    -> (ObjectID, Int, String) throws -> Data
+  {
+    let memory = Dictionary(objects.map { (SHA256.hash($0), $0) }, uniquingKeysWith: { a, _ in a })
+    let bySource = Dictionary(sources.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    return { id, size, what in
+      if let d = memory[id] { return d }
+      if let s = bySource[id] { return try s.load() }
+      var last: Error?
+      for store in stores {
+        do { return try store.get(id, maxSize: size) } catch { last = error }
+      }
+      throw last ?? TsukuError(.notFound, "\(what) '\(id.hex)' not found")
+    }
   }
 
   /// Refuses (integrity, rollback) to replace `held` with `new` (whose index and revocation

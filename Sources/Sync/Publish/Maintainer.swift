@@ -178,7 +178,8 @@ public enum Maintainer {
   /// The payload of root version N+1: roles not given in `keys` keep their keys, thresholds
   /// not given keep theirs (at most the number of keys).
   public static func nextRootPayload(
-    from root: TrustedRoot, keys: [Role: [PublicKey]], thresholds: [Role: Int], expiresDays: Int, now: Date
+    from root: TrustedRoot, keys: [Role: [PublicKey]], thresholds: [Role: Int], expiresDays: Int, now: Date,
+    logOrigin: String? = nil
   ) throws -> RootPayload {
     var allKeys = [PublicKey]()
     var roles = [Role: RoleKeys]()
@@ -186,6 +187,8 @@ public enum Maintainer {
       let list: [PublicKey] =
         keys[role] ?? (root.payload.roles[role.rawValue]?.keyids.compactMap { root.payload.keys[$0] } ?? [])
       let ids = Array(Set(list.map(\.keyID))).sorted()
+      // The optional log role: kept when the old root had it, added by new keys.
+      if role == .log && ids.isEmpty { continue }
       let t = thresholds[role] ?? min(root.payload.roles[role.rawValue]?.threshold ?? 1, ids.count)
       guard t >= 1, t <= ids.count else {
         throw TsukuError(.usage, "invalid \(role.rawValue) threshold '\(t)' for \(ids.count) keys")
@@ -194,7 +197,8 @@ public enum Maintainer {
       roles[role] = RoleKeys(keyids: ids, threshold: t)
     }
     return RootPayload(
-      version: root.version + 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), keys: allKeys, roles: roles)
+      version: root.version + 1, expires: now.addingTimeInterval(Double(expiresDays) * 86400), keys: allKeys, roles: roles,
+      logOrigin: logOrigin ?? root.payload.log_origin ?? LogRole.defaultOrigin(roles[.log]))
   }
 
   /// Whether two roots give every role the same keys and thresholds.
@@ -203,7 +207,7 @@ public enum Maintainer {
       let x = a.roles[role.rawValue]
       let y = b.roles[role.rawValue]
       return Set(x?.keyids ?? []) == Set(y?.keyids ?? []) && x?.threshold == y?.threshold
-    }
+    } && a.log_origin == b.log_origin
   }
 
   /// Writes root N+1 (from `nextRoot`, partly signed) to a staged file at `path`, for

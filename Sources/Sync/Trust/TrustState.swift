@@ -12,6 +12,10 @@ public struct TrustState: Codable, Equatable, Sendable {
   /// The root version these versions were reached under; when the saved root is newer (a
   /// crash between the two writes of a rotation), the versions are reset as the walk would.
   public var root_version: Int?
+  /// The transparency log checkpoint trusted last (tree size, base64 root hash): the next one
+  /// must extend it. Kept across root rotations: a log never starts again.
+  public var log_size: UInt64?
+  public var log_root: String?
   public init() {}
 
   /// The state as saved beside a root of `rootVersion`: when the root is newer than the one
@@ -21,6 +25,7 @@ public struct TrustState: Codable, Equatable, Sendable {
     guard let v = root_version, v < rootVersion else { return self }
     var fresh = TrustState()
     fresh.root_version = rootVersion
+    (fresh.log_size, fresh.log_root) = (log_size, log_root)
     return fresh
   }
 }

@@ -75,6 +75,13 @@ public struct TrustedMetadata: Sendable {
     revoked = try RevocationList.parse(bytes, what: what).revokedBlobs
   }
 
+  /// Takes the log checkpoint `LogVerifier` checked against the accepted index and the one
+  /// trusted before (nil: the root has no log).
+  public mutating func acceptLog(_ checkpoint: Checkpoint?) {
+    guard let checkpoint else { return }
+    (state.log_size, state.log_root) = (checkpoint.size, Data(checkpoint.rootHash).base64EncodedString())
+  }
+
   /// The state to save once what the accepted index names is in the cache.
   public var advancedState: TrustState { index.map { $0.advancing(state) } ?? state }
 

@@ -69,6 +69,13 @@ extension GitStore {
       let base = try s.repo.tip(parent).tree
       var files = [(String, GitTreeEdit)]()
       for (name, data) in change.orderedDocuments {
+        if name.isWriteOnce,
+          !(try writeOnceNeeded(
+            name, existing: try read(s.repo, base, name.path, "'\(name.path)'", 1 << 26), new: data,
+            location: location))
+        {
+          continue
+        }
         files.append((layoutPath(name.path), .blob(try s.repo.createBlob(data))))
         report.documentsWritten += 1
       }

@@ -1,0 +1,214 @@
+import Foundation
+import Store
+
+/// The tiles of a store's log, read through its layout (`log/tile/...`): the same files on a
+/// directory, a git history, a bucket or an HTTPS mirror.
+public struct StoreTiles: TileSource {
+  /// A full entries bundle of 256 entries of at most `LogLeaf.maxSize` bytes.
+  public static let maxTile = Tile.width * (2 + LogLeaf.maxSize)
+  public let store: any ObjectReader
+
+  public init(_ store: any ObjectReader) { self.store = store }
+
+  public func readTile(_ tile: Tile) throws -> [UInt8] {
+    guard let name = DocumentName(path: "log/" + tile.path), let data = try store.readDocument(name, maxSize: Self.maxTile)
+    else { throw TsukuError(.notFound, "log tile 'log/\(tile.path)' not found in '\(store.location)'") }
+    return [UInt8](data)
+  }
+}
+
+/// Appending one entry to a store's log: what every maintainer command that writes an
+/// `index.json` adds to its change when the root has a `log` role (`IndexCommit`). The
+/// files go through the store's own writes: the tiles and the change list are write-once, the
+/// checkpoint is written before `index.json`, so a client that sees the new index finds it
+/// in the log.
+public enum LogWriter {
+  /// The environment variable naming the log's private keys (as `--key` takes them: a path,
+  /// `env:NAME`, or several, comma-separated).
+  public static let keyVariable = "TSUKU_LOG_KEY"
+
+  /// The log signing keys from `TSUKU_LOG_KEY`, checked against `root`'s log role; none when the
+  /// root has no log. A root with a log and no key given is refused: every index written must
+  /// be in the log, or clients refuse it.
+  static func keys(for root: RootPayload, environment: [String: String] = ProcessInfo.processInfo.environment)
+    throws -> [SigningKey]
+  {
+    guard LogRole.enabled(root) else { return [] }
+    let specs = (environment[keyVariable] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
+    if specs.isEmpty {
+      throw TsukuError(
+        .usage,
+        "root version \(root.version) has a transparency log: give its key in \(keyVariable) (a key file, or env:NAME) so the new index is logged")
+    }
+    let keys = try specs.map(KeyFile.readPrivate)
+    let ids = root.roles[Role.log.rawValue]?.keyids ?? []
+    for k in keys where !ids.contains(k.keyID) {
+      throw TsukuError(.usage, "\(keyVariable) key '\(k.keyID.prefix(16))' is not a log key of root version \(root.version)")
+    }
+    return keys
+  }
+
+  /// The store's checkpoint, unverified (a writer checks it against the tiles, a client
+  /// against the root's keys): nil for a store without a log.
+  public static func readCheckpoint(_ store: any ObjectReader) throws -> (note: SignedNote, checkpoint: Checkpoint)? {
+    guard let data = try store.readDocument(.checkpoint, maxSize: SignedNote.maxBytes) else { return nil }
+    let note = try SignedNote.parse([UInt8](data))
+    return (note, try Checkpoint.parse(note.text))
+  }
+
+  /// The log after appending the entry for `index` (its exact bytes): planned once for all
+  /// the targets of a change, against the longest log among them (every other target's log
+  /// must be a prefix of it), so every store of a registry holds the same log. `fetch` reads
+  /// a blob of the new index or of an older one (verified bytes). The store logs must be
+  /// sound: the tiles of each must give the root its checkpoint names.
+  static func plan(
+    stores: [any ObjectReader], root: RootPayload, index: Data, keys: [SigningKey], now: Date,
+    fetch: (ObjectID, Int, String) throws -> Data
+  ) throws -> LogPlan? {
+    guard let origin = root.log_origin else { return nil }
+    var held = [(store: any ObjectReader, checkpoint: Checkpoint)]()
+    for store in stores {
+      guard let (_, cp) = try readCheckpoint(store) else { continue }
+      guard cp.origin == origin else {
+        throw TsukuError(
+          .integrity, "the log in '\(store.location)' has origin '\(cp.origin)', root version \(root.version) names '\(origin)'")
+      }
+      guard try TileLog(source: StoreTiles(store), size: cp.size).treeHash(size: cp.size) == cp.rootHash else {
+        throw TsukuError(
+          .integrity, "the log tiles in '\(store.location)' do not give the root of its checkpoint (\(cp)): nothing was written")
+      }
+      held.append((store, cp))
+    }
+    let longest = held.max { $0.checkpoint.size < $1.checkpoint.size }
+    let base: TileSource = longest.map { StoreTiles($0.store) } ?? MemoryTiles()
+    let size = longest?.checkpoint.size ?? 0
+    for h in held where h.checkpoint.size < size {
+      guard try TileLog(source: base, size: size).treeHash(size: h.checkpoint.size) == h.checkpoint.rootHash else {
+        throw TsukuError(
+          .integrity,
+          "the log in '\(h.store.location)' (\(h.checkpoint)) is not a prefix of the log in '\(longest!.store.location)' (\(longest!.checkpoint)): the stores' logs forked; nothing was written")
+      }
+    }
+    // The change list is against the pins of the index the last entry logged, when a store
+    // still has its bytes (index.json or its archive copy); else against nothing.
+    var previousPins: Set<ChangeList.Line>?
+    if size > 0, let holder = longest?.store {
+      let last = try LogLeaf.parse(try TileLog(source: base, size: size).entry(size - 1), what: "log entry \(size - 1)")
+      // The index is the log's newest entry already (a store that lags gets the index another
+      // one holds): the log is copied, not appended to.
+      if last.indexHash == SHA256.hash(index), let note = try holder.readDocument(.checkpoint, maxSize: SignedNote.maxBytes) {
+        return LogPlan(
+          tiles: base, holder: holder, checkpoint: longest!.checkpoint, note: note,
+          newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data()))
+      }
+      for name in [DocumentName.index, .archivedIndex(last.indexVersion)] {
+        if let bytes = try holder.readDocument(name, maxSize: Limits.indexFile), SHA256.hash(bytes) == last.indexHash {
+          previousPins = try pins(of: bytes, fetch: fetch)
+          break
+        }
+      }
+    }
+    let file = try IndexFile.parse(index, what: "the new index")
+    let payload = try file.index.payloadBytes.map { try IndexPayload.parse($0, what: "the new index") }
+    let revocation = try file.revocation?.payloadBytes.map { try RevocationPayload.parse($0, what: "the new revocation list") }
+    let changes = ChangeList.diff(old: previousPins ?? [], new: try pins(of: index, fetch: fetch)).bytes
+    let leaf = LogLeaf(
+      indexVersion: payload?.version ?? 0, revocationVersion: revocation?.version ?? 0, published: Timestamp.format(now),
+      indexHash: SHA256.hash(index), changes: SHA256.hash(changes))
+    let appended = try TileAppend.append(oldSize: size, entries: [leaf.bytes], source: base)
+    let checkpoint = Checkpoint(origin: origin, size: appended.size, rootHash: appended.rootHash)
+    var note = SignedNote(text: checkpoint.text, signatures: [])
+    for k in keys { note.signatures.append(try NoteSigner(name: origin, key: k).sign(checkpoint.text)) }
+    return LogPlan(
+      tiles: TileAppend.Overlay(tiles: Dictionary(appended.tiles, uniquingKeysWith: { a, _ in a }), base: base),
+      holder: longest?.store, checkpoint: checkpoint, note: Data(note.serialized()), newChanges: (leaf.changes, changes))
+  }
+
+  /// The recipe and golden blobs an `index.json` pins, its tree and shards read through
+  /// `fetch` (name, declared size, what it is: verified bytes). Signatures are not checked
+  /// here: the commit checked them.
+  static func pins(of index: Data, fetch: (ObjectID, Int, String) throws -> Data) throws -> Set<ChangeList.Line> {
+    let file = try IndexFile.parse(index, what: "the index")
+    guard let raw = file.index.payloadBytes else { return [] }
+    let payload = try IndexPayload.parse(raw, what: "the index")
+    let revRaw = file.revocation?.payloadBytes
+    let verified = VerifiedIndex(
+      file: file, bytes: index, index: payload, indexHash: SHA256.hash(raw),
+      revocation: try revRaw.map { try RevocationPayload.parse($0, what: "the revocation list") },
+      revocationHash: revRaw.map { SHA256.hash($0) })
+    return ChangeList.pins(try IndexContents.load(verified, fetch: fetch).pinned)
+  }
+}
+
+extension LogWriter {
+  /// The documents that copy the log of `source` (checked: its checkpoint signed by `root`'s log
+  /// keys, its tiles giving that checkpoint's root) to `target`, whose own log must be a prefix
+  /// of it: what `registry mirror` adds to its change. None when `root` has no log or the
+  /// source has none.
+  static func copy(from source: any ObjectReader, to target: any ObjectReader, root: RootPayload) throws
+    -> [(DocumentName, Data)]
+  {
+    guard LogRole.enabled(root), let origin = root.log_origin, let role = root.roles[Role.log.rawValue],
+      let data = try source.readDocument(.checkpoint, maxSize: SignedNote.maxBytes)
+    else { return [] }
+    let note = try SignedNote.parse([UInt8](data))
+    let cp = try Checkpoint.parse(note.text)
+    let verifiers = role.keyids.compactMap { id in root.keys[id]?.ed25519.flatMap { try? NoteVerifier(name: origin, ed25519: $0) } }
+    guard cp.origin == origin, note.verifiedSigners(verifiers).count >= role.threshold else {
+      throw TsukuError(
+        .integrity, "the log checkpoint of '\(source.location)' (\(cp)) is not signed by the log keys of root version \(root.version)",
+        reason: .badSignature)
+    }
+    let tiles = TileLog(source: StoreTiles(source), size: cp.size)
+    guard try tiles.treeHash(size: cp.size) == cp.rootHash else {
+      throw TsukuError(.integrity, "the log tiles of '\(source.location)' do not give the root of its checkpoint (\(cp))")
+    }
+    if let (_, held) = try readCheckpoint(target) {
+      if held == cp { return [] }
+      guard held.size <= cp.size, try tiles.treeHash(size: held.size) == held.rootHash else {
+        throw TsukuError(
+          .integrity,
+          "the log of '\(target.location)' (\(held)) is not a prefix of the log of '\(source.location)' (\(cp)): nothing was written",
+          reason: .rollback)
+      }
+    }
+    return try LogPlan(
+      tiles: StoreTiles(source), holder: source, checkpoint: cp, note: data, newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data())
+    ).documents(for: target)
+  }
+}
+
+/// One appended log, and what each store lacks of it.
+struct LogPlan {
+  let tiles: TileSource
+  let holder: (any ObjectReader)?
+  let checkpoint: Checkpoint
+  /// The signed checkpoint, as written.
+  let note: Data
+  let newChanges: (ObjectID, Data)
+
+  /// The documents that bring `store`'s log (a prefix of this one, checked by `plan`) to this
+  /// one: the tiles it lacks, the change lists of the entries it lacks, the checkpoint.
+  func documents(for store: any ObjectReader) throws -> [(DocumentName, Data)] {
+    let held = try LogWriter.readCheckpoint(store)?.checkpoint.size ?? 0
+    var docs = [(DocumentName, Data)]()
+    let log = TileLog(source: tiles, size: checkpoint.size)
+    for i in held..<checkpoint.size {
+      let leaf = try LogLeaf.parse(try log.entry(i), what: "log entry \(i)")
+      let bytes: Data?
+      if leaf.changes == newChanges.0 {
+        bytes = newChanges.1
+      } else {
+        bytes = try holder?.readDocument(try .logFile("log/changes/" + leaf.changes.hex), maxSize: ChangeList.maxSize)
+      }
+      if let bytes { docs.append((try .logFile("log/changes/" + leaf.changes.hex), bytes)) }
+    }
+    for level in [nil] + (0..<Tile.height).map({ Optional($0) }) {
+      for t in Tile.newTiles(level: level, oldSize: held, size: checkpoint.size) {
+        docs.append((try .logFile("log/" + t.path), Data(try tiles.readTile(t))))
+      }
+    }
+    docs.append((.checkpoint, note))
+    return docs
+  }
+}
