@@ -46,6 +46,14 @@ extension Tsuku.Registry {
         return Output.line("already revoked by revocation list version \(p.version); copied it to the stores that lacked it")
       }
       Output.line("\(stage == nil ? "published" : "staged") revocation list version \(p.version); expires \(p.expires)")
+      // The exposure window of a revoked hash, from the log of the first store that has one.
+      if stage == nil, case .hash(let id) = item {
+        for url in targets {
+          guard let w = try? ExposureWindow.read(try StoreURL.openReader(url), hash: id, name: nil) else { continue }
+          Output.line("exposure window of \(id.hex.prefix(16)) (log of '\(url)'): \(w.summary)")
+          break
+        }
+      }
     }
   }
 

@@ -18,16 +18,18 @@ import TestSupport
     var store: String { w.dir.file("store") }
     var logEnv: [String: String] { ["TSUKU_LOG_KEY": w.k("log")] }
 
-    init(store url: String? = nil) throws {
+    init(store url: String? = nil, env: [String: String] = [:]) throws {
       w = try CLIWorld()
       try FileManager.default.createDirectory(atPath: w.dir.file("keys"), withIntermediateDirectories: true)
       for role in ["root", "index", "revocation", "log"] {
         #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0)
       }
-      let r = try w.run(
-        "registry", "init", "--to", url ?? w.store, "--root-key", w.k("root") + ".pub", "--index-key",
-        w.k("index") + ".pub", "--revocation-key", w.k("revocation") + ".pub", "--log-key", w.k("log") + ".pub",
-        "--log-origin", "example.test/registry", "--sign", w.k("root"))
+      let r = try runTsuku(
+        [
+          "registry", "init", "--to", url ?? w.store, "--root-key", w.k("root") + ".pub", "--index-key",
+          w.k("index") + ".pub", "--revocation-key", w.k("revocation") + ".pub", "--log-key", w.k("log") + ".pub",
+          "--log-origin", "example.test/registry", "--sign", w.k("root"),
+        ], env: w.env.merging(env) { $1 }, binary: w.bin)
       try #require(r.status == 0, "\(r.stderr)")
     }
 
@@ -174,6 +176,12 @@ import TestSupport
     let other = try s.copyStore(to: "other")
     #expect(try s.publish("v3").status == 0)
     #expect(try s.publish("v3-other", to: other).status == 0)
+    // The store gets the other index's blobs too: only the log tells the two indexes apart.
+    let cp = Process()
+    cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+    cp.arguments = ["-rn", other + "/objects/.", s.store + "/objects/"]
+    try cp.run()
+    cp.waitUntilExit()
     let otherIndex = try #require(FileManager.default.contents(atPath: other + "/index.json"))
     let realIndex = try #require(FileManager.default.contents(atPath: s.store + "/index.json"))
     try otherIndex.write(to: URL(fileURLWithPath: s.store + "/index.json"))

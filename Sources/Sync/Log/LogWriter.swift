@@ -133,6 +133,44 @@ public enum LogWriter {
   }
 }
 
+extension LogWriter {
+  /// The documents that copy the log of `source` (checked: its checkpoint signed by `root`'s log
+  /// keys, its tiles giving that checkpoint's root) to `target`, whose own log must be a prefix
+  /// of it: what `registry mirror` adds to its change. None when `root` has no log or the
+  /// source has none.
+  static func copy(from source: any ObjectReader, to target: any ObjectReader, root: RootPayload) throws
+    -> [(DocumentName, Data)]
+  {
+    guard LogRole.enabled(root), let origin = root.log_origin, let role = root.roles[Role.log.rawValue],
+      let data = try source.readDocument(.checkpoint, maxSize: SignedNote.maxBytes)
+    else { return [] }
+    let note = try SignedNote.parse([UInt8](data))
+    let cp = try Checkpoint.parse(note.text)
+    let verifiers = role.keyids.compactMap { id in root.keys[id]?.ed25519.flatMap { try? NoteVerifier(name: origin, ed25519: $0) } }
+    guard cp.origin == origin, note.verifiedSigners(verifiers).count >= role.threshold else {
+      throw TsukuError(
+        .integrity, "the log checkpoint of '\(source.location)' (\(cp)) is not signed by the log keys of root version \(root.version)",
+        reason: .badSignature)
+    }
+    let tiles = TileLog(source: StoreTiles(source), size: cp.size)
+    guard try tiles.treeHash(size: cp.size) == cp.rootHash else {
+      throw TsukuError(.integrity, "the log tiles of '\(source.location)' do not give the root of its checkpoint (\(cp))")
+    }
+    if let (_, held) = try readCheckpoint(target) {
+      if held == cp { return [] }
+      guard held.size <= cp.size, try tiles.treeHash(size: held.size) == held.rootHash else {
+        throw TsukuError(
+          .integrity,
+          "the log of '\(target.location)' (\(held)) is not a prefix of the log of '\(source.location)' (\(cp)): nothing was written",
+          reason: .rollback)
+      }
+    }
+    return try LogPlan(
+      tiles: StoreTiles(source), holder: source, checkpoint: cp, note: data, newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data())
+    ).documents(for: target)
+  }
+}
+
 /// One appended log, and what each store lacks of it.
 struct LogPlan {
   let tiles: TileSource

@@ -91,6 +91,7 @@ struct MirrorTarget: Sendable {
       documents.append((.root(n), source.roots[n - 1].bytes))
     }
     for (v, bytes) in archivesToWrite { documents.append((.archivedIndex(v), bytes)) }
+    if let root = source.roots.last { documents += try LogWriter.copy(from: source.store, to: store, root: root.payload) }
     if index?.bytes != source.current.bytes { documents.append((.index, source.current.bytes)) }
     if blobs.isEmpty && documents.isEmpty { return nil }
     let change = StoreChange(
