@@ -241,4 +241,23 @@ final class WitnessWorld: @unchecked Sendable {
     #expect(written.text == before.text && written.verifiedCosigners([a]) == [a])
     #expect(try x.checkpoint() == before)
   }
+
+  @Test func aWitnessWritesItsCosignatureIntoAGitStoreAndKeepsTheOthers() throws {
+    let x = try WitnessWorld()
+    let (a, b) = (try CosignatureVerifier(vkey: try x.witnessKey("witness-a")), try CosignatureVerifier(vkey: try x.witnessKey("witness-b")))
+    let repo = try makeGitRepository(at: x.w.dir.file("reg.git"), bare: true)
+    let git = "git+file://\(repo)?dir=store"
+    // The same registry in a git store: its root copied in, then a publish there.
+    let root = try #require(FileManager.default.contents(atPath: x.storePath + "/root/1.root.json"))
+    try StoreURL.open(git).apply(StoreChange(documents: [(.root(1), root)]))
+    try x.publish("one", to: git)
+    for name in ["witness-a", "witness-b"] {
+      let r = try x.witness(name, log: git)
+      #expect(r.status == 0, "\(r.stderr)")
+    }
+    let data = try #require(try StoreURL.openReader(git).readDocument(.checkpoint, maxSize: SignedNote.maxBytes))
+    let note = try SignedNote.parse([UInt8](data))
+    #expect(note.verifiedCosigners([a, b]) == [a, b])
+    #expect(note.signatures.count == 3)
+  }
 }
