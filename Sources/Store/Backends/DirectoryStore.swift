@@ -421,11 +421,6 @@ public final class DirectoryStore: ObjectStore {
     if fd < 0 { throw TsukuError.io("cannot write", tmp, errno: errno) }
     CrashPoint.step("created \(tmp)")
     let e = data.withUnsafeBytes { FileIO.writeRaw(fd, $0) }
-    #if os(Linux)
-      // Starts the write-back now, while the other blobs are written, so the batch's one
-      // `syncfs` finds little left to wait for; it is that `syncfs` that makes the blob durable.
-      if e == 0 { _ = syncFileRange(fd, 0, 0, 2) }  // SYNC_FILE_RANGE_WRITE
-    #endif
     close(fd)
     if e != 0 {
       unlink(tmp)
@@ -473,7 +468,6 @@ public final class DirectoryStore: ObjectStore {
 #if os(Linux)
   // glibc declares syncfs only under _GNU_SOURCE, which the Glibc module does not set.
   @_silgen_name("syncfs") private func syncfs(_ fd: Int32) -> Int32
-  @_silgen_name("sync_file_range") private func syncFileRange(_ fd: Int32, _ offset: Int, _ count: Int, _ flags: UInt32) -> Int32
 #endif
 
 /// Remembers which folders this batch already made, so each is made once.
