@@ -43,6 +43,8 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
       w.env.merging([
         "TSUKU_S3_ACCESS_KEY_ID": S3TestServer.admin.accessKeyID,
         "TSUKU_S3_SECRET_ACCESS_KEY": S3TestServer.admin.secretAccessKey, "TSUKU_CONNECT_TIMEOUT": "2",
+        // The registry keeps a transparency log: every index write appends to it.
+        "TSUKU_LOG_KEY": w.k("log"),
       ]) { $1 }
     }
 
@@ -82,10 +84,12 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
       w: w, bucket: "s3://\(try own.makeBucket())/v1?endpoint=\(own.endpoint)&region=us-east-1",
       git: "git+file://\(repo)?dir=store", mirror: w.dir.file("mirror"))
     try FileManager.default.createDirectory(atPath: w.dir.file("keys"), withIntermediateDirectories: true)
-    for role in ["root", "index", "revocation"] { #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0) }
+    for role in ["root", "index", "revocation", "log"] {
+      #expect(try w.run("registry", "keygen", "--out", w.k(role)).status == 0)
+    }
     var r = try s.run(
       ["registry", "init", "--root-key", w.k("root") + ".pub", "--index-key", w.k("index") + ".pub",
-       "--revocation-key", w.k("revocation") + ".pub", "--sign", w.k("root")] + s.to)
+       "--revocation-key", w.k("revocation") + ".pub", "--log-key", w.k("log") + ".pub", "--sign", w.k("root")] + s.to)
     #expect(r.status == 0, "\(r.stderr)")
     let sample = checkout + "/registry-index/source"
     r = try s.run(
@@ -102,6 +106,9 @@ func runbookBlocks() throws -> [(name: String, script: String)] {
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.out.contains("published revocation list version 2"), "\(r.out)")
     #expect(r.out.contains("all 3 targets agree"), "\(r.out)")
+    // The exposure window, from the log: pinned by index version 1 (the publish) only.
+    #expect(r.out.contains("exposure window of "), "\(r.out)")
+    #expect(r.out.contains("pinned from index version 1"), "\(r.out)")
     // The audit answers for it: received by the sync, served by the show.
     #expect(r.out.contains("recipe  'fzf'") && r.out.contains("received  yes") && r.out.contains("served    yes"), "\(r.out)")
     r = try s.run(["update-registry"])
