@@ -70,6 +70,7 @@ public enum DocumentName: Hashable, Sendable, CustomStringConvertible {
   static func isLogPath(_ path: String) -> Bool {
     if path == "log/checkpoint" { return true }
     let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.first == "log" else { return false }
     func digits(_ s: Substring, _ n: Int) -> Bool { s.count == n && s.allSatisfy { $0 >= "0" && $0 <= "9" } }
     if parts.count == 3, parts[1] == "changes" {
       return parts[2].count == 64 && parts[2].allSatisfy { ($0 >= "0" && $0 <= "9") || ($0 >= "a" && $0 <= "f") }

@@ -42,7 +42,7 @@ public func runTsuku(
   p.standardError = err
   let input = Pipe()
   p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-  try p.run()
+  try runRetryingBusyText(p)
   if let stdin {
     // A command that exits without reading all of it must not kill the test process.
     signal(SIGPIPE, SIG_IGN)
@@ -62,4 +62,17 @@ public func runTsuku(
   p.waitUntilExit()
   let status = p.terminationReason == .uncaughtSignal ? p.terminationStatus + 128 : p.terminationStatus
   return CommandResult(status: status, stdout: o, stderr: String(decoding: r, as: UTF8.self))
+}
+
+/// Starts `p`, again for a while when the executable is "text file busy" (ETXTBSY): a binary a
+/// test has just copied can still be open for writing in a child another test forked before
+/// the copy's descriptor was closed, until that child execs.
+func runRetryingBusyText(_ p: Process) throws {
+  for attempt in 0... {
+    do { return try p.run() } catch let e as NSError {
+      let busy = (e.userInfo[NSUnderlyingErrorKey] as? NSError).map { $0.domain == NSPOSIXErrorDomain && $0.code == Int(ETXTBSY) }
+      guard busy == true, attempt < 50 else { throw e }
+      usleep(20_000)
+    }
+  }
 }

@@ -58,6 +58,8 @@ extension Tsuku {
               "'\(home.path)' already trusts another root (version \(old.version)); use --force to replace it (this clears the cache)")
           } else {
             try? FileManager.default.removeItem(atPath: home.cacheDir)
+            // The transparency log tiles cached for the other registry go with its cache.
+            try? FileManager.default.removeItem(atPath: home.path + "/log")
             try home.saveTrust(root: anchor, state: TrustState())
           }
         } else {

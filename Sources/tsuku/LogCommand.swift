@@ -52,7 +52,8 @@ extension Tsuku.Registry {
     /// `--hash` / `--name`: the exposure window from the log.
     func exposure() throws {
       let id = try hash.map { try ObjectID.parse($0) }
-      let w = try ExposureWindow.read(try StoreURL.openReader(from), hash: id, name: name)
+      let anchor = try HealthRoot.resolve(file: root, home: Home.fromEnvironment()).root
+      let w = try ExposureWindow.read(try StoreURL.openReader(from), anchor: anchor, hash: id, name: name)
       if json {
         Output.json(w)
       } else {

@@ -49,7 +49,7 @@ extension Tsuku.Registry {
       // The exposure window of a revoked hash, from the log of the first store that has one.
       if stage == nil, case .hash(let id) = item {
         for url in targets {
-          guard let w = try? ExposureWindow.read(try StoreURL.openReader(url), hash: id, name: nil) else { continue }
+          guard let w = try? ExposureWindow.read(try StoreURL.openReader(url), anchor: nil, hash: id, name: nil) else { continue }
           Output.line("exposure window of \(id.hex.prefix(16)) (log of '\(url)'): \(w.summary)")
           break
         }

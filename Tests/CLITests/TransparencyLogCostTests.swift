@@ -59,14 +59,22 @@ import TestSupport
       ["registry", "resign", "--key", s.w.k("index"), "--to", s.store], env: s.w.env.merging(s.logEnv) { $1 }, binary: s.w.bin)
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try s.publish("v4").status == 0)
-    r = try s.w.run("registry", "log", "--from", s.store, "--hash", fzf("v2"), "--json")
+    // The answer is checked against a trusted root (here the registry's first, as --root).
+    let root = s.store + "/root/1.root.json"
+    r = try s.w.run("registry", "log", "--from", s.store, "--root", root, "--hash", fzf("v2"), "--json")
     #expect(r.status == 0, "\(r.stderr)")
     let w = try JSONDecoder().decode(ExposureWindow.self, from: r.stdout)
     #expect(w.versions.map(\.index_version) == [2, 3])
     #expect(w.first_version == 2 && w.last_version == 3 && !w.still_pinned)
-    r = try s.w.run("registry", "log", "--from", s.store, "--name", "fzf")
+    r = try s.w.run("registry", "log", "--from", s.store, "--root", root, "--name", "fzf")
     #expect(r.status == 0 && r.out.contains("still pinned by index version 4"), "\(r.out) \(r.stderr)")
-    r = try s.w.run("registry", "log", "--from", s.store, "--hash", String(repeating: "0", count: 64))
+    r = try s.w.run("registry", "log", "--from", s.store, "--root", root, "--hash", String(repeating: "0", count: 64))
+    #expect(r.status == 3, "\(r.out) \(r.stderr)")
+    // Without a trusted root of this registry (the built-in one here), the store's own chain
+    // does not answer for it.
+    r = try s.w.run("registry", "log", "--from", s.store, "--hash", fzf("v2"))
+    #expect(r.status == 4 && r.stderr.contains("its log is not this registry's"), "\(r.out) \(r.stderr)")
+    r = try s.w.run("registry", "log", "--from", s.store, "--root", root, "--hash", String(repeating: "1", count: 64))
     #expect(r.status == 3, "\(r.out) \(r.stderr)")
     r = try runTsuku(
       ["registry", "revoke", fzf("v4"), "--reason", "compromised", "--key", s.w.k("revocation"), "--to", s.store],

@@ -239,9 +239,14 @@ public final class DirectoryStore: ObjectStore {
     var folders = Set<String>()
     var report = try writeBlobs(
       objects.indices.map { (ids[$0], objects[$0]) }, durable: few, checked: false, folders: &folders)
-    try writeDocuments(change, syncing: report.objectsWritten > 0 && !few, into: &report)
+    try writeDocuments(change, syncing: Self.syncing(report, few: few), into: &report)
     return report
   }
+
+  /// Whether the documents wait for one `syncfs`: when blobs were written without an fsync
+  /// each, and also when blobs were found present, since another writer (or an earlier run
+  /// that failed before its documents) may have renamed them without making them durable yet.
+  static func syncing(_ r: ApplyReport, few: Bool) -> Bool { (!few && r.objectsWritten > 0) || r.objectsPresent > 0 }
 
   /// Blobs from `sources` (read in batches, see `BlobSource.batches`) with the change's own,
   /// then its documents. A blob whose file exists with the right size is present and never
@@ -275,7 +280,7 @@ public final class DirectoryStore: ObjectStore {
     let ids = ParallelMap.map(objects.count) { SHA256.hash(objects[$0]) }
     report.add(
       try writeBlobs(objects.indices.map { (ids[$0], objects[$0]) }, durable: few, checked: false, folders: &folders))
-    try writeDocuments(change, syncing: report.objectsWritten > 0 && !few, into: &report)
+    try writeDocuments(change, syncing: Self.syncing(report, few: few), into: &report)
     return report
   }
 
@@ -339,7 +344,9 @@ public final class DirectoryStore: ObjectStore {
           try syncFileSystem()
           pending = false
         }
-        try writeAtomically(data, to: path, durable: !pending)
+        // A write-once document is fsynced all the same: one that came back empty after a
+        // crash would refuse every later write of its true bytes.
+        try writeAtomically(data, to: path, durable: !pending || name.isWriteOnce)
         report.documentsWritten += 1
       }
       if pending { try syncFileSystem() }

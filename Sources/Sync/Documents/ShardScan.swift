@@ -144,7 +144,9 @@ private struct JSONScan {
         j += 1
       }
       guard j < b.count else { return false }
-      let key = String(decoding: UnsafeRawBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
+      guard let key = String(validating: UnsafeRawBufferPointer(rebasing: b[start..<j]), as: UTF8.self) else {
+        return false
+      }
       i = j + 1
       guard take(UInt8(ascii: ":")), field(&self, key) else { return false }
     } while take(UInt8(ascii: ","))

@@ -33,6 +33,9 @@ public struct Checkpoint: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// Parses a checkpoint text; `.integrity` for anything that is not one.
+  /// The largest tree size read: 2^48 entries.
+  public static let maxSize: UInt64 = 1 << 48
+
   public static func parse(_ text: String) throws -> Checkpoint {
     func bad(_ why: String) -> TsukuError { TsukuError(.integrity, "log checkpoint is malformed: \(why)") }
     guard text.utf8.count <= maxText else { throw bad("more than \(maxText) bytes") }
@@ -47,6 +50,8 @@ public struct Checkpoint: Sendable, Hashable, CustomStringConvertible {
     guard !s.isEmpty, s.count <= 20, s.allSatisfy({ $0.isASCII && $0.isNumber }), s == "0" || !s.hasPrefix("0"),
       let size = UInt64(s)
     else { throw bad("size '\(s.prefix(24))' is not a decimal number") }
+    // Far past any real log, and far below where tree arithmetic on 64 bits would overflow.
+    guard size <= Self.maxSize else { throw bad("size \(size) is larger than \(Self.maxSize)") }
     guard let root = Data(base64Encoded: lines[2]), root.count == Merkle.hashSize,
       root.base64EncodedString() == lines[2]
     else { throw bad("root hash '\(lines[2].prefix(48))' is not a base64 SHA-256") }

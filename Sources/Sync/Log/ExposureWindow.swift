@@ -40,7 +40,20 @@ public struct ExposureWindow: Codable, Sendable, Equatable {
   }
 
   /// Reads the log of `store`; `hash` (hex SHA-256) or `name` (a recipe) selects the blobs.
-  public static func read(_ store: any ObjectReader, hash: ObjectID?, name: String?) throws -> ExposureWindow {
+  /// With `anchor` (a trusted root), the store's root chain must hold it byte for byte, so a
+  /// store with a root chain of its own cannot answer with a log of its own; without one (a
+  /// maintainer command that has checked the store's chain already) the chain from `root/1`.
+  public static func read(
+    _ store: any ObjectReader, anchor: TrustedRoot?, hash: ObjectID?, name: String?
+  ) throws -> ExposureWindow {
+    if let anchor {
+      let held = try Publisher.currentRoot(of: store, upTo: anchor.version)
+      guard held.version == anchor.version, held.bytes == anchor.bytes else {
+        throw TsukuError(
+          .integrity,
+          "'\(store.location)' has another root version \(anchor.version) than the trusted one (or none): its log is not this registry's")
+      }
+    }
     let root = try Publisher.currentRoot(of: store)
     guard LogRole.enabled(root.payload), let origin = root.payload.log_origin,
       let role = root.payload.roles[Role.log.rawValue]

@@ -64,7 +64,13 @@ public struct LogVerifier {
     guard try tiles.treeHash(size: cp.size) == cp.rootHash else {
       throw TsukuError(.integrity, "the log tiles from '\(url)' do not give the root of its checkpoint (\(cp))")
     }
-    if let oldSize = trusted.log_size, let oldRoot = trusted.log_root.flatMap({ Data(base64Encoded: $0) }).map({ [UInt8]($0) }) {
+    // A trusted checkpoint half recorded (a size without a root that decodes, or the other
+    // way round) is refused, not taken as none.
+    let oldRootBytes = trusted.log_root.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
+    if (trusted.log_size == nil) != (trusted.log_root == nil) || (trusted.log_root != nil && oldRootBytes?.count != Merkle.hashSize) {
+      throw TsukuError(.integrity, "this home's trusted log checkpoint is damaged (trust/state.json); run tsuku init --force")
+    }
+    if let oldSize = trusted.log_size, let oldRoot = oldRootBytes {
       let old = Checkpoint(origin: origin, size: oldSize, rootHash: oldRoot)
       func refuse(_ what: String) -> TsukuError {
         TsukuError(

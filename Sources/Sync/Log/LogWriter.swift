@@ -99,7 +99,7 @@ public enum LogWriter {
       if last.indexHash == SHA256.hash(index), let note = try holder.readDocument(.checkpoint, maxSize: SignedNote.maxBytes) {
         return LogPlan(
           tiles: base, holder: holder, checkpoint: longest!.checkpoint, note: note,
-          newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data()))
+          newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data()), heldSizes: heldSizes(held))
       }
       for name in [DocumentName.index, .archivedIndex(last.indexVersion)] {
         if let bytes = try holder.readDocument(name, maxSize: Limits.indexFile), SHA256.hash(bytes) == last.indexHash {
@@ -121,7 +121,13 @@ public enum LogWriter {
     for k in keys { note.signatures.append(try NoteSigner(name: origin, key: k).sign(checkpoint.text)) }
     return LogPlan(
       tiles: TileAppend.Overlay(tiles: Dictionary(appended.tiles, uniquingKeysWith: { a, _ in a }), base: base),
-      holder: longest?.store, checkpoint: checkpoint, note: Data(note.serialized()), newChanges: (leaf.changes, changes))
+      holder: longest?.store, checkpoint: checkpoint, note: Data(note.serialized()), newChanges: (leaf.changes, changes),
+      heldSizes: heldSizes(held))
+  }
+
+  /// The log size each store held when `plan` checked it, by location.
+  private static func heldSizes(_ held: [(store: any ObjectReader, checkpoint: Checkpoint)]) -> [String: UInt64] {
+    Dictionary(held.map { ($0.store.location, $0.checkpoint.size) }) { a, _ in a }
   }
 
   /// The recipe and golden blobs an `index.json` pins, its tree and shards read through
@@ -163,8 +169,10 @@ extension LogWriter {
     guard try tiles.treeHash(size: cp.size) == cp.rootHash else {
       throw TsukuError(.integrity, "the log tiles of '\(source.location)' do not give the root of its checkpoint (\(cp))")
     }
+    var targetSize: UInt64 = 0
     if let (_, held) = try readCheckpoint(target) {
       if held == cp { return [] }
+      targetSize = held.size
       guard held.size <= cp.size, try tiles.treeHash(size: held.size) == held.rootHash else {
         throw TsukuError(
           .integrity,
@@ -173,7 +181,8 @@ extension LogWriter {
       }
     }
     return try LogPlan(
-      tiles: StoreTiles(source), holder: source, checkpoint: cp, note: data, newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data())
+      tiles: StoreTiles(source), holder: source, checkpoint: cp, note: data,
+      newChanges: (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), Data()), heldSizes: [target.location: targetSize]
     ).documents(for: target)
   }
 }
@@ -186,11 +195,18 @@ struct LogPlan {
   /// The signed checkpoint, as written.
   let note: Data
   let newChanges: (ObjectID, Data)
+  /// The log size each store held when it was checked, by location: what its documents are
+  /// computed from, never read again (a racing writer may have moved it since; the
+  /// write-once files then refuse the change).
+  let heldSizes: [String: UInt64]
 
   /// The documents that bring `store`'s log (a prefix of this one, checked by `plan`) to this
   /// one: the tiles it lacks, the change lists of the entries it lacks, the checkpoint.
   func documents(for store: any ObjectReader) throws -> [(DocumentName, Data)] {
-    let held = try LogWriter.readCheckpoint(store)?.checkpoint.size ?? 0
+    let held = heldSizes[store.location] ?? 0
+    guard held <= checkpoint.size else {
+      throw TsukuError(.conflict, "the log of '\(store.location)' is longer than the one being written: run it again")
+    }
     var docs = [(DocumentName, Data)]()
     let log = TileLog(source: tiles, size: checkpoint.size)
     for i in held..<checkpoint.size {
