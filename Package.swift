@@ -6,6 +6,7 @@ let package = Package(
   platforms: [.macOS(.v13)],
   products: [
     .executable(name: "tsuku", targets: ["tsuku"]),
+    .executable(name: "tsuku-serve", targets: ["tsuku-serve"]),
     .library(name: "Store", targets: ["Store"]),
     .library(name: "Sync", targets: ["Sync"]),
   ],
@@ -13,6 +14,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    // The HTTP server of `tsuku serve` (only the tsuku-serve executable links it).
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
   ],
   targets: [
     .systemLibrary(
@@ -35,7 +38,25 @@ let package = Package(
     .executableTarget(
       name: "tsuku",
       dependencies: [
+        "Store", "Sync", "ServeOptions",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    // `tsuku serve`: a library (tested in-process and by the CLI tests) and its own executable,
+    // so that the `tsuku` binary never links or maps SwiftNIO; `tsuku serve` execs tsuku-serve.
+    .target(
+      name: "ServeOptions", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    .target(
+      name: "Serve",
+      dependencies: [
         "Store", "Sync",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ]),
+    .executableTarget(
+      name: "tsuku-serve",
+      dependencies: [
+        "Serve", "ServeOptions", "Store", "Sync",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(

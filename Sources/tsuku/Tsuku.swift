@@ -59,7 +59,7 @@ struct Tsuku: ParsableCommand {
     subcommands: [
       Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Cache.self,
       Audit.self, MetricsCommand.self,
-      Registry.self,
+      Registry.self, ServeCommand.self,
     ])
 }
 
