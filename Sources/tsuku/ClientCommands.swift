@@ -111,7 +111,7 @@ extension Tsuku {
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a recipe's exact, verified bytes.")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The recipe name.") var name: String
+    @Argument(help: "The recipe name.", completion: RecipeNames.completion) var name: String
     func run() throws { Output.data(try options.client().recipe(name)) }
   }
 
@@ -120,7 +120,7 @@ extension Tsuku {
       abstract: "Print a golden file's exact, verified bytes.",
       discussion: "PLATFORM is os[-linux_family]-arch, as in the plan's own platform object: linux-amd64, linux-debian-amd64, darwin-arm64.")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The recipe name.") var name: String
+    @Argument(help: "The recipe name.", completion: RecipeNames.completion) var name: String
     @Option(help: "The platform, e.g. linux-debian-amd64.") var platform: String
     @Option(help: "The tool version (default: the newest).") var version: String?
 
