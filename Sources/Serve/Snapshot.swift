@@ -70,7 +70,13 @@ public final class Snapshot: @unchecked Sendable {
           what: "golden file of '\(e.name)' \(g.version) \(g.platform)")
       }
       guard revoked[e.recipe.sha256] == nil else { continue }
-      if let m = GoLayout.manifestRecipe(try client.recipe(e.name)) { listed.append(m) }
+      // A recipe that cannot be read verified now (corrupt in the cache, no source) is left
+      // out of the manifest; its own path then answers from the refetch (or 500).
+      do {
+        if let m = GoLayout.manifestRecipe(try client.recipe(e.name)) { listed.append(m) }
+      } catch let err as TsukuError {
+        warn("\(e.name) left out of recipes.json: \(err.message)")
+      }
     }
     let index = loaded.verified.index
     var expires = index.expiryDate ?? client.now
