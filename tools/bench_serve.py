@@ -160,7 +160,8 @@ def run_serve(args, work, tsuku, b):
             raise b.Failure("tsuku-serve did not start: %s" % line)
         base = "http://127.0.0.1:%d" % port
         tree = w + "/export"
-        exported = b.run([tsuku, "registry", "export", "--help"], env=env, check=False).returncode == 0
+        helptext = b.run([tsuku, "registry", "--help"], env=env, check=False).stdout.decode()
+        exported = re.search(r"^\s+export\b", helptext, re.M) is not None
         if exported:
             t("registry", "export", "--to", tree, "--golden")
             how = "tsuku registry export --golden"
@@ -174,7 +175,7 @@ def run_serve(args, work, tsuku, b):
         nport = free_port()
         conf = w + "/nginx.conf"
         with open(conf, "w") as f:
-            f.write("""worker_processes 2;
+            f.write(("user root;\n" if os.getuid() == 0 else "") + """worker_processes 2;
 pid %(w)s/nginx.pid;
 error_log %(w)s/nginx-error.log;
 events { worker_connections 1024; }

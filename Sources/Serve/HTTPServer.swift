@@ -129,7 +129,12 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
   private var inRequest = false
   /// Bytes received since the last head was decoded (or the connection opened).
   private var headBytes = 0
-  private var timer: Scheduled<Void>?
+  /// One ticking timer per connection (every `tick`, at most 1 s): a request moves `deadline`,
+  /// it does not schedule and cancel a task, which costs as much as the rest of a small answer.
+  private var ticking = false
+  private var deadline = NIODeadline.distantFuture
+  /// What the deadline ends: nil the idle wait (close), a status a head too slow (answer, close).
+  private var onDeadline: (status: Int?, seconds: Double)?
   private var refused = false
 
   init(maxHead: Int, requestTimeout: TimeAmount, idleTimeout: TimeAmount, state: ServeState) {
@@ -141,7 +146,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
   func handlerAdded(context: ChannelHandlerContext) { self.context = context }
   func handlerRemoved(context: ChannelHandlerContext) {
-    timer?.cancel()
+    onDeadline = nil
     self.context = nil
   }
 
@@ -151,8 +156,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    timer?.cancel()
-    timer = nil
+    onDeadline = nil
     context.fireChannelInactive()
   }
 
@@ -174,8 +178,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
   func headArrived() {
     inRequest = true
     headBytes = 0
-    timer?.cancel()
-    timer = nil
+    onDeadline = nil
+    deadline = .distantFuture
   }
 
   /// Its answer is written: wait for the next request, at most the idle timeout.
@@ -185,15 +189,29 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   private func arm(_ after: TimeAmount, status: Int?) {
-    timer?.cancel()
+    deadline = .now() + after
+    onDeadline = (status, Double(after.nanoseconds) / 1e9)
+    if !ticking { tick() }
+  }
+
+  private var tickEvery: TimeAmount { min(.seconds(1), .nanoseconds(max(requestTimeout.nanoseconds / 4, 1_000_000))) }
+
+  private func tick() {
     guard let context else { return }
-    timer = context.eventLoop.assumeIsolated().scheduleTask(in: after) { [self] in
-      timer = nil
-      if let status {
-        refuse(status, "Request Timeout", "request head not complete within \(Double(after.nanoseconds) / 1e9) s")
-      } else {
-        self.context?.close(promise: nil)
+    ticking = true
+    context.eventLoop.assumeIsolated().scheduleTask(in: tickEvery) { [self] in
+      ticking = false
+      guard self.context != nil, !refused else { return }
+      if let what = onDeadline, NIODeadline.now() >= deadline {
+        onDeadline = nil
+        if let status = what.status {
+          refuse(status, "Request Timeout", "request head not complete within \(what.seconds) s")
+        } else {
+          self.context?.close(promise: nil)
+        }
+        return
       }
+      tick()
     }
   }
 
@@ -201,7 +219,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
   private func refuse(_ status: Int, _ phrase: String, _ why: String) {
     guard let context, !refused else { return }
     refused = true
-    timer?.cancel()
+    onDeadline = nil
     let body = why + "\n"
     let text =
       "HTTP/1.1 \(status) \(phrase)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"

@@ -11,11 +11,11 @@ public struct RequestLog: Sendable {
 
   public init(json: Bool) { self.json = json }
 
-  func request(method: String, path: String, status: Int, bytes: Int, seconds: Double, remote: String) {
+  func request(method: String, path: String, status: Int, bytes: Int, seconds: Double, remote: @autoclosure () -> String) {
     let ms = (seconds * 1e6).rounded() / 1e3
     if json {
       emit(
-        "{\"time\":\"\(Self.timestamp())\",\"method\":\(Self.quote(method)),\"path\":\(Self.quote(path)),\"status\":\(status),\"bytes\":\(bytes),\"duration_ms\":\(ms),\"remote\":\(Self.quote(remote))}"
+        "{\"time\":\"\(Self.timestamp())\",\"method\":\(Self.quote(method)),\"path\":\(Self.quote(path)),\"status\":\(status),\"bytes\":\(bytes),\"duration_ms\":\(ms),\"remote\":\(Self.quote(remote()))}"
       )
     } else {
       emit("\(Self.printable(method)) \(Self.printable(path)) \(status) \(bytes) \(ms)ms")

@@ -99,7 +99,7 @@ struct Responder: Sendable {
       // Never 404: the Go loader would move on to another provider or recipe.
       return .reply(.text(410, "\(blob.what) (sha256 \(blob.ref.sha256.hex)) is revoked: \(reason)"))
     }
-    let etag = ETag.of(blob.ref.sha256)
+    let etag = blob.etag
     if let inm = ifNoneMatch, ETag.matches(inm, etag) {
       return .reply(Reply(status: 304, headers: Self.cacheHeaders(etag), sendBody: false))
     }
@@ -116,7 +116,7 @@ struct Responder: Sendable {
 
   static func blobReply(_ blob: Snapshot.Blob, _ data: Data) -> Reply {
     let type = blob.kind == .recipe ? "application/toml" : "application/json"
-    return Reply(status: 200, headers: [("Content-Type", type)] + cacheHeaders(ETag.of(blob.ref.sha256)), body: data)
+    return Reply(status: 200, headers: [("Content-Type", type)] + cacheHeaders(blob.etag), body: data)
   }
 
   /// Clients revalidate every use (a revocation then reaches them on their next request).
@@ -170,12 +170,25 @@ struct Responder: Sendable {
   /// so `%2e%2e` cannot become `..`), dot segments, empty segments, backslashes, control
   /// bytes. GoLayout.route checks these again.
   static func refusal(_ path: String) -> String? {
-    guard path.hasPrefix("/") else { return "it must start with '/'" }
-    if path.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { return "control byte" }
-    if path.contains("%") { return "percent-encoding is not accepted" }
-    if path.contains("\\") { return "backslash" }
-    if path.contains("//") { return "empty path segment" }
-    for seg in path.split(separator: "/") where seg == "." || seg == ".." { return "dot segment" }
+    var bytes = path.utf8.makeIterator()
+    guard bytes.next() == UInt8(ascii: "/") else { return "it must start with '/'" }
+    var prev = UInt8(ascii: "/")
+    var dots = 0  // dots since the last '/', -1 once the segment has anything else
+    for b in path.utf8.dropFirst() {
+      switch b {
+      case 0..<0x20, 0x7f: return "control byte"
+      case UInt8(ascii: "%"): return "percent-encoding is not accepted"
+      case UInt8(ascii: "\\"): return "backslash"
+      case UInt8(ascii: "/"):
+        if prev == UInt8(ascii: "/") { return "empty path segment" }
+        if dots == 1 || dots == 2 { return "dot segment" }
+        dots = 0
+      case UInt8(ascii: "."): if dots >= 0 { dots += 1 }
+      default: dots = -1
+      }
+      prev = b
+    }
+    if dots == 1 || dots == 2 { return "dot segment" }
     return nil
   }
 

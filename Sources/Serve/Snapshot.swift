@@ -12,6 +12,16 @@ public final class Snapshot: @unchecked Sendable {
     public let name: String
     public let kind: BlobKind
     public let what: String
+    /// `"sha256:<hex>"`, worked out once.
+    public let etag: String
+
+    init(ref: BlobRef, name: String, kind: BlobKind, what: String) {
+      self.ref = ref
+      self.name = name
+      self.kind = kind
+      self.what = what
+      etag = ETag.of(ref.sha256)
+    }
   }
 
   public let version: Int

@@ -45,6 +45,14 @@ struct TsukuServe: ParsableCommand {
   }
 }
 
+// SIGTERM and SIGINT stop the server: unblocked first, before any thread starts, in case the
+// parent passed them on blocked (the mask survives exec and every thread inherits it).
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGTERM)
+sigaddset(&stopSignals, SIGINT)
+pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+
 do {
   var command = try TsukuServe.parseAsRoot()
   try command.run()
