@@ -6,7 +6,7 @@ import Sync
 extension Tsuku {
   struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Choose the registry: its trusted root and its sources (writes $TSUKU_HOME/config.toml).",
+      abstract: "Choose the registry: its trusted root and its sources (in $TSUKU_HOME/config.toml).",
       discussion: """
         Trust is never taken on first use: the root comes from --root FILE, or is the one built
         into tsuku for the default registry. Sources are tried in order.
@@ -14,6 +14,10 @@ extension Tsuku {
         With --witness and --witness-quorum N, a sync accepts the registry's transparency-log \
         checkpoint only when N of those witnesses cosigned it (exit 4 otherwise). Without them, \
         the witnesses already configured are kept; --witness-quorum 0 alone removes them.
+
+        config.toml is shared with the Go tsuku client: init sets only its own [recipe_store] \
+        table and keeps every other key, table and comment as it was. A config.toml that does \
+        not parse is refused and left unchanged.
         """)
     @Option(help: "The registry's root of trust (a root.json file).") var root: String?
     @Option(
@@ -48,6 +52,8 @@ extension Tsuku {
       let chain = try SourceChain.parse(sources.isEmpty ? DefaultRegistry.source() : sources.joined(separator: ","))
       for s in chain.urls { _ = try StoreURL.openReader(s) }
       try home.withLock {
+        // A config.toml that does not parse is refused before anything changes.
+        let oldConfig = try home.readConfig()
         if let (old, state) = try home.loadTrust() {
           if old.bytes == anchor.bytes || (old.version > anchor.version && old.payload.roles == anchor.payload.roles) {
             // The same registry (or a root this home already rotated past): keep what was seen.
@@ -57,7 +63,7 @@ extension Tsuku {
               .usage,
               "'\(home.path)' already trusts another root (version \(old.version)); use --force to replace it (this clears the cache)")
           } else {
-            try? FileManager.default.removeItem(atPath: home.cacheDir)
+            try? home.removeOwnCache()
             // The transparency log tiles cached for the other registry go with its cache.
             try? FileManager.default.removeItem(atPath: home.path + "/log")
             try home.saveTrust(root: anchor, state: TrustState())
@@ -68,10 +74,10 @@ extension Tsuku {
         var config = Config(sources: [chain.description])
         if let quorum = witnessQuorum {
           (config.witnesses, config.witnessQuorum) = (witnesses, quorum)
-        } else if let old = try home.readConfig() {
+        } else if let old = oldConfig {
           (config.witnesses, config.witnessQuorum) = (old.witnesses, old.witnessQuorum)
         }
-        try home.writeConfig(config)
+        if let warning = try home.writeConfig(config) { Output.warn(warning) }
         if config.witnessQuorum > 0 {
           Output.info("requiring cosignatures from \(config.witnessQuorum) of \(config.witnesses.count) witnesses")
         }
