@@ -291,6 +291,31 @@ import TestSupport
     #expect(fresh == "[recipe_store]\n" + ConfigFile.render(c).map { $0 + "\n" }.joined())
   }
 
+  // MARK: variables
+
+  /// The variables both programs read take the Go client's duration form, so one setting
+  /// serves both: `TSUKU_API_TIMEOUT=1m` (Go's `time.ParseDuration`) used to be refused here.
+  @Test func durationsInTheGoClientsFormAreAccepted() throws {
+    let w = try world()
+    #expect(try w.run("update-registry").status == 0)
+    for env in [
+      ["TSUKU_API_TIMEOUT": "1m"], ["TSUKU_API_TIMEOUT": "2m30s"], ["TSUKU_API_TIMEOUT": "30"],
+      ["TSUKU_RECIPE_CACHE_TTL": "1h30m"], ["TSUKU_RECIPE_CACHE_MAX_STALE": "168h"], ["TSUKU_REVOCATION_TTL": "90m"],
+    ] {
+      let r = try w.run("show", "fzf", env: env)
+      #expect(r.status == 0, "\(env): \(r.stderr)")
+    }
+    // (TSUKU_API_TIMEOUT is read when a remote store is opened.)
+    #expect(try TransportOptions.apiTimeout(["TSUKU_API_TIMEOUT": "1m"]) == 60)
+    #expect(throws: TsukuError.self) { try TransportOptions.apiTimeout(["TSUKU_API_TIMEOUT": "1m-"]) }
+    #expect(throws: TsukuError.self) { try TransportOptions.apiTimeout(["TSUKU_API_TIMEOUT": "25h"]) }
+    #expect(GoDuration.seconds("2h45m") == 9900)
+    #expect(GoDuration.seconds("300ms") == 0.3)
+    #expect(GoDuration.seconds("1.5h") == 5400)
+    for bad in ["", "30", "-1s", "1x", "m", "1h 30m"] { #expect(GoDuration.seconds(bad) == nil, "\(bad)") }
+    #expect(Duration.parse("1h30m") == 5400 && Duration.parse("7d") == 604800 && Duration.parse("90") == 90)
+  }
+
   // MARK: cache and audit log
 
   /// The Go client's files under `cache/` (named as it names them) and elsewhere in the home.
