@@ -98,6 +98,10 @@ enum Main {
     } catch {
       // Argument errors: one lower-case line (and the usage), exit 64; --help and --version: 0.
       let code = Tsuku.exitCode(for: error)
+      if code != .success, let unknown = UnknownCommand.message(args) {
+        FileHandle.standardError.write(Data(("error: " + unknown + "\n").utf8))
+        finish(ExitCode.validationFailure.rawValue)
+      }
       let text = Tsuku.fullMessage(for: error)
       if text.isEmpty {
         // A bare ExitCode: the command already said what it had to.
@@ -170,5 +174,35 @@ enum CommandRecording {
   static func flush() {
     for c in clients { c.flush() }
     clients.removeAll()
+  }
+}
+
+/// `tsuku shwo fzf`: a word where a command group expects one of its commands is named as an
+/// unknown command, with the nearest command's name when one is near (`Suggest`).
+enum UnknownCommand {
+  /// The message for `args` (the whole command line), or nil when every word that names a
+  /// command is one (the parser's own message then stands).
+  static func message(_ args: [String]) -> String? {
+    var command: ParsableCommand.Type = Tsuku.self
+    var path = ["tsuku"]
+    for word in args.dropFirst() {
+      let subcommands = command.configuration.subcommands
+      guard !word.hasPrefix("-"), !subcommands.isEmpty, command.configuration.defaultSubcommand == nil else { return nil }
+      if let next = subcommands.first(where: { $0._commandName == word || $0.configuration.aliases.contains(word) }) {
+        command = next
+        path.append(word)
+        continue
+      }
+      if word == "help" { return nil }
+      let names = subcommands.map { $0._commandName } + (path.count == 1 ? ["help"] : [])
+      var m = "unknown command '\(word)'" + (path.count > 1 ? " for '\(path.joined(separator: " "))'" : "")
+      if let near = Suggest.closest(to: word, in: names) {
+        m += "; did you mean '\(near)'?"
+      } else {
+        m += "; '\(path.joined(separator: " ")) --help' lists the commands"
+      }
+      return m
+    }
+    return nil
   }
 }
