@@ -164,10 +164,7 @@ extension Tsuku {
       if json { printEntries(found, revoked: client.revocations(), json: true) }
       if found.isEmpty { throw TsukuError(.notFound, "no recipe matches '\(term)'") }
       if json { return }
-      let revoked = client.revocations()
-      Output.line(
-        found.map { "\($0.name)  " + (revoked[$0.recipe.sha256] == nil ? "" : RevokedJSON.marker + " ") + $0.description }
-          .joined(separator: "\n"))
+      printEntries(found, revoked: client.revocations(), json: false)
     }
   }
 

@@ -34,4 +34,48 @@ import TestSupport
     #expect(r.status == 3)
     #expect(r.stderr.contains("versions: "))
   }
+
+  /// Colour only on a terminal or with --color always, never with NO_COLOR; -q silences
+  /// notes, -v says which home and sources a command uses; a bad --color is exit 64.
+  @Test func terminalConventions() throws {
+    let w = try CLIWorld()
+    #expect(try w.run("update-registry").status == 0)
+    var r = try w.run("show", "nosuch")
+    #expect(r.stderr.hasPrefix("error: no recipe named 'nosuch'"))  // not a terminal: no colour
+    r = try w.run("show", "nosuch", "--color", "always")
+    #expect(r.stderr.hasPrefix("\u{1b}[1;31merror:\u{1b}[0m no recipe named 'nosuch'"))
+    r = try w.run("--color=never", "show", "nosuch", env: ["NO_COLOR": "1"])
+    #expect(r.stderr.hasPrefix("error: "))
+    r = try w.run("show", "fzf", "--color", "purple")
+    #expect(r.status == 64)
+    #expect(r.stderr.contains("invalid --color value 'purple'"))
+
+    r = try w.run("plan", "fzf", "--platform", "linux-debian-amd64", "-q")
+    #expect(r.status == 0)
+    #expect(r.stderr.isEmpty)
+    r = try w.run("-v", "show", "fzf")
+    #expect(r.status == 0)
+    #expect(r.stderr.contains("tsuku: home \(w.dir.file("home"))"))
+    #expect(r.stderr.contains("sources: "))
+    #expect(r.stderr.contains("tsuku: exit 0 after "))
+    #expect(try w.run("-q", "-v", "show", "fzf").status == 64)
+    // A global flag after '--' is an argument like any other.
+    r = try w.run("search", "--", "-q")
+    #expect(r.status == 3)
+  }
+
+  /// `search` prints the same aligned columns as `list`.
+  @Test func searchOutputIsAligned() throws {
+    let w = try CLIWorld()
+    #expect(try w.run("update-registry").status == 0)
+    let r = try w.run("search", "lib")
+    #expect(r.status == 0)
+    let lines = r.out.split(separator: "\n").map(String.init)
+    try #require(lines.count >= 2)
+    let columns = Set(lines.map { line -> Int in
+      let name = line.prefix { $0 != " " }
+      return name.count + line.dropFirst(name.count).prefix { $0 == " " }.count
+    })
+    #expect(columns.count == 1, "\(lines)")
+  }
 }
