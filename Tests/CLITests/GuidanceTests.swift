@@ -78,4 +78,24 @@ import TestSupport
     })
     #expect(columns.count == 1, "\(lines)")
   }
+
+  /// Errors say what to do next and name no Swift type: a public key given as the root, a
+  /// sourceless update through TSUKU_SOURCES=off or --offline.
+  @Test func errorsSayWhatToDoWithoutInternals() throws {
+    let w = try CLIWorld()
+    #expect(try w.run("registry", "keygen", "--out", w.dir.file("root.key")).status == 0)
+    var r = try w.run("init", "--root", w.dir.file("root.key.pub"))
+    #expect(r.status == 64)
+    #expect(r.stderr.contains("is a public key, not a root document: pass the registry's root.json"))
+    try Data(#"{"signed":{"type":"ed25519"},"signatures":[]}"#.utf8).write(to: URL(fileURLWithPath: w.dir.file("odd.json")))
+    r = try w.run("init", "--root", w.dir.file("odd.json"))
+    #expect(r.status != 0)
+    #expect(!r.stderr.contains("Cannot initialize") && !r.stderr.contains("DocumentType"), "\(r.stderr)")
+    r = try w.run("update-registry", env: ["TSUKU_SOURCES": "off"])
+    #expect(r.status == 5)
+    #expect(r.stderr.contains("TSUKU_SOURCES is 'off'; unset it"))
+    r = try w.run("update-registry", "--offline")
+    #expect(r.status == 5)
+    #expect(r.stderr.contains("run it without --offline"))
+  }
 }
