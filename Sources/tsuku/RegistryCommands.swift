@@ -226,6 +226,7 @@ extension Tsuku.Registry {
         struct Out: Encodable {
           var dry_run: Bool
           var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int
+          var skipped_files: [String]
           var changes: [PublishChanges]
           var refused: [String]
           var targets: [T]
@@ -235,10 +236,12 @@ extension Tsuku.Registry {
           Out(
             dry_run: dryRun, index_version: r.indexVersion, root_version: r.rootVersion, recipes: r.scan.entries.count,
             critical: r.scan.criticalCount, golden: r.scan.goldenCount, skipped: r.scan.skipped.count,
+            skipped_files: r.scan.skipped,
             changes: r.changes, refused: refusal,
             targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, pruned: $0.report.objectsPruned, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
       } else {
         for c in r.changes { c.lines.forEach(Output.line) }
+        for f in r.scan.skipped { Output.verbose("skipped: \(f)") }
       }
       if !refusal.isEmpty {
         throw TsukuError(.usage, "publish would be refused (pass --allow-removals if this is meant): " + refusal.joined(separator: "; "))
@@ -247,7 +250,8 @@ extension Tsuku.Registry {
       if dryRun {
         return Output.line("dry run: index version \(r.indexVersion) not published: \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files; nothing written")
       }
-      Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
+      let listHint = r.scan.skipped.isEmpty || Terminal.verbose ? "" : " (-v lists them)"
+      Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped\(listHint)")
     }
   }
 }

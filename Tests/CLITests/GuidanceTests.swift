@@ -98,4 +98,28 @@ import TestSupport
     #expect(r.status == 5)
     #expect(r.stderr.contains("run it without --offline"))
   }
+
+  /// "N other files skipped" can be listed: -v names each, --json has them all.
+  @Test func skippedFilesCanBeListed() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    let recipes = w.dir.file("recipes")
+    try FileManager.default.copyItem(atPath: checkout + "/registry-index/source/recipes", toPath: recipes)
+    try Data("notes\n".utf8).write(to: URL(fileURLWithPath: recipes + "/README.md"))
+    let common = [
+      "registry", "publish", "--recipes", recipes, "--critical", checkout + "/registry-index/source/embedded",
+      "--golden", checkout + "/registry-index/source/golden", "--key", w.k("index"), "--to", w.store,
+    ]
+    var r = try runTsuku(common + ["--dry-run"], env: w.env, binary: w.bin)
+    #expect(r.status == 0, "\(r.stderr)")
+    r = try runTsuku(common, env: w.env, binary: w.bin)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.out.contains("1 other files skipped (-v lists them)"))
+    r = try runTsuku(["-v"] + common + ["--dry-run"], env: w.env, binary: w.bin)
+    #expect(r.stderr.contains("tsuku: skipped: ") && r.stderr.contains("README.md"), "\(r.stderr)")
+    r = try runTsuku(common + ["--dry-run", "--json"], env: w.env, binary: w.bin)
+    let o = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+    let files = try #require(o["skipped_files"] as? [String])
+    #expect(files.count == 1 && files[0].hasSuffix("README.md"))
+  }
 }
