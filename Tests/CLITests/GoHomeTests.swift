@@ -111,6 +111,89 @@ import TestSupport
     return try #require(try JSONSerialization.jsonObject(with: data) as? NSDictionary)
   }
 
+  /// The document as the Go client's TOML decoder (BurntSushi/toml, from the Go peer's
+  /// folder) reads it into a map, as JSON with sorted keys, without `recipe_store`: a small Go
+  /// program built once per test process, offline.
+  static let goDecoder: Result<String, Error> = Result {
+    guard let go = RegistryPeer.goCommand, let peer = RegistryPeer.sourceDir else {
+      throw TsukuError(.unavailable, "Go or the Go peer folder is missing")
+    }
+    let work = checkout + "/.build/registry-peer"
+    let dir = work + "/tomlview-\(getpid())"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try Data(
+      """
+      module tomlview
+
+      go 1.22
+
+      require github.com/BurntSushi/toml v1.5.0
+
+      replace github.com/BurntSushi/toml => \(peer)/third/toml
+
+      """.utf8
+    ).write(to: URL(fileURLWithPath: dir + "/go.mod"))
+    try Data(
+      """
+      package main
+
+      import (
+      \t"encoding/json"
+      \t"fmt"
+      \t"os"
+
+      \t"github.com/BurntSushi/toml"
+      )
+
+      func main() {
+      \tvar v map[string]any
+      \tif _, err := toml.DecodeFile(os.Args[1], &v); err != nil {
+      \t\tfmt.Fprintln(os.Stderr, err)
+      \t\tos.Exit(2)
+      \t}
+      \tdelete(v, "recipe_store")
+      \tjson.NewEncoder(os.Stdout).Encode(v)
+      }
+
+      """.utf8
+    ).write(to: URL(fileURLWithPath: dir + "/main.go"))
+    let out = work + "/tomlview-bin-\(getpid())"
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: go)
+    p.arguments = ["build", "-o", out, "."]
+    p.currentDirectoryURL = URL(fileURLWithPath: dir)
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in [
+      ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod"), ("GOTOOLCHAIN", "local"), ("GOCACHE", work + "/gocache"),
+      ("GOPATH", work + "/gopath"), ("CGO_ENABLED", "0"),
+    ] { env[k] = v }
+    p.environment = env
+    let err = Pipe()
+    p.standardError = err
+    try p.run()
+    let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { throw TsukuError(.other, "go build of the TOML view failed: \(msg)") }
+    return out
+  }
+
+  func goView(_ text: String) throws -> String {
+    let dir = try TemporaryDirectory(prefix: "tsuku-goview")
+    let file = dir.file("config.toml")
+    try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try Self.goDecoder.get())
+    p.arguments = [file]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    try #require(p.terminationStatus == 0, "the Go decoder refused:\n\(text)")
+    return String(decoding: data, as: UTF8.self)
+  }
+
   func ownTable(_ text: String) throws -> [String: Any] {
     try #require(try parsed(text, dropOwn: false)["recipe_store"] as? [String: Any])
   }
@@ -129,6 +212,10 @@ import TestSupport
     #expect(added.hasPrefix("\n[recipe_store]\n"), "\(added)")
     #expect(!added.contains("telemetry") && !added.contains("[llm]"))
     #expect(try parsed(after) == parsed(Self.goConfig), "the Go client's view changed")
+    // The Go client's own decoder reads the same settings from both.
+    let goBefore = try goView(Self.goConfig)
+    #expect(goBefore.contains("\"acme/recipes\"") && goBefore.contains("\"telemetry\":false"), "\(goBefore)")
+    #expect(try goView(after) == goBefore)
     #expect(try ownTable(after)["sources"] as? String == w.store)
     // The permissions stay the Go client's (0600: it may hold secrets).
     var st = stat()
@@ -266,6 +353,7 @@ import TestSupport
     #expect(r.status == 0, "\(r.stderr)")
     let after = try #require(read(config(w)))
     #expect(try parsed(after) == parsed(text))
+    #expect(try goView(after) == goView(text))
     #expect(try ownTable(after)["../../evil"] as? Bool == true)
     #expect(try ownTable(after)["sources"] as? String == w.store)
     #expect(try FileManager.default.contentsOfDirectory(atPath: w.dir.path).sorted() == before)
