@@ -65,10 +65,6 @@ extension Tsuku.Cache {
         meta.json, access.log, git-history/, ...). The Go tsuku client's files there \
         (downloads/, versions/, taps/, keys/, cargo-registry/, distributed/, updates/, \
         binary-index.db) and anything else this program did not write are kept.
-
-        EXAMPLES:
-          tsuku cache clear
-          tsuku cache clear --trust --json
         """)
     @Flag(help: "Also forget the trusted root and versions (then 'tsuku init' again).") var trust = false
     @Flag(help: "Print JSON: the names removed from and kept in the cache folder.") var json = false

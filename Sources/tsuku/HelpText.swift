@@ -31,7 +31,7 @@ enum HelpText {
     "cache": ["tsuku cache info", "tsuku cache cleanup --dry-run", "tsuku cache clear"],
     "cache info": ["tsuku cache info", "tsuku cache info --json"],
     "cache cleanup": ["tsuku cache cleanup --dry-run", "tsuku cache cleanup --max-age 30d"],
-    "cache clear": ["tsuku cache clear", "tsuku cache clear --trust"],
+    "cache clear": ["tsuku cache clear", "tsuku cache clear --trust", "tsuku cache clear --json"],
     "audit": [
       "tsuku audit --since 2026-11-01T00:00:00Z", "tsuku audit --name fzf",
       "tsuku audit --hash \"$HASH\" --json",
