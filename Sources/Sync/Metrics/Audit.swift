@@ -24,7 +24,8 @@ public struct AuditEvent: Codable, Sendable, Equatable {
   public var count: Int?
   /// `receive` of a few blobs: each as `HEX KIND[ NAME]` (see `AuditReceipt`).
   public var blobs: [String]?
-  /// `receive` of more: the file in the log's side folder (`store-audit.log.d/`) holding those lines.
+  /// `receive` of more: the file in the log's side folder (`store-audit.log.d/`) holding those
+  /// lines.
   public var blobs_file: String?
 
   public init(
@@ -52,9 +53,10 @@ public struct AuditEvent: Codable, Sendable, Equatable {
 /// the old files, skipping the Go client's lines.
 /// Events are buffered and written with one append per command, so recording a read costs no
 /// synchronous write of its own. A sync's `receive` record that names many blobs keeps them in
-/// a side file of the log's folder (`store-audit.log.d/`, rotated with the log: `store-audit.log.1.d/`, ...),
-/// and that file counts toward the log's size, so the bound holds whatever the syncs add: each
-/// generation rotates past `maxBytes`, and the history stays within `(keep + 1) * maxBytes`.
+/// a side file of the log's folder (`store-audit.log.d/`, rotated with the log:
+/// `store-audit.log.1.d/`, ...), and that file counts toward the log's size, so the bound holds
+/// whatever the syncs add: each generation rotates past `maxBytes`, and the history stays
+/// within `(keep + 1) * maxBytes`.
 public final class AuditLog: @unchecked Sendable {
   public let path: String
   /// The old name (`audit.log`), shared with the Go client.
