@@ -90,7 +90,7 @@ public struct S3TestServer: Sendable {
   private static func keep(_ dir: TemporaryDirectory) { kept.withLock { $0.append(dir) } }
 
   /// The checkout: three levels above this file (`Sources/TestSupport/S3TestServer.swift`).
-  static func checkoutRoot() -> String {
+  public static func checkoutRoot() -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().path
   }

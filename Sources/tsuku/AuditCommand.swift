@@ -26,7 +26,7 @@ extension Tsuku {
         """)
     @Option(help: "Only events since T: an ISO time (2026-11-29T10:00:00Z) or an age (90m, 24h, 7d).") var since: String?
     @Option(help: "Answer for this blob: received? served? (64 hex digits).") var hash: String?
-    @Option(help: "Answer for every hash recorded under this recipe name (its golden files too).") var name: String?
+    @Option(help: "Answer for every hash recorded under this recipe name (its golden files too).", completion: RecipeNames.completion) var name: String?
     @Flag(help: "Print JSON (events: one per line; --hash/--name: one object).") var json = false
 
     func validate() throws {

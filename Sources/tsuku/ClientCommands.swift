@@ -111,20 +111,32 @@ extension Tsuku {
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a recipe's exact, verified bytes.")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The recipe name.") var name: String
+    @Argument(help: "The recipe name.", completion: RecipeNames.completion) var name: String
     func run() throws { Output.data(try options.client().recipe(name)) }
   }
 
   struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Print a golden file's exact, verified bytes.",
-      discussion: "PLATFORM is os[-linux_family]-arch, as in the plan's own platform object: linux-amd64, linux-debian-amd64, darwin-arm64.")
+      discussion: """
+        PLATFORM is os[-linux_family]-arch, as in the plan's own platform object: linux-amd64, \
+        linux-debian-amd64, darwin-arm64. Without --platform, this machine's platform is used. \
+        When the recipe has no golden file for a family platform (linux-debian-amd64), the \
+        generic one of the same OS and architecture (linux-amd64) is used; stderr says which \
+        platform was chosen whenever it is not exactly the one asked for.
+
+        Examples:
+          tsuku plan cmake
+          tsuku plan cmake --platform linux-debian-amd64
+          tsuku plan go --platform darwin-arm64 --tool-version 1.22.0
+        """)
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The recipe name.") var name: String
-    @Option(help: "The platform, e.g. linux-debian-amd64.") var platform: String
-    @Option(help: "The tool version (default: the newest).") var version: String?
+    @Argument(help: "The recipe name.", completion: RecipeNames.completion) var name: String
+    @Option(help: "The platform, e.g. linux-debian-amd64 (default: this machine's).") var platform: String?
+    @Option(name: .customLong("tool-version"), help: "The tool version (default: the newest).") var version: String?
 
     func validate() throws {
+      guard let platform else { return }
       let ok = platform.split(separator: "-", omittingEmptySubsequences: false).count.isBetween(2, 3)
         && platform.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" || $0 == "_" }
       if !ok {
@@ -132,7 +144,18 @@ extension Tsuku {
       }
     }
 
-    func run() throws { Output.data(try options.client().plan(name, platform: platform, version: version)) }
+    func run() throws {
+      let asked = platform ?? HostPlatform.current()
+      let (data, chosen) = try options.client().plan(name, platforms: HostPlatform.candidates(asked), version: version)
+      if platform == nil || chosen != asked {
+        let why =
+          chosen != asked
+          ? "no golden file of '\(name)' for \(asked)\(platform == nil ? " (this machine)" : ""); using \(chosen)"
+          : "platform \(chosen) (this machine; --platform to choose another)"
+        Output.info(why)
+      }
+      Output.data(data)
+    }
   }
 }
 

@@ -84,7 +84,7 @@ extension Tsuku {
         Besides the index entry: whether it is revoked (REVOKED, with the reason and date), the source that served the recipe, the index version, how long ago a source last confirmed the cached index (cache age), and the median latency of the last \(TsukuMetrics.recentFetches) fetches from any source (see 'tsuku metrics').
         """)
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The recipe name.") var name: String
+    @Argument(help: "The recipe name.", completion: RecipeNames.completion) var name: String
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -164,10 +164,7 @@ extension Tsuku {
       if json { printEntries(found, revoked: client.revocations(), json: true) }
       if found.isEmpty { throw TsukuError(.notFound, "no recipe matches '\(term)'") }
       if json { return }
-      let revoked = client.revocations()
-      Output.line(
-        found.map { "\($0.name)  " + (revoked[$0.recipe.sha256] == nil ? "" : RevokedJSON.marker + " ") + $0.description }
-          .joined(separator: "\n"))
+      printEntries(found, revoked: client.revocations(), json: false)
     }
   }
 

@@ -23,7 +23,15 @@ struct Tsuku: ParsableCommand {
       Every recipe and golden file is a blob named by its SHA-256, pinned by an index signed
       with Ed25519 keys that the root of trust names. Every read is verified.
 
+      Global options (before or after the command):
+        -q, --quiet                   no notes on stderr (warnings and errors stay)
+        -v, --verbose                 say which home, sources and index a command uses,
+                                      show progress on waits, and time the command
+        --color auto|always|never     colour 'error:' and 'warning:' (auto: on a terminal,
+                                      unless NO_COLOR is set or TERM is dumb)
+
       Environment:
+        NO_COLOR                      set: no colour (unless --color always)
         TSUKU_HOME                    all state (default ~/.tsuku)
         TSUKU_SOURCES                 sources for this command, like GOPROXY: 'a,b|c' ('off': none);
                                       after ',' the next is tried only when one lacks the thing,
@@ -69,7 +77,15 @@ let tsukuVersion = PublishedBy.toolVersion
 @main
 enum Main {
   static func main() {
-    let args = CommandLine.arguments
+    let args: [String]
+    do {
+      args = try Terminal.takeGlobalFlags(CommandLine.arguments)
+    } catch let e as TsukuError {
+      Output.error(e)
+      exit(e.code.exitCode)
+    } catch {
+      exit(1)
+    }
     // The hot path, `tsuku show NAME`, skips the argument parser's reflection (about a third
     // of the command's instructions); anything else, flags included, goes through it.
     if args.count == 3, args[1] == "show", !args[2].hasPrefix("-") {
@@ -86,7 +102,7 @@ enum Main {
     }
     ProcessMemory.returnLargeBuffers()
     do {
-      var command = try Tsuku.parseAsRoot()
+      var command = try Tsuku.parseAsRoot(Array(args.dropFirst()))
       try command.run()
     } catch let e as TsukuError {
       Output.error(e)
@@ -105,7 +121,9 @@ enum Main {
         Output.line(text)
       } else {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if let first = lines.first, first.hasPrefix("Error: ") { lines[0] = "error: " + first.dropFirst(7) }
+        if let first = lines.first, first.hasPrefix("Error: ") {
+          lines[0] = Terminal.paint("error:", .red) + " " + first.dropFirst(7)
+        }
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
       }
       finish(code.rawValue)
@@ -117,6 +135,9 @@ enum Main {
   /// log, metrics), whether the command succeeded or failed, then the metrics textfile.
   static func finish(_ status: Int32) -> Never {
     CommandRecording.flush()
+    if Terminal.verbose {
+      Output.verbose("exit \(status) after \(Int((Date().timeIntervalSince(Terminal.started) * 1000).rounded())) ms")
+    }
     MetricsTextfile.writeIfRequested()
     exit(status)
   }
@@ -126,9 +147,17 @@ enum Main {
 enum Output {
   static func data(_ d: Data) { FileHandle.standardOutput.write(d) }
   static func line(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
-  static func warn(_ s: String) { FileHandle.standardError.write(Data(("warning: " + s + "\n").utf8)) }
-  static func info(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
-  static func error(_ e: TsukuError) { FileHandle.standardError.write(Data(("error: " + e.detailed + "\n").utf8)) }
+  static func warn(_ s: String) { FileHandle.standardError.write(Data((Terminal.paint("warning:", .yellow) + " " + s + "\n").utf8)) }
+  /// A note on stderr; `-q` silences it.
+  static func info(_ s: String) {
+    if !Terminal.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+  }
+  /// A detail on stderr shown only with `-v`.
+  static func verbose(_ s: String) {
+    if Terminal.verbose { FileHandle.standardError.write(Data((Terminal.paint("tsuku:", .dim) + " " + s + "\n").utf8)) }
+  }
+  static func error(_ e: TsukuError) { errorLine(e.detailed) }
+  static func errorLine(_ s: String) { FileHandle.standardError.write(Data((Terminal.paint("error:", .red) + " " + s + "\n").utf8)) }
 
   static func json<T: Encodable>(_ v: T) {
     let e = JSONEncoder()
@@ -152,6 +181,7 @@ struct ClientOptions: ParsableArguments {
     let home = Home.fromEnvironment(env)
     let chain = try SourceList.resolve(env: env, config: try home.readConfig(), offline: offline)
     _ = try GitHistoryDays.fromEnvironment(env)  // a bad value is exit 64 up front, not a failed source
+    Output.verbose("home \(home.path); sources: \(offline ? "none (--offline)" : chain.urls.isEmpty ? "none" : chain.urls.joined(separator: ", "))")
     return CommandRecording.track(
       Client(home: home, chain: chain, policy: try CachePolicy.fromEnvironment(env), now: Date(), force: force, warn: Output.warn))
   }
@@ -170,5 +200,75 @@ enum CommandRecording {
   static func flush() {
     for c in clients { c.flush() }
     clients.removeAll()
+  }
+}
+
+/// The terminal conventions every command shares: `-q`, `-v` and `--color`, taken out of the
+/// arguments before they are parsed, so they work before or after the command's name.
+enum Terminal {
+  nonisolated(unsafe) static var quiet = false
+  nonisolated(unsafe) static var verbose = false
+  nonisolated(unsafe) static var color = false
+  static let started = Date()
+
+  enum Paint: String {
+    case red = "1;31"
+    case yellow = "1;33"
+    case dim = "2"
+  }
+
+  /// `text` in colour when colour is on (stderr is a terminal, or `--color always`).
+  static func paint(_ text: String, _ p: Paint) -> String {
+    color ? "\u{1b}[\(p.rawValue)m\(text)\u{1b}[0m" : text
+  }
+
+  /// The arguments without the global flags (up to a `--`); sets the conventions.
+  static func takeGlobalFlags(_ args: [String]) throws -> [String] {
+    _ = started
+    let env = ProcessInfo.processInfo.environment
+    var mode = "auto"
+    var out = [String]()
+    var i = 0
+    var passthrough = false
+    while i < args.count {
+      let a = args[i]
+      defer { i += 1 }
+      if i == 0 || passthrough {
+        out.append(a)
+        continue
+      }
+      switch a {
+      case "--":
+        passthrough = true
+        out.append(a)
+      case "-q", "--quiet": quiet = true
+      case "-v", "--verbose": verbose = true
+      case "--color", "--colour":
+        guard i + 1 < args.count else { throw TsukuError(.usage, "--color needs a value: auto, always or never") }
+        i += 1
+        mode = args[i]
+      default:
+        if a.hasPrefix("--color=") || a.hasPrefix("--colour=") {
+          mode = String(a[a.index(after: a.firstIndex(of: "=")!)...])
+        } else {
+          out.append(a)
+        }
+      }
+    }
+    switch mode {
+    case "auto":
+      let noColor = !(env["NO_COLOR"] ?? "").isEmpty
+      color = !noColor && isatty(2) == 1 && env["TERM"] != "dumb"
+    case "always": color = true
+    case "never": color = false
+    default: throw TsukuError(.usage, "invalid --color value '\(mode)': expected auto, always or never")
+    }
+    if quiet && verbose { throw TsukuError(.usage, "-q and -v together: choose one") }
+    // Progress on waits follows the conventions unless TSUKU_PROGRESS says otherwise.
+    if env["TSUKU_PROGRESS"] == nil {
+      if quiet { setenv("TSUKU_PROGRESS", "0", 1) }
+      if verbose { setenv("TSUKU_PROGRESS", "1", 1) }
+    }
+    return out
   }
 }

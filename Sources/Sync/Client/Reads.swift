@@ -110,6 +110,15 @@ extension Client {
     return d
   }
 
+  /// The golden file of the first of `platforms` that the recipe has one for, and that
+  /// platform: how `plan` falls back from a family platform to the generic one.
+  public func plan(_ name: String, platforms: [String], version: String?) throws -> (Data, String) {
+    let e = try entry(name)
+    let have = Set(e.golden.map(\.platform))
+    let chosen = platforms.first(where: { have.contains($0) }) ?? platforms[0]
+    return (try plan(name, platform: chosen, version: version), chosen)
+  }
+
   /// Every entry of the index, by name.
   public func entries() throws -> [IndexEntry] {
     try walk(try loadIndex()).entries().sorted { $0.name < $1.name }
