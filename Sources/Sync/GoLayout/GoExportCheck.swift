@@ -34,6 +34,11 @@ extension GoExport {
     -> CheckReport
   {
     let dir = (try? split(dirArgument).0) ?? dirArgument
+    // An export beside the same folder finishes (or has not swapped yet) before the check
+    // reads: it holds the parent's lock exclusively while it builds and swaps.
+    let lockFD = FileIO.openRaw((dir as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
+    if lockFD >= 0 { _ = FileIO.lockRaw(lockFD, LOCK_SH) }
+    defer { if lockFD >= 0 { close(lockFD) } }
     var problems = [Problem]()
     var checked = 0
     var bytesChecked = 0
@@ -117,18 +122,23 @@ extension GoExport {
       var size: Int
       var label: String
     }
+    // Paths whose blob is revoked (a golden file goes with its revoked recipe) must be absent.
     var pins = [String: Pin]()
+    var revokedPaths = Set<String>()
     var revokedNames = Set<String>()
     for e in contents.entries {
-      if revoked[e.recipe.sha256] != nil {
+      let recipePath = GoLayout.recipePath(e.name)
+      pins[recipePath] = Pin(id: e.recipe.sha256, size: e.recipe.size, label: "recipe '\(e.name)'")
+      let recipeRevoked = revoked[e.recipe.sha256] != nil
+      if recipeRevoked {
         revokedNames.insert(e.name)
-        continue
+        revokedPaths.insert(recipePath)
       }
-      pins[GoLayout.recipePath(e.name)] = Pin(id: e.recipe.sha256, size: e.recipe.size, label: "recipe '\(e.name)'")
       guard manifest.golden else { continue }
-      for g in e.golden where revoked[g.sha256] == nil {
-        pins[GoLayout.planPath(name: e.name, category: e.category, version: g.version, platform: g.platform)] = Pin(
-          id: g.sha256, size: g.size, label: "golden file of '\(e.name)' \(g.version) \(g.platform)")
+      for g in e.golden {
+        let path = GoLayout.planPath(name: e.name, category: e.category, version: g.version, platform: g.platform)
+        pins[path] = Pin(id: g.sha256, size: g.size, label: "golden file of '\(e.name)' \(g.version) \(g.platform)")
+        if recipeRevoked || revoked[g.sha256] != nil { revokedPaths.insert(path) }
       }
     }
 
@@ -160,6 +170,8 @@ extension GoExport {
       }
       if let id = ObjectID(hex: f.sha256), let reason = revoked[id] {
         problem(f.path, "sha256 \(f.sha256.prefix(16)) is revoked: \(reason)")
+      } else if revokedPaths.contains(f.path) {
+        problem(f.path, "its recipe is revoked: the export must leave it out")
       }
       let data: Data
       do {
@@ -181,7 +193,7 @@ extension GoExport {
       }
       if case .recipe(let name) = route { recipeBytes[name] = data }
     }
-    for (path, pin) in pins.sorted(by: { $0.key < $1.key }) where !listed.contains(path) {
+    for (path, pin) in pins.sorted(by: { $0.key < $1.key }) where !listed.contains(path) && !revokedPaths.contains(path) {
       problem(path, "missing: the signed index pins \(pin.label), the export lacks it")
     }
     for p in GoLayout.manifestPaths where !listed.contains(p) { problem(p, "missing") }
