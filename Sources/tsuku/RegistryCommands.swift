@@ -22,10 +22,16 @@ extension Tsuku.Registry {
     @Option(help: "Where to write the private key.") var out: String
     @Option(help: "A note stored in the key file (e.g. 'TEST KEY').") var note: String?
     @OptionGroup var encryption: KeyEncryptionOptions
+    @Flag(help: "Print the key id and the files as JSON.") var json = false
 
     func run() throws {
       let key = try SigningKey.generate()
-      try KeyFile.write(key, to: out, note: note, passphrase: try encryption.passphrase())
+      let passphrase = try encryption.passphrase()
+      try KeyFile.write(key, to: out, note: note, passphrase: passphrase)
+      if json {
+        struct Out: Encodable { var key_id: String, private_key: String, public_key: String, encrypted: Bool }
+        return Output.json(Out(key_id: key.keyID, private_key: out, public_key: out + ".pub", encrypted: passphrase != nil))
+      }
       Output.line(key.keyID)
     }
   }
@@ -64,6 +70,14 @@ extension Tsuku.Registry {
     var stage: String?
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
     var commitTime: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    struct Out: Encodable {
+      var root_version = 1
+      var expires: String, staged: String?, signatures: Int, copied_only: Bool
+      var targets: [T]
+      struct T: Encodable { var url: String, commit: String? }
+    }
 
     func validate() throws {
       _ = try CommitTime.parse(commitTime)
@@ -108,6 +122,10 @@ extension Tsuku.Registry {
       if let stage {
         // Fewer signatures than the threshold are fine here: 'registry sign' adds the others.
         try Staged(root: env).write(to: stage)
+        if json {
+          return Output.json(
+            Out(expires: payload.expires, staged: stage, signatures: env.signatures.count, copied_only: false, targets: []))
+        }
         return Output.line("staged root version 1 in \(stage): \(env.signatures.count) signature(s); add more with 'tsuku registry sign'")
       }
       let bytes = RootDocuments.encode(env)
@@ -125,10 +143,22 @@ extension Tsuku.Registry {
           throw TsukuError(.usage, "'\(holder.location)' already has root/1.root.json; use rotate-root to change keys")
         }
         try Maintainer.catchUp(all, message: "root version \(existing.version)")
+        if json {
+          return Output.json(
+            Out(
+              expires: first.payload.expires, staged: nil, signatures: 0, copied_only: true,
+              targets: targets.map { .init(url: $0, commit: nil) }))
+        }
         return Output.line(
           "'\(holder.location)' already has root version 1 with these keys and thresholds; copied it to the stores that lacked it")
       }
       let commits = try Maintainer.writeFirstRoot(env, to: all, time: try CommitTime.parse(commitTime))
+      if json {
+        return Output.json(
+          Out(
+            expires: payload.expires, staged: nil, signatures: env.signatures.count, copied_only: false,
+            targets: try targets.map { .init(url: $0, commit: commits[try StoreURL.open($0).location]) }))
+      }
       for t in targets {
         let location = try StoreURL.open(t).location
         Output.line("wrote root version 1 to \(t)\(commits[location].map { " (commit \($0.prefix(12)))" } ?? ""); expires \(payload.expires)")
@@ -226,6 +256,7 @@ extension Tsuku.Registry {
         struct Out: Encodable {
           var dry_run: Bool
           var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int
+          var skipped_files: [String]
           var changes: [PublishChanges]
           var refused: [String]
           var targets: [T]
@@ -235,10 +266,12 @@ extension Tsuku.Registry {
           Out(
             dry_run: dryRun, index_version: r.indexVersion, root_version: r.rootVersion, recipes: r.scan.entries.count,
             critical: r.scan.criticalCount, golden: r.scan.goldenCount, skipped: r.scan.skipped.count,
+            skipped_files: r.scan.skipped,
             changes: r.changes, refused: refusal,
             targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, pruned: $0.report.objectsPruned, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
       } else {
         for c in r.changes { c.lines.forEach(Output.line) }
+        for f in r.scan.skipped { Output.verbose("skipped: \(f)") }
       }
       if !refusal.isEmpty {
         throw TsukuError(.usage, "publish would be refused (pass --allow-removals if this is meant): " + refusal.joined(separator: "; "))
@@ -247,7 +280,8 @@ extension Tsuku.Registry {
       if dryRun {
         return Output.line("dry run: index version \(r.indexVersion) not published: \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files; nothing written")
       }
-      Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
+      let listHint = r.scan.skipped.isEmpty || Terminal.verbose ? "" : " (-v lists them)"
+      Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped\(listHint)")
     }
   }
 }

@@ -98,4 +98,75 @@ import TestSupport
     #expect(r.status == 5)
     #expect(r.stderr.contains("run it without --offline"))
   }
+
+  /// "N other files skipped" can be listed: -v names each, --json has them all.
+  @Test func skippedFilesCanBeListed() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    let recipes = w.dir.file("recipes")
+    try FileManager.default.copyItem(atPath: checkout + "/registry-index/source/recipes", toPath: recipes)
+    try Data("notes\n".utf8).write(to: URL(fileURLWithPath: recipes + "/README.md"))
+    let common = [
+      "registry", "publish", "--recipes", recipes, "--critical", checkout + "/registry-index/source/embedded",
+      "--golden", checkout + "/registry-index/source/golden", "--key", w.k("index"), "--to", w.store,
+    ]
+    var r = try runTsuku(common + ["--dry-run"], env: w.env, binary: w.bin)
+    #expect(r.status == 0, "\(r.stderr)")
+    r = try runTsuku(common, env: w.env, binary: w.bin)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.out.contains("1 other files skipped (-v lists them)"))
+    r = try runTsuku(["-v"] + common + ["--dry-run"], env: w.env, binary: w.bin)
+    #expect(r.stderr.contains("tsuku: skipped: ") && r.stderr.contains("README.md"), "\(r.stderr)")
+    r = try runTsuku(common + ["--dry-run", "--json"], env: w.env, binary: w.bin)
+    let o = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+    let files = try #require(o["skipped_files"] as? [String])
+    #expect(files.count == 1 && files[0].hasSuffix("README.md"))
+  }
+
+  /// keygen, registry init, sign, resign, revoke and rotate-root print JSON with --json, so a
+  /// script reads a key id or a version without parsing text.
+  @Test func maintainerCommandsPrintJSON() throws {
+    let w = try CLIWorld()
+    try FileManager.default.createDirectory(atPath: w.dir.file("keys"), withIntermediateDirectories: true)
+    func json(_ args: [String]) throws -> [String: Any] {
+      let r = try runTsuku(args, env: w.env, binary: w.bin)
+      #expect(r.status == 0, "\(args.prefix(3)): \(r.stderr)")
+      return try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], "\(r.out)")
+    }
+    for role in ["root", "index", "revocation", "root2"] {
+      let k = try json(["registry", "keygen", "--out", w.k(role), "--json"])
+      #expect((k["key_id"] as? String)?.count == 64)
+      #expect(k["public_key"] as? String == w.k(role) + ".pub")
+    }
+    let initOut = try json([
+      "registry", "init", "--to", w.store, "--root-key", w.k("root") + ".pub", "--index-key", w.k("index") + ".pub",
+      "--revocation-key", w.k("revocation") + ".pub", "--sign", w.k("root"), "--json",
+    ])
+    #expect(initOut["root_version"] as? Int == 1)
+    #expect((initOut["targets"] as? [[String: Any]])?.first?["url"] as? String == w.store)
+    let src = checkout + "/registry-index/source"
+    let pub = try runTsuku(
+      ["registry", "publish", "--recipes", src + "/recipes", "--critical", src + "/embedded", "--golden", src + "/golden",
+       "--key", w.k("index"), "--to", w.store], env: w.env, binary: w.bin)
+    #expect(pub.status == 0, "\(pub.stderr)")
+    let resign = try json(["registry", "resign", "--key", w.k("index"), "--to", w.store, "--json"])
+    #expect(resign["index_version"] as? Int == 2)
+    let staged = w.dir.file("staged.json")
+    _ = try json(["registry", "resign", "--key", w.k("index"), "--to", w.store, "--stage", staged, "--json"])
+    let sign = try json(["registry", "sign", "--staged", staged, "--key", w.k("index"), "--json"])
+    #expect(sign["complete"] as? Bool == true)
+    #expect((sign["sections"] as? [[String: Any]])?.first?["required"] as? Int == 1)
+    let hash = SHA256.hash(FileManager.default.contents(atPath: src + "/recipes/f/fzf.toml")!).hex
+    let revoke = try json([
+      "registry", "revoke", hash, "--reason", "test", "--key", w.k("revocation"), "--to", w.store, "--json",
+    ])
+    #expect(revoke["revocation_version"] as? Int == 1)
+    #expect(revoke["hash"] as? String == hash)
+    let rotate = try json([
+      "registry", "rotate-root", "--to", w.store, "--root-key", w.k("root2") + ".pub", "--sign", w.k("root"),
+      "--sign", w.k("root2"), "--json",
+    ])
+    #expect(rotate["root_version"] as? Int == 2)
+    #expect(rotate["copied_only"] as? Bool == false)
+  }
 }
