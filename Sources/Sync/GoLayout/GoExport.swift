@@ -183,7 +183,8 @@ public enum GoExport {
         }
         let d = try client.plan(e.name, platform: g.platform, version: g.version)
         files.append(
-          try tree.write(GoLayout.planPath(name: e.name, category: e.category, version: g.version, platform: g.platform), d))
+          try tree.write(
+            GoLayout.planPath(name: e.name, category: e.category, version: g.version, platform: g.platform), d))
         bytes += d.count
         goldenCount += 1
       }
@@ -229,7 +230,8 @@ public enum GoExport {
       // replaced since it was checked): otherwise it is swapped back and left alone.
       if (try? replaceable(tmp)) != true {
         try? rename2(tmp, dir, flags: renameExchange)
-        throw TsukuError(.usage, "'\(dir)' changed during the export and is no longer an earlier export; left it as it was")
+        throw TsukuError(
+          .usage, "'\(dir)' changed during the export and is no longer an earlier export; left it as it was")
       }
     } else {
       try rename2(tmp, dir, flags: renameNoReplace)
@@ -332,7 +334,8 @@ public enum GoExport {
   static let renameNoReplace: UInt32 = 1
   static let renameExchange: UInt32 = 2
 
-  private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+  private typealias RenameAt2 =
+    @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
   /// glibc's `renameat2` (2.28 and later), looked up at run time: Swift's Glibc module does not
   /// declare it.
   nonisolated(unsafe) private static let renameat2: RenameAt2? = dlsym(

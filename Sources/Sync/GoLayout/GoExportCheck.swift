@@ -106,7 +106,9 @@ extension GoExport {
       if let r = verified.revocation?.list {
         let rel = "\(blobsDir)/\(r.sha256.hex)"
         guard let d = try FileIO.readFileIfPresent(dir + "/" + rel), d.count == r.size, SHA256.hash(d) == r.sha256
-        else { throw TsukuError(.integrity, "\(rel): the revocation list is missing or does not match its pinned hash") }
+        else {
+          throw TsukuError(.integrity, "\(rel): the revocation list is missing or does not match its pinned hash")
+        }
         try trusted.updateRevocationList(d, what: "revocation list")
       }
     } catch {
@@ -162,7 +164,10 @@ extension GoExport {
       if route != .manifest {
         if let pin = pins[f.path] {
           if pin.id.hex != f.sha256 || pin.size != f.size {
-            problem(f.path, "the manifest lists sha256 \(f.sha256.prefix(16)), the signed index pins \(pin.id.hex.prefix(16)) for \(pin.label)")
+            problem(
+              f.path,
+              "the manifest lists sha256 \(f.sha256.prefix(16)), the signed index pins \(pin.id.hex.prefix(16)) for \(pin.label)"
+            )
           }
         } else {
           problem(f.path, "not pinned by the signed index (version \(version))")
@@ -188,12 +193,16 @@ extension GoExport {
       bytesChecked += data.count
       let hash = SHA256.hash(data).hex
       if data.count != f.size || hash != f.sha256 {
-        problem(f.path, "sha256 \(hash.prefix(16)) and \(data.count) bytes, the manifest says \(f.sha256.prefix(16)) and \(f.size) bytes (tampered)")
+        problem(
+          f.path,
+          "sha256 \(hash.prefix(16)) and \(data.count) bytes, the manifest says \(f.sha256.prefix(16)) and \(f.size) bytes (tampered)"
+        )
         continue
       }
       if case .recipe(let name) = route { recipeBytes[name] = data }
     }
-    for (path, pin) in pins.sorted(by: { $0.key < $1.key }) where !listed.contains(path) && !revokedPaths.contains(path) {
+    for (path, pin) in pins.sorted(by: { $0.key < $1.key }) where !listed.contains(path) && !revokedPaths.contains(path)
+    {
       problem(path, "missing: the signed index pins \(pin.label), the export lacks it")
     }
     for p in GoLayout.manifestPaths where !listed.contains(p) { problem(p, "missing") }
