@@ -56,8 +56,9 @@ extension Tsuku.Registry {
     }
 
     func run() throws {
+      // The check reads the home only (its trusted root and cached revocations), no source.
+      if let check { return try runCheck(try ClientOptions.offlineClient(), check) }
       let client = try options.client()
-      if let check { return try runCheck(client, check) }
       let line = ProgressLine.fromEnvironment(ProcessInfo.processInfo.environment)
       let r: GoExport.Report
       do {
