@@ -8,8 +8,8 @@ extension Tsuku {
     static let configuration = CommandConfiguration(
       abstract: "Inspect and trim the registry cache ($TSUKU_HOME/cache).",
       discussion: """
-        The cache is bounded by TSUKU_RECIPE_CACHE_SIZE_LIMIT (500MB): least recently used blobs
-        are evicted, never the critical set or the current index; the trust state lives outside
+        The cache is bounded by TSUKU_RECIPE_CACHE_SIZE_LIMIT (500MB): least recently used blobs \
+        are evicted, never the critical set or the current index; the trust state lives outside \
         the cache and is kept unless 'cache clear --trust'.
         """,
       subcommands: [Info.self, Cleanup.self, Clear.self])

@@ -8,9 +8,9 @@ extension Tsuku {
     static let configuration = CommandConfiguration(
       abstract: "Choose the registry: its trusted root and its sources (writes $TSUKU_HOME/config.toml).",
       discussion: """
-        Trust is never taken on first use: the root comes from --root FILE, or is the one built
-        into tsuku for the default registry. Sources are tried in order.
-        Source URLs: file:///path, a path, git+file:///repo[?dir=SUBFOLDER][#REF].
+        Trust is never taken on first use: the root comes from --root FILE, or is the one built \
+        into tsuku for the default registry. Sources are tried in order (STORE URLS below).
+
         With --witness and --witness-quorum N, a sync accepts the registry's transparency-log \
         checkpoint only when N of those witnesses cosigned it (exit 4 otherwise). Without them, \
         the witnesses already configured are kept; --witness-quorum 0 alone removes them.
@@ -124,11 +124,6 @@ extension Tsuku {
         When the recipe has no golden file for a family platform (linux-debian-amd64), the \
         generic one of the same OS and architecture (linux-amd64) is used; stderr says which \
         platform was chosen whenever it is not exactly the one asked for.
-
-        Examples:
-          tsuku plan cmake
-          tsuku plan cmake --platform linux-debian-amd64
-          tsuku plan go --platform darwin-arm64 --tool-version 1.22.0
         """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "The recipe name.", completion: RecipeNames.completion) var name: String

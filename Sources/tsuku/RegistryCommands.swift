@@ -170,18 +170,18 @@ extension Tsuku.Registry {
     static let configuration = CommandConfiguration(
       abstract: "Validate recipes and golden files, sign a new index and write it to each store.",
       discussion: """
-        Recipes are <letter>/<name>.toml or flat <name>.toml; golden files are
-        <tool>/v<version>-<platform>.json at any depth. Other files are skipped and counted.
-        Nothing is written unless every file is valid. Blobs the store lacks are written
-        first, index.json last; a git store gets one commit on its branch.
-        Each target's changes are printed: recipes and golden files added (+), changed (~) and
-        removed (-) against the index it holds. A publish that removes a critical recipe, or
-        more than 5% of the recipes or golden files a target holds, is refused (exit 64) unless
-        --allow-removals; one with a file the revocation list revokes is refused (exit 4).
-        With several --to, the index is signed once, after the newest among the stores, and the
-        same bytes go to each store in a fixed order; a store lacking a root version or an older
-        index is brought forward. If a store fails, the later ones are not written, each store's
-        state is printed, and the same command run again makes them agree. With --staged, the
+        Recipes are <letter>/<name>.toml or flat <name>.toml; golden files are \
+        <tool>/v<version>-<platform>.json at any depth. Other files are skipped and counted. \
+        Nothing is written unless every file is valid. Blobs the store lacks are written \
+        first, index.json last; a git store gets one commit on its branch. \
+        Each target's changes are printed: recipes and golden files added (+), changed (~) and \
+        removed (-) against the index it holds. A publish that removes a critical recipe, or \
+        more than 5% of the recipes or golden files a target holds, is refused (exit 64) unless \
+        --allow-removals; one with a file the revocation list revokes is refused (exit 4). \
+        With several --to, the index is signed once, after the newest among the stores, and the \
+        same bytes go to each store in a fixed order; a store lacking a root version or an older \
+        index is brought forward. If a store fails, the later ones are not written, each store's \
+        state is printed, and the same command run again makes them agree. With --staged, the \
         staged index must follow the newest index among the stores.
         """)
     @Option(help: "Community recipes folder.") var recipes: String?

@@ -8,15 +8,15 @@ extension Tsuku.Registry {
     static let configuration = CommandConfiguration(
       abstract: "Revoke a blob hash (or a key) with the revocation keys; only the revocation section changes.",
       discussion: """
-        Publishes revocation list version N+1. From their next sync, clients refuse the hash from
-        every source and purge it from their caches (exit 4 on use); a revoked key's signatures
-        stop counting for the index section. No index key is needed. Revoking a root or
-        revocation key of the current root is done with a warning: it has no effect on what
-        that key can sign (a revoked revocation key can still sign a newer revocation list);
-        only a root rotation (rotate-root) removes it.
-        With several --to, the new list is made once from the newest among them and written
-        to every store. When the newest list already revokes the hash and some store lags
-        (an earlier revocation reached only some stores), the newest index.json is copied to
+        Publishes revocation list version N+1. From their next sync, clients refuse the hash from \
+        every source and purge it from their caches (exit 4 on use); a revoked key's signatures \
+        stop counting for the index section. No index key is needed. Revoking a root or \
+        revocation key of the current root is done with a warning: it has no effect on what \
+        that key can sign (a revoked revocation key can still sign a newer revocation list); \
+        only a root rotation (rotate-root) removes it. \
+        With several --to, the new list is made once from the newest among them and written \
+        to every store. When the newest list already revokes the hash and some store lags \
+        (an earlier revocation reached only some stores), the newest index.json is copied to \
         the lagging stores instead, and the command exits 0 saying so.
         """)
     @Argument(help: "The SHA-256 of the blob to revoke.") var hash: String?
@@ -111,10 +111,10 @@ extension Tsuku.Registry {
       commandName: "rotate-root",
       abstract: "Make root version N+1 (new keys or thresholds), signed by the old and the new root thresholds.",
       discussion: """
-        Roles not given keep their keys. Clients walk the chain one version at a time. After an
-        index key rotation, run 'registry resign --key NEW' so index.json names the new root.
-        With several --to, root N+1 follows the newest root among them and goes to every
-        store, with the root versions a lagging store lacks. When the keys and thresholds asked
+        Roles not given keep their keys. Clients walk the chain one version at a time. After an \
+        index key rotation, run 'registry resign --key NEW' so index.json names the new root. \
+        With several --to, root N+1 follows the newest root among them and goes to every \
+        store, with the root versions a lagging store lacks. When the keys and thresholds asked \
         for are the newest root's and some store lacks that root, it is only copied there.
         """)
     @Option(name: .customLong("to"), parsing: .singleValue, help: "A store URL; repeat --to for every store of the registry.")

@@ -10,7 +10,8 @@ let exitCodesHelp = """
     1   other failure (I/O, disk full, internal; a publish that lost a race)
     2   finished with findings (degraded health, validation failures)
     3   not found (every source answered that it has no such thing)
-    4   refused for integrity or trust (bad signature, hash mismatch, rollback, expired, revoked)
+    4   refused for integrity or trust (bad signature, hash mismatch,
+        rollback, expired, revoked)
     5   unavailable (no source answered and nothing usable is cached)
     64  bad arguments
   """
@@ -20,43 +21,56 @@ struct Tsuku: ParsableCommand {
     commandName: "tsuku",
     abstract: "Verified recipes and golden files from a signed, content-addressed registry.",
     discussion: """
-      Every recipe and golden file is a blob named by its SHA-256, pinned by an index signed
+      Every recipe and golden file is a blob named by its SHA-256, pinned by an index signed \
       with Ed25519 keys that the root of trust names. Every read is verified.
 
       Global options (before or after the command):
         -q, --quiet                   no notes on stderr (warnings and errors stay)
-        -v, --verbose                 say which home, sources and index a command uses,
-                                      show progress on waits, and time the command
-        --color auto|always|never     colour 'error:' and 'warning:' (auto: on a terminal,
-                                      unless NO_COLOR is set or TERM is dumb)
+        -v, --verbose                 say which home and sources a command uses, show
+                                      progress on waits, and time the command
+        --color auto|always|never     colour 'error:' and 'warning:' (auto: on a
+                                      terminal, unless NO_COLOR is set or TERM is
+                                      dumb)
 
       Environment:
         NO_COLOR                      set: no colour (unless --color always)
         TSUKU_HOME                    all state (default ~/.tsuku)
-        TSUKU_SOURCES                 sources for this command, like GOPROXY: 'a,b|c' ('off': none);
-                                      after ',' the next is tried only when one lacks the thing,
-                                      after '|' on any failure
+        TSUKU_SOURCES                 sources for this command, like GOPROXY: 'a,b|c'
+                                      ('off': none); after ',' the next is tried only
+                                      when one lacks the thing, after '|' on any
+                                      failure
         TSUKU_REGISTRY_URL            a single source (when TSUKU_SOURCES is not set)
         TSUKU_DEFAULT_SOURCE          the source used when nothing is configured
-        TSUKU_RECIPE_CACHE_TTL        ask the sources again after this long (24h; 5m..7d)
-        TSUKU_RECIPE_CACHE_MAX_STALE  serve a verified stale cache this long past the TTL (7d)
-        TSUKU_RECIPE_CACHE_SIZE_LIMIT evict least recently used blobs beyond this (500MB)
-        TSUKU_REVOCATION_TTL          within the TTL, check for revocations after this long
-                                      (1h; 1m..24h): one conditional index.json request
+        TSUKU_RECIPE_CACHE_TTL        ask the sources again after this long (24h;
+                                      5m..7d)
+        TSUKU_RECIPE_CACHE_MAX_STALE  serve a verified stale cache this long past the
+                                      TTL (7d)
+        TSUKU_RECIPE_CACHE_SIZE_LIMIT evict least recently used blobs beyond this
+                                       (500MB)
+        TSUKU_REVOCATION_TTL          within the TTL, check for revocations after
+                                      this long (1h; 1m..24h): one conditional
+                                      index.json request
         TSUKU_REVOCATION_DEADLINE     that check's time limit (2s; 0.1s..60s)
-        TSUKU_API_TIMEOUT             seconds all of a command's HTTP requests may take
-                                      together, retries included (30; at most 86400)
-        TSUKU_CONNECT_TIMEOUT         seconds a connection may take to open (5; at most 600)
-        TSUKU_PROGRESS                1: say on stderr what a wait of over a second is
-                                      waiting for, 0: never (default: when stderr is a terminal)
+        TSUKU_API_TIMEOUT             seconds all of a command's HTTP requests may
+                                      take together, retries included (30; at most
+                                      86400)
+        TSUKU_CONNECT_TIMEOUT         seconds a connection may take to open (5; at
+                                      most 600)
+        TSUKU_PROGRESS                1: say on stderr what a wait of over a second
+                                      is waiting for, 0: never (default: when stderr
+                                      is a terminal)
         TSUKU_CA_BUNDLE               a CA bundle for https sources
-        TSUKU_S3_ACCESS_KEY_ID, TSUKU_S3_SECRET_ACCESS_KEY   bucket credentials (else AWS_*)
-        TSUKU_S3_SESSION_TOKEN        their session token, for temporary ones (else AWS_SESSION_TOKEN)
-        AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN   no key: exchange the OIDC token in the file
-                                      for the role's credentials at STS (AWS_ROLE_SESSION_NAME,
-                                      AWS_ENDPOINT_URL_STS)
-        TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that left its tip,
-                                      counted from its newest commit (90; 0: all history)
+        TSUKU_S3_ACCESS_KEY_ID, TSUKU_S3_SECRET_ACCESS_KEY
+                                       bucket credentials (else AWS_*)
+        TSUKU_S3_SESSION_TOKEN        their session token, for temporary ones (else
+                                      AWS_SESSION_TOKEN)
+        AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN
+                                       no key: exchange the OIDC token in the file
+                                      for the role's credentials at STS
+                                      (AWS_ROLE_SESSION_NAME, AWS_ENDPOINT_URL_STS)
+        TSUKU_GIT_HISTORY_DAYS        how far back a git source serves blobs that
+                                      left its tip, counted from its newest commit
+                                      (90; 0: all history)
         TSUKU_METRICS_FILE            write 'tsuku metrics' there after every
                                       command, failed ones too (atomically; for
                                       node_exporter's textfile collector)
@@ -118,7 +132,8 @@ enum Main {
       if text.isEmpty {
         // A bare ExitCode: the command already said what it had to.
       } else if code == .success {
-        Output.line(text)
+        // Help pages get a wrapped usage line, the store URL schemes and examples.
+        Output.data(Data((text.contains("USAGE: ") ? HelpText.polish(text) : text + "\n").utf8))
       } else {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if let first = lines.first, first.hasPrefix("Error: ") {
