@@ -29,10 +29,7 @@ extension Tsuku.Registry {
         present with its hash and size, pinned by the signed index and not revoked, nothing \
         missing or extra. Exit 4 with one line per problem.
 
-        Examples:
-          tsuku registry export --to /srv/tsuku-registry --golden
-          tsuku registry export --check /srv/tsuku-registry --json
-        Then, for today's Go tsuku:
+        Then, for today's Go tsuku (TSUKU_REGISTRY_URL in its environment only):
           TSUKU_REGISTRY_URL=/srv/tsuku-registry tsuku install fzf
         """)
     @OptionGroup var options: ClientOptions
