@@ -108,6 +108,10 @@ enum HelpText {
       "tsuku registry validate --source \"$BUCKET\" --fallback \"$GIT\"",
       "tsuku registry validate --source \"$BUCKET\" --status-md status.md --issue-md issue.md --json",
     ],
+    "registry export": [
+      "tsuku registry export --to /srv/tsuku-registry --golden",
+      "tsuku registry export --check /srv/tsuku-registry --json",
+    ],
     "registry gc": [
       "tsuku registry gc --to \"$BUCKET\" --dry-run",
       "tsuku registry gc --to \"$BUCKET\" --keep-index-versions 10 --min-age 7d",
@@ -142,7 +146,10 @@ enum HelpText {
     lines[u] = wrap(usage, width: width, first: "USAGE: ", indent: "         ")
     var out = lines.joined(separator: "\n")
     while out.hasSuffix("\n") { out.removeLast() }
-    let asksForStore = ["--to ", "--source ", "--from ", "--log ", "--fallback "].contains { usage.contains($0) }
+    // `registry export --to` names a folder in the Go client's layout, not a store.
+    let asksForStore =
+      path != ["registry", "export"]
+      && ["--to ", "--source ", "--from ", "--log ", "--fallback "].contains { usage.contains($0) }
     if asksForStore {
       out += "\n\nSTORE URLS:\n" + paragraph(storeURLs, width: width, indent: "  ")
     }

@@ -10,7 +10,7 @@ extension Tsuku {
       subcommands: [
         Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self, Health.self, Status.self,
         Mirror.self, Log.self, WitnessCommand.self,
-        DriftCheck.self, SizeReportCommand.self, Validate.self, GC.self,
+        DriftCheck.self, SizeReportCommand.self, Validate.self, GC.self, Export.self,
       ])
   }
 }
