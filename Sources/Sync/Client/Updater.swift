@@ -114,6 +114,7 @@ final class Updater {
       up_to_date: before.index_version == verified.index.version && fetchedBlobs == 0, added: diff.0, changed: diff.1,
       removed: diff.2)
     if dryRun { return report }
+    try keepPrevious(replacedBy: verified.index.version)
     try writeCache(bytes, plan)
     try saveTrust(bytes, etag: etag, report)
     record(plan, verified)
@@ -357,6 +358,14 @@ final class Updater {
       }
       try journal.add(batch: list)
     }
+  }
+
+  /// Keeps the cached index this sync replaces with another version (`Home.previousIndexPath`),
+  /// for `tsuku diff`: its exact bytes, a few kilobytes.
+  private func keepPrevious(replacedBy version: Int) throws {
+    guard let old = try? cache.index(), let v = old.payload?.version, v != version else { return }
+    // Not fsynced: losing it in a crash only leaves 'tsuku diff' without a default.
+    try writeFileAtomically(old.bytes, to: cache.home.previousIndexPath, durable: false)
   }
 
   /// Packs are kept whole, those of this sync merged into one file on disk; then a revoked
