@@ -153,7 +153,11 @@ public enum Doctor {
     }
 
     // The sources.
-    let apiTimeout = (try? TransportOptions.apiTimeout(env)) ?? TransportOptions().totalTimeout
+    var apiTimeout = TransportOptions().totalTimeout
+    do { apiTimeout = try TransportOptions.apiTimeout(env) } catch {
+      let e = (error as? TsukuError) ?? TsukuError.converting(error)
+      problem("sources", e.message, "fix or unset TSUKU_API_TIMEOUT")
+    }
     let timeout = min(probeTimeout, apiTimeout)
     var sources = DoctorReport.SourcesCheck(from: "default", list: "", probe_timeout: timeout, sources: [])
     let chain: SourceChain?
