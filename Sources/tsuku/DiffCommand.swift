@@ -16,11 +16,6 @@ extension Tsuku {
 
         Each line is '+' (added), '~' (changed) or '-' (removed), then a recipe name, or \
         'golden' and a golden file as NAME VERSION PLATFORM.
-
-        Examples:
-          tsuku diff
-          tsuku diff 41 42
-          tsuku diff 41 --json
         """)
     @Argument(help: "The older index version (default: the index the last sync replaced).") var from: String?
     @Argument(help: "The newer index version (default: the cached index).") var to: String?

@@ -18,11 +18,6 @@ extension Tsuku {
         never answers costs that long and no more.
 
         Exit 0 when nothing needs fixing, 2 otherwise.
-
-        Examples:
-          tsuku doctor
-          tsuku doctor --json
-          TSUKU_SOURCES=https://mirror.example/registry tsuku doctor
         """)
     @Option(help: "Seconds each source may take to answer (1 to 60).") var timeout: Double = 3
     @Flag(help: "Print the report as JSON.") var json = false
