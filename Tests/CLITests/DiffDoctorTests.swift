@@ -201,6 +201,35 @@ import TestSupport
     #expect(d.lines().count == 13)
   }
 
+  /// On a terminal (a pseudo-terminal made by `script`), a sync lists at most 10 names of a
+  /// kind and points at `tsuku diff` for the rest.
+  @Test func onATerminalTheSyncListIsShort() throws {
+    let w = try World()
+    try w.initAndSync()
+    var recipes = ["aa": RegistryFixture.recipe("aa"), "bb": RegistryFixture.recipe("bb"), "cc": RegistryFixture.recipe("cc")]
+    for i in 10..<22 { recipes["n\(i)"] = RegistryFixture.recipe("n\(i)") }
+    try w.f.publish(
+      try w.f.writeInput("many", recipes: recipes, golden: ["aa/v1.0-linux-amd64.json": RegistryFixture.golden("aa", version: "1.0")]),
+      to: w.store)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+    p.arguments = ["-qec", "'\(w.bin)' update-registry", "/dev/null"]
+    p.environment = w.env("home").merging(["PATH": "/usr/bin:/bin"]) { $1 }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let lines = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r", with: "").split(separator: "\n").map(String.init)
+    #expect(p.terminationStatus == 0, "\(lines)")
+    #expect(lines.filter { $0.hasPrefix("+ ") } == (10..<20).map { "+ n\($0)" }, "\(lines)")
+    #expect(lines.last == "  and 2 more (tsuku diff)", "\(lines)")
+    // In a pipe, every name.
+    let all = try w.run("diff", "--offline")
+    #expect(all.out.split(separator: "\n").filter { $0.hasPrefix("+ ") }.count == 12, "\(all.out)")
+  }
+
   // MARK: doctor
 
   @Test func doctorOnAHealthyHomeExitsZero() throws {
