@@ -98,7 +98,12 @@ extension Tsuku {
     func run() throws {
       let client = try options.client()
       let r = try client.updateRegistry(includeGolden: !noGolden, dryRun: dryRun)
-      if json { return Output.json(r) }
+      // The names this sync changed, as 'tsuku diff' lists them.
+      let diff =
+        dryRun || r.up_to_date || r.previous_version == r.index_version
+        ? nil
+        : client.lastSyncDiff().flatMap { $0.from_version == r.previous_version && $0.to_version == r.index_version ? $0 : nil }
+      if json { return Output.json(SyncOutput(report: r, diff: diff)) }
       let verb = dryRun ? "would fetch" : "fetched"
       if dryRun {
         for (label, names) in [("added", r.added), ("changed", r.changed), ("removed", r.removed)] where !names.isEmpty {
@@ -110,6 +115,20 @@ extension Tsuku {
       } else {
         Output.line(
           "index version \(r.previous_version) -> \(r.index_version): \(r.recipes) recipes, \(r.golden) golden files; \(verb) \(r.fetched_blobs) blobs (\(r.fetched_bytes) bytes) from \(r.source)")
+      }
+      // On a terminal at most 10 names of each kind; in a pipe, all of them.
+      if let diff { for l in diff.lines(limit: isatty(1) == 1 ? 10 : nil, more: " (tsuku diff)") { Output.line(l) } }
+    }
+
+    /// The JSON of a sync: the report, and the recipes and golden files it changed.
+    struct SyncOutput: Encodable {
+      var report: Client.SyncReport
+      var diff: IndexDiff?
+      enum Key: String, CodingKey { case diff }
+      func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        if let diff { try c.encode(diff, forKey: .diff) }
       }
     }
   }

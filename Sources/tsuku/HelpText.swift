@@ -19,6 +19,8 @@ enum HelpText {
       "tsuku init --root root.json --source https://cdn.example.org/registry --source \"$GIT\"",
     ],
     "update-registry": ["tsuku update-registry", "tsuku update-registry --dry-run", "tsuku update-registry --json"],
+    "diff": ["tsuku diff", "tsuku diff 41 42", "tsuku diff 41 --json"],
+    "doctor": ["tsuku doctor", "tsuku doctor --json", "TSUKU_SOURCES=https://cdn.example.org/registry tsuku doctor --timeout 5"],
     "show": ["tsuku show fzf", "tsuku show fzf --offline > fzf.toml"],
     "plan": [
       "tsuku plan cmake", "tsuku plan cmake --platform linux-debian-amd64",

@@ -79,7 +79,8 @@ struct Tsuku: ParsableCommand {
       """,
     version: tsukuVersion,
     subcommands: [
-      Init.self, UpdateRegistry.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Cache.self,
+      Init.self, UpdateRegistry.self, Diff.self, Show.self, Plan.self, Info.self, List.self, Search.self, Verify.self, Cache.self,
+      Doctor.self,
       Audit.self, MetricsCommand.self,
       Registry.self,
     ])
