@@ -116,11 +116,11 @@ public enum Doctor {
     } catch let e as TsukuError {
       config.present = true
       config.error = e.message
-      problem("config", e.message, "fix the file, or write it again with 'tsuku init --source URL'")
+      problem("config", e.message, "fix the file, or move it away and run 'tsuku init --source URL' (init leaves a file it cannot parse unchanged)")
     } catch {
       config.present = true
       config.error = TsukuError.converting(error).message
-      problem("config", config.error!, "fix the file, or write it again with 'tsuku init --source URL'")
+      problem("config", config.error!, "fix the file, or move it away and run 'tsuku init --source URL' (init leaves a file it cannot parse unchanged)")
     }
 
     // The trusted root.
