@@ -32,6 +32,7 @@ extension Tsuku {
     var witnesses: [String] = []
     @Option(help: "How many of the --witness keys must have cosigned the log checkpoint a sync accepts.")
     var witnessQuorum: Int?
+    @Flag(help: "Print what was set as JSON.") var json = false
 
     func validate() throws {
       var seen = Set<CosignatureVerifier>()
@@ -51,6 +52,8 @@ extension Tsuku {
       let anchor = try root.map(TrustedRoot.read) ?? DefaultRegistry.root()
       let chain = try SourceChain.parse(sources.isEmpty ? DefaultRegistry.source() : sources.joined(separator: ","))
       for s in chain.urls { _ = try StoreURL.openReader(s) }
+      var written = Config()
+      var replaced = false
       try home.withLock {
         // A config.toml that does not parse is refused before anything changes.
         let oldConfig = try home.readConfig()
@@ -63,6 +66,7 @@ extension Tsuku {
               .usage,
               "'\(home.path)' already trusts another root (version \(old.version)); use --force to replace it (this clears the cache)")
           } else {
+            replaced = true
             try? home.removeOwnCache()
             // The transparency log tiles cached for the other registry go with its cache.
             try? FileManager.default.removeItem(atPath: home.path + "/log")
@@ -78,9 +82,22 @@ extension Tsuku {
           (config.witnesses, config.witnessQuorum) = (old.witnesses, old.witnessQuorum)
         }
         if let warning = try home.writeConfig(config) { Output.warn(warning) }
+        written = config
+        if json { return }
         if config.witnessQuorum > 0 {
           Output.info("requiring cosignatures from \(config.witnessQuorum) of \(config.witnesses.count) witnesses")
         }
+      }
+      if json {
+        struct Out: Encodable {
+          var home: String, config: String, root_version: Int, root_expires: String, root_keys: Int
+          var sources: [String], witnesses: [String], witness_quorum: Int, replaced_root: Bool
+        }
+        return Output.json(
+          Out(
+            home: home.path, config: home.configPath, root_version: anchor.version, root_expires: anchor.payload.expires,
+            root_keys: anchor.payload.keys.count, sources: chain.urls, witnesses: written.witnesses,
+            witness_quorum: written.witnessQuorum, replaced_root: replaced))
       }
       Output.info("trusting root version \(anchor.version) (\(anchor.payload.keys.count) keys); wrote \(home.configPath)")
     }

@@ -169,4 +169,21 @@ import TestSupport
     #expect(rotate["root_version"] as? Int == 2)
     #expect(rotate["copied_only"] as? Bool == false)
   }
+
+  /// init and cache clear print JSON with --json.
+  @Test func initAndCacheClearPrintJSON() throws {
+    let w = try CLIWorld()
+    try w.setUp()
+    var r = try w.run("init", "--root", w.dir.file("store/root/1.root.json"), "--source", w.store, "--json")
+    #expect(r.status == 0, "\(r.stderr)")
+    let i = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+    #expect(i["root_version"] as? Int == 1)
+    #expect(i["sources"] as? [String] == [w.store])
+    #expect(i["replaced_root"] as? Bool == false)
+    #expect(r.stderr.isEmpty)
+    #expect(try w.run("update-registry").status == 0)
+    r = try w.run("cache", "clear", "--json")
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(try JSONSerialization.jsonObject(with: r.stdout) is [String: Any])
+  }
 }
