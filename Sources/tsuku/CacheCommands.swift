@@ -6,10 +6,10 @@ import Sync
 extension Tsuku {
   struct Cache: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Inspect and trim the registry cache ($TSUKU_HOME/cache).",
+      abstract: "Inspect and trim the registry cache (this program's files in $TSUKU_HOME/cache).",
       discussion: """
-        The cache is bounded by TSUKU_RECIPE_CACHE_SIZE_LIMIT (500MB): least recently used blobs
-        are evicted, never the critical set or the current index; the trust state lives outside
+        The cache is bounded by TSUKU_RECIPE_CACHE_SIZE_LIMIT (500MB): least recently used blobs \
+        are evicted, never the critical set or the current index; the trust state lives outside \
         the cache and is kept unless 'cache clear --trust'.
         """,
       subcommands: [Info.self, Cleanup.self, Clear.self])
@@ -58,12 +58,25 @@ extension Tsuku.Cache {
   }
 
   struct Clear: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove the whole registry cache (the trust state stays).")
+    static let configuration = CommandConfiguration(
+      abstract: "Remove the registry cache (the trust state and the Go client's files stay).",
+      discussion: """
+        Removes this program's files in $TSUKU_HOME/cache (index.json, objects/, packs/, \
+        meta.json, access.log, git-history/, ...). The Go tsuku client's files there \
+        (downloads/, versions/, taps/, keys/, cargo-registry/, distributed/, updates/, \
+        binary-index.db) and anything else this program did not write are kept.
+        """)
     @Flag(help: "Also forget the trusted root and versions (then 'tsuku init' again).") var trust = false
+    @Flag(help: "Print JSON: the names removed from and kept in the cache folder.") var json = false
 
     func run() throws {
-      try ClientOptions.offlineClient().clear(trust: trust)
-      Output.line(trust ? "cleared the cache and the trust state" : "cleared the cache; trust state kept")
+      let r = try ClientOptions.offlineClient().clear(trust: trust)
+      if json {
+        struct Out: Encodable { var removed: [String], kept: [String], trust_cleared: Bool }
+        return Output.json(Out(removed: r.removed, kept: r.kept, trust_cleared: trust))
+      }
+      let kept = r.kept.isEmpty ? "" : "; kept \(r.kept.count) entries it did not write (the Go client's)"
+      Output.line((trust ? "cleared the cache and the trust state" : "cleared the cache; trust state kept") + kept)
     }
   }
 }

@@ -86,10 +86,12 @@ extension Tsuku {
     @OptionGroup var options: ClientOptions
     @Argument(help: "The recipe name.", completion: RecipeNames.completion) var name: String
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Print only the recipe's SHA-256 (for scripts: HASH=$(tsuku info fzf --hash)).") var hash = false
 
     func run() throws {
       let client = try options.client()
       let e = try client.entry(name)
+      if hash { return Output.line(e.recipe.sha256.hex) }
       let idx = try? client.loadIndex()
       let cached = (try? client.home.cache.contains(e.recipe.sha256)) ?? false
       let p = client.provenance(of: e)
@@ -164,10 +166,7 @@ extension Tsuku {
       if json { printEntries(found, revoked: client.revocations(), json: true) }
       if found.isEmpty { throw TsukuError(.notFound, "no recipe matches '\(term)'") }
       if json { return }
-      let revoked = client.revocations()
-      Output.line(
-        found.map { "\($0.name)  " + (revoked[$0.recipe.sha256] == nil ? "" : RevokedJSON.marker + " ") + $0.description }
-          .joined(separator: "\n"))
+      printEntries(found, revoked: client.revocations(), json: false)
     }
   }
 

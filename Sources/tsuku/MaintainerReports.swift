@@ -9,14 +9,14 @@ extension Tsuku.Registry {
       commandName: "drift",
       abstract: "Check that test recipes still have their production recipe's steps.",
       discussion: """
-        Every .toml file under --testdata whose [metadata] says
-        source_recipe = "recipes/x/name.toml" is compared with that production recipe under
-        --recipes (the leading 'recipes/' is the --recipes folder itself). The [[steps]] are
-        compared as parsed TOML, field by field: actions and every parameter, 'when' included;
-        layout, comments and key order do not count, nor do [metadata], [version] or [verify].
-        Each difference is reported with its path (steps[2].action), the test recipe's value
-        (old) and the production recipe's (new). A source recipe that does not exist, or a file
-        that is not valid TOML, is a finding with its reason. Files without source_recipe are
+        Every .toml file under --testdata whose [metadata] says \
+        source_recipe = "recipes/x/name.toml" is compared with that production recipe under \
+        --recipes (the leading 'recipes/' is the --recipes folder itself). The [[steps]] are \
+        compared as parsed TOML, field by field: actions and every parameter, 'when' included; \
+        layout, comments and key order do not count, nor do [metadata], [version] or [verify]. \
+        Each difference is reported with its path (steps[2].action), the test recipe's value \
+        (old) and the production recipe's (new). A source recipe that does not exist, or a file \
+        that is not valid TOML, is a finding with its reason. Files without source_recipe are \
         counted and not checked.
 
         Exit 0: no drift; 2: drift or findings; 64: a folder is missing.
@@ -51,14 +51,17 @@ extension Tsuku.Registry {
       commandName: "size-report",
       abstract: "Bytes of the binary, of the critical set built into it, and the largest recipes and golden files.",
       discussion: """
-        The binary is the running tsuku executable; the built-in set is the critical recipes
-        and golden files compiled into it (decoded bytes, and bytes as stored in the binary).
+        The binary is the running tsuku executable; the built-in set is the critical recipes \
+        and golden files compiled into it (decoded bytes, and bytes as stored in the binary). \
         Recipes and golden files are measured, without fetching them, from one of:
-          (default)        this home's synced index, as 'tsuku list' reads it (--offline: cache only)
-          --source URL     the signed index a source serves, verified (--root, else this home's
-                           trusted root, else the built-in one); only the index is read
-          --recipes DIR    folders laid out as 'registry publish' reads them, with --critical and
-                           --golden (the files' own sizes; every file is validated first)
+          (default)      this home's synced index, as 'tsuku list' reads it
+                         (--offline: cache only)
+          --source URL   the signed index a source serves, verified (--root, else
+                         this home's trusted root, else the built-in one); only
+                         the index is read
+          --recipes DIR  folders laid out as 'registry publish' reads them, with
+                         --critical and --golden (the files' own sizes; every
+                         file is validated first)
         """)
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "How many of the largest to list (1 to 10000).") var top = 10

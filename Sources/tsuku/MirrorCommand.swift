@@ -23,7 +23,7 @@ extension Tsuku.Registry {
         gets one commit): blobs, roots, archive copies, then index.json, written only if the \
         target's index.json is still the one read. Forward only: a target with a newer root, \
         index or revocation list version, or a root the source's chain does not extend, is \
-        refused alone (the others are still copied). A second run copies nothing.
+        refused alone (the others are still copied). A second run copies nothing. \
         Exit 0 every target is at the source's state; 4 the source does not verify (a corrupt \
         blob: nothing is written); otherwise the status of the first target refused or failed \
         (1 newer or diverged, 4 its index.json does not verify).

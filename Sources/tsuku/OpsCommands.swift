@@ -136,7 +136,7 @@ extension Tsuku.Registry {
         it pin (tree, shards, packs, revocation lists, recipes, golden files). Other blobs at \
         least --min-age old are moved into the quarantine (quarantine/sha256/...); a later run \
         deletes those quarantined at least --min-age before, and moves back any that a kept \
-        index pins again. A git store gets one commit per step (history keeps everything).
+        index pins again. A git store gets one commit per step (history keeps everything). \
         With several --to, each store is collected in turn and reported on its own (--json: \
         one report per store, in an array).
         """)

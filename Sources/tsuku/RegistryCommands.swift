@@ -10,7 +10,7 @@ extension Tsuku {
       subcommands: [
         Keygen.self, InitRoot.self, Publish.self, Revoke.self, Resign.self, RotateRoot.self, Sign.self, Health.self, Status.self,
         Mirror.self, Log.self, WitnessCommand.self,
-        DriftCheck.self, SizeReportCommand.self, Validate.self, GC.self,
+        DriftCheck.self, SizeReportCommand.self, Validate.self, GC.self, Export.self,
       ])
   }
 }
@@ -22,10 +22,16 @@ extension Tsuku.Registry {
     @Option(help: "Where to write the private key.") var out: String
     @Option(help: "A note stored in the key file (e.g. 'TEST KEY').") var note: String?
     @OptionGroup var encryption: KeyEncryptionOptions
+    @Flag(help: "Print the key id and the files as JSON.") var json = false
 
     func run() throws {
       let key = try SigningKey.generate()
-      try KeyFile.write(key, to: out, note: note, passphrase: try encryption.passphrase())
+      let passphrase = try encryption.passphrase()
+      try KeyFile.write(key, to: out, note: note, passphrase: passphrase)
+      if json {
+        struct Out: Encodable { var key_id: String, private_key: String, public_key: String, encrypted: Bool }
+        return Output.json(Out(key_id: key.keyID, private_key: out, public_key: out + ".pub", encrypted: passphrase != nil))
+      }
       Output.line(key.keyID)
     }
   }
@@ -64,6 +70,14 @@ extension Tsuku.Registry {
     var stage: String?
     @Option(help: ArgumentHelp("Date a git target's commit (YYYY-MM-DDTHH:MM:SSZ), for replays.", visibility: .hidden))
     var commitTime: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    struct Out: Encodable {
+      var root_version = 1
+      var expires: String, staged: String?, signatures: Int, copied_only: Bool
+      var targets: [T]
+      struct T: Encodable { var url: String, commit: String? }
+    }
 
     func validate() throws {
       _ = try CommitTime.parse(commitTime)
@@ -108,6 +122,10 @@ extension Tsuku.Registry {
       if let stage {
         // Fewer signatures than the threshold are fine here: 'registry sign' adds the others.
         try Staged(root: env).write(to: stage)
+        if json {
+          return Output.json(
+            Out(expires: payload.expires, staged: stage, signatures: env.signatures.count, copied_only: false, targets: []))
+        }
         return Output.line("staged root version 1 in \(stage): \(env.signatures.count) signature(s); add more with 'tsuku registry sign'")
       }
       let bytes = RootDocuments.encode(env)
@@ -125,10 +143,22 @@ extension Tsuku.Registry {
           throw TsukuError(.usage, "'\(holder.location)' already has root/1.root.json; use rotate-root to change keys")
         }
         try Maintainer.catchUp(all, message: "root version \(existing.version)")
+        if json {
+          return Output.json(
+            Out(
+              expires: first.payload.expires, staged: nil, signatures: 0, copied_only: true,
+              targets: targets.map { .init(url: $0, commit: nil) }))
+        }
         return Output.line(
           "'\(holder.location)' already has root version 1 with these keys and thresholds; copied it to the stores that lacked it")
       }
       let commits = try Maintainer.writeFirstRoot(env, to: all, time: try CommitTime.parse(commitTime))
+      if json {
+        return Output.json(
+          Out(
+            expires: payload.expires, staged: nil, signatures: env.signatures.count, copied_only: false,
+            targets: try targets.map { .init(url: $0, commit: commits[try StoreURL.open($0).location]) }))
+      }
       for t in targets {
         let location = try StoreURL.open(t).location
         Output.line("wrote root version 1 to \(t)\(commits[location].map { " (commit \($0.prefix(12)))" } ?? ""); expires \(payload.expires)")
@@ -140,18 +170,18 @@ extension Tsuku.Registry {
     static let configuration = CommandConfiguration(
       abstract: "Validate recipes and golden files, sign a new index and write it to each store.",
       discussion: """
-        Recipes are <letter>/<name>.toml or flat <name>.toml; golden files are
-        <tool>/v<version>-<platform>.json at any depth. Other files are skipped and counted.
-        Nothing is written unless every file is valid. Blobs the store lacks are written
-        first, index.json last; a git store gets one commit on its branch.
-        Each target's changes are printed: recipes and golden files added (+), changed (~) and
-        removed (-) against the index it holds. A publish that removes a critical recipe, or
-        more than 5% of the recipes or golden files a target holds, is refused (exit 64) unless
-        --allow-removals; one with a file the revocation list revokes is refused (exit 4).
-        With several --to, the index is signed once, after the newest among the stores, and the
-        same bytes go to each store in a fixed order; a store lacking a root version or an older
-        index is brought forward. If a store fails, the later ones are not written, each store's
-        state is printed, and the same command run again makes them agree. With --staged, the
+        Recipes are <letter>/<name>.toml or flat <name>.toml; golden files are \
+        <tool>/v<version>-<platform>.json at any depth. Other files are skipped and counted. \
+        Nothing is written unless every file is valid. Blobs the store lacks are written \
+        first, index.json last; a git store gets one commit on its branch. \
+        Each target's changes are printed: recipes and golden files added (+), changed (~) and \
+        removed (-) against the index it holds. A publish that removes a critical recipe, or \
+        more than 5% of the recipes or golden files a target holds, is refused (exit 64) unless \
+        --allow-removals; one with a file the revocation list revokes is refused (exit 4). \
+        With several --to, the index is signed once, after the newest among the stores, and the \
+        same bytes go to each store in a fixed order; a store lacking a root version or an older \
+        index is brought forward. If a store fails, the later ones are not written, each store's \
+        state is printed, and the same command run again makes them agree. With --staged, the \
         staged index must follow the newest index among the stores.
         """)
     @Option(help: "Community recipes folder.") var recipes: String?
@@ -226,6 +256,7 @@ extension Tsuku.Registry {
         struct Out: Encodable {
           var dry_run: Bool
           var index_version: Int, root_version: Int, recipes: Int, critical: Int, golden: Int, skipped: Int
+          var skipped_files: [String]
           var changes: [PublishChanges]
           var refused: [String]
           var targets: [T]
@@ -235,10 +266,12 @@ extension Tsuku.Registry {
           Out(
             dry_run: dryRun, index_version: r.indexVersion, root_version: r.rootVersion, recipes: r.scan.entries.count,
             critical: r.scan.criticalCount, golden: r.scan.goldenCount, skipped: r.scan.skipped.count,
+            skipped_files: r.scan.skipped,
             changes: r.changes, refused: refusal,
             targets: r.targets.map { .init(url: $0.location, written: $0.report.objectsWritten, present: $0.report.objectsPresent, pruned: $0.report.objectsPruned, bytes: $0.report.bytesWritten, commit: $0.report.commit) }))
       } else {
         for c in r.changes { c.lines.forEach(Output.line) }
+        for f in r.scan.skipped { Output.verbose("skipped: \(f)") }
       }
       if !refusal.isEmpty {
         throw TsukuError(.usage, "publish would be refused (pass --allow-removals if this is meant): " + refusal.joined(separator: "; "))
@@ -247,7 +280,8 @@ extension Tsuku.Registry {
       if dryRun {
         return Output.line("dry run: index version \(r.indexVersion) not published: \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files; nothing written")
       }
-      Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped")
+      let listHint = r.scan.skipped.isEmpty || Terminal.verbose ? "" : " (-v lists them)"
+      Output.line("\(stage == nil ? "published" : "staged") index version \(r.indexVersion): \(r.scan.entries.count) recipes (\(r.scan.criticalCount) critical), \(r.scan.goldenCount) golden files, \(r.scan.skipped.count) other files skipped\(listHint)")
     }
   }
 }

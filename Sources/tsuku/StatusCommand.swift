@@ -11,7 +11,7 @@ extension Tsuku.Registry {
         Reads each target's index.json and root chain (nothing is written), verifies them from the \
         trusted root, and reports per target the root version, the index and revocation list \
         versions and expiries. The targets agree when they hold the same root, the same \
-        index.json bytes and the same revocation list version.
+        index.json bytes and the same revocation list version. \
         Exit 0 all agree and verify, 2 a target lags or diverges, 4 a target does not verify, \
         5 a target is unreachable (the others are still reported).
         """)

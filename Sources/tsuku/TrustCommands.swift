@@ -8,15 +8,15 @@ extension Tsuku.Registry {
     static let configuration = CommandConfiguration(
       abstract: "Revoke a blob hash (or a key) with the revocation keys; only the revocation section changes.",
       discussion: """
-        Publishes revocation list version N+1. From their next sync, clients refuse the hash from
-        every source and purge it from their caches (exit 4 on use); a revoked key's signatures
-        stop counting for the index section. No index key is needed. Revoking a root or
-        revocation key of the current root is done with a warning: it has no effect on what
-        that key can sign (a revoked revocation key can still sign a newer revocation list);
-        only a root rotation (rotate-root) removes it.
-        With several --to, the new list is made once from the newest among them and written
-        to every store. When the newest list already revokes the hash and some store lags
-        (an earlier revocation reached only some stores), the newest index.json is copied to
+        Publishes revocation list version N+1. From their next sync, clients refuse the hash from \
+        every source and purge it from their caches (exit 4 on use); a revoked key's signatures \
+        stop counting for the index section. No index key is needed. Revoking a root or \
+        revocation key of the current root is done with a warning: it has no effect on what \
+        that key can sign (a revoked revocation key can still sign a newer revocation list); \
+        only a root rotation (rotate-root) removes it. \
+        With several --to, the new list is made once from the newest among them and written \
+        to every store. When the newest list already revokes the hash and some store lags \
+        (an earlier revocation reached only some stores), the newest index.json is copied to \
         the lagging stores instead, and the command exits 0 saying so.
         """)
     @Argument(help: "The SHA-256 of the blob to revoke.") var hash: String?
@@ -29,6 +29,7 @@ extension Tsuku.Registry {
     var targets: [String] = []
     @Option(help: "Days until the revocation list expires.") var expiresDays = 30
     @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
+    @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
       if (hash == nil) == (keyID == nil) { throw ValidationError("give a HASH or --key-id, not both") }
@@ -42,17 +43,32 @@ extension Tsuku.Registry {
         [item], reason: reason, keys: try signer.keys(keys), in: try targets.map { try StoreURL.open($0) },
         expiresDays: expiresDays, now: Date(), stage: stage, warn: Output.warn)
       let p = r.payload
+      // The exposure window of a revoked hash, from the log of the first store that has one.
+      var window: (String, ExposureWindow)?
+      if stage == nil, !r.copiedOnly, case .hash(let id) = item {
+        for url in targets {
+          guard let w = try? ExposureWindow.read(try StoreURL.openReader(url), anchor: nil, hash: id, name: nil) else { continue }
+          window = (url, w)
+          break
+        }
+      }
+      if json {
+        struct Out: Encodable {
+          var revocation_version: Int, expires: String, staged: String?, copied_only: Bool
+          var hash: String?, key_id: String?, reason: String
+          var exposure_window: ExposureWindow?, exposure_log: String?
+        }
+        return Output.json(
+          Out(
+            revocation_version: p.version, expires: p.expires, staged: stage, copied_only: r.copiedOnly, hash: hash,
+            key_id: keyID, reason: reason, exposure_window: window?.1, exposure_log: window?.0))
+      }
       if r.copiedOnly {
         return Output.line("already revoked by revocation list version \(p.version); copied it to the stores that lacked it")
       }
       Output.line("\(stage == nil ? "published" : "staged") revocation list version \(p.version); expires \(p.expires)")
-      // The exposure window of a revoked hash, from the log of the first store that has one.
-      if stage == nil, case .hash(let id) = item {
-        for url in targets {
-          guard let w = try? ExposureWindow.read(try StoreURL.openReader(url), anchor: nil, hash: id, name: nil) else { continue }
-          Output.line("exposure window of \(id.hex.prefix(16)) (log of '\(url)'): \(w.summary)")
-          break
-        }
+      if let (url, w) = window, case .hash(let id) = item {
+        Output.line("exposure window of \(id.hex.prefix(16)) (log of '\(url)'): \(w.summary)")
       }
     }
   }
@@ -74,6 +90,7 @@ extension Tsuku.Registry {
     var targets: [String] = []
     @Option(help: "Days until the new index expires.") var expiresDays = 30
     @Option(help: "Write the change to FILE for more signatures instead of publishing it.") var stage: String?
+    @Flag(help: "Print the result as JSON.") var json = false
 
     func run() throws {
       if keys.isEmpty && signer.signers.isEmpty { throw TsukuError(.usage, "--key is required") }
@@ -81,6 +98,10 @@ extension Tsuku.Registry {
       let p = try Maintainer.resign(
         keys: try signer.keys(keys), revocationKeys: try revocationKeys.map(KeyFile.readPrivate),
         in: try targets.map { try StoreURL.open($0) }, expiresDays: expiresDays, now: Date(), stage: stage)
+      if json {
+        struct Out: Encodable { var index_version: Int, expires: String, staged: String?, targets: [String] }
+        return Output.json(Out(index_version: p.version, expires: p.expires, staged: stage, targets: targets))
+      }
       Output.line("\(stage == nil ? "published" : "staged") index version \(p.version); expires \(p.expires)")
     }
   }
@@ -90,10 +111,10 @@ extension Tsuku.Registry {
       commandName: "rotate-root",
       abstract: "Make root version N+1 (new keys or thresholds), signed by the old and the new root thresholds.",
       discussion: """
-        Roles not given keep their keys. Clients walk the chain one version at a time. After an
-        index key rotation, run 'registry resign --key NEW' so index.json names the new root.
-        With several --to, root N+1 follows the newest root among them and goes to every
-        store, with the root versions a lagging store lacks. When the keys and thresholds asked
+        Roles not given keep their keys. Clients walk the chain one version at a time. After an \
+        index key rotation, run 'registry resign --key NEW' so index.json names the new root. \
+        With several --to, root N+1 follows the newest root among them and goes to every \
+        store, with the root versions a lagging store lacks. When the keys and thresholds asked \
         for are the newest root's and some store lacks that root, it is only copied there.
         """)
     @Option(name: .customLong("to"), parsing: .singleValue, help: "A store URL; repeat --to for every store of the registry.")
@@ -113,6 +134,9 @@ extension Tsuku.Registry {
     var signKeys: [String] = []
     @OptionGroup var signer: SignerOptions
     @Option(help: "Write the new root to FILE for more signatures instead of publishing it.") var stage: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    struct Out: Encodable { var root_version: Int, expires: String?, staged: String?, copied_only: Bool, targets: [String] }
 
     func run() throws {
       if targets.isEmpty { throw TsukuError(.usage, "--to is required") }
@@ -134,6 +158,10 @@ extension Tsuku.Registry {
       {
         // The same rotation again after one that reached only some stores: copy it, sign nothing.
         try Maintainer.catchUp(all, message: "root version \(root.version)")
+        if json {
+          return Output.json(
+            Out(root_version: root.version, expires: root.payload.expires, staged: nil, copied_only: true, targets: targets))
+        }
         return Output.line("root version \(root.version) already has these keys and thresholds; copied it to the stores that lacked it")
       }
       let env = try Maintainer.nextRoot(
@@ -141,9 +169,16 @@ extension Tsuku.Registry {
         signers: try signer.keys(signKeys))
       if let stage {
         try Maintainer.stageRoot(env, targets: all, to: stage)
+        if json {
+          return Output.json(Out(root_version: root.version + 1, expires: nil, staged: stage, copied_only: false, targets: targets))
+        }
         return Output.line("staged root version \(root.version + 1) in \(stage)")
       }
       let next = try Maintainer.writeRoot(env, to: stores)
+      if json {
+        return Output.json(
+          Out(root_version: next.version, expires: next.payload.expires, staged: nil, copied_only: false, targets: targets))
+      }
       Output.line("wrote root version \(next.version); expires \(next.payload.expires)")
     }
   }
@@ -159,6 +194,7 @@ extension Tsuku.Registry {
     @Option(help: "The staged file.") var staged: String
     @Option(name: .customLong("key"), parsing: .upToNextOption, help: "A private key file; repeatable.") var keys: [String] = []
     @OptionGroup var signer: SignerOptions
+    @Flag(help: "Print the result as JSON.") var json = false
 
     func run() throws {
       if keys.isEmpty && signer.signers.isEmpty { throw TsukuError(.usage, "--key is required") }
@@ -166,6 +202,16 @@ extension Tsuku.Registry {
       try s.addSignatures(try signer.keys(keys))
       try s.write(to: staged)
       let needs = try s.signingNeeds()
+      if json {
+        struct Section: Encodable { var section: String, role: String, root_version: Int, signed: Int, required: Int, complete: Bool }
+        struct Out: Encodable { var staged: String, sections: [Section], complete: Bool }
+        let sections = needs.map {
+          Section(
+            section: $0.section.rawValue, role: $0.role.rawValue, root_version: $0.rootVersion, signed: $0.signed,
+            required: $0.threshold, complete: $0.signed >= $0.threshold)
+        }
+        return Output.json(Out(staged: staged, sections: sections, complete: sections.allSatisfy(\.complete)))
+      }
       if needs.isEmpty {
         // Staged by an older version: no root recorded to count against.
         let count = s.root?.signatures.count ?? s.index.map { $0.index.signatures.count + ($0.revocation?.signatures.count ?? 0) } ?? 0

@@ -46,7 +46,7 @@ import TestSupport
   static func blobs(_ report: [String: Any]?) -> [[String: Any]] { report?["blobs"] as? [[String: Any]] ?? [] }
 
   static func auditLines(_ w: CLIWorld) throws -> [[String: Any]] {
-    let text = try String(contentsOfFile: w.dir.file("home/audit.log"), encoding: .utf8)
+    let text = try String(contentsOfFile: w.dir.file("home/store-audit.log"), encoding: .utf8)
     return try text.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
   }
 
@@ -166,7 +166,7 @@ import TestSupport
     #expect(count > 128 + 400, "every recipe and golden file of the sample, and the index's parts")
     // Past the inline limit the list is in the side folder, one line per blob.
     let file = try #require(receives.first?["blobs_file"] as? String)
-    let side = try String(contentsOfFile: w.dir.file("home/audit.log.d/" + file), encoding: .utf8)
+    let side = try String(contentsOfFile: w.dir.file("home/store-audit.log.d/" + file), encoding: .utf8)
     #expect(side.split(separator: "\n").count == count)
     #expect(side.contains("\(Self.fzfHash) recipe fzf\n"))
     // The same from packs: one line.

@@ -69,7 +69,7 @@ func runBounded(
 
   @Test func symlinkedAuditLogIsNotAppendedThrough() throws {
     let (w, victim) = try world()
-    let audit = w.dir.file("home/audit.log")
+    let audit = w.dir.file("home/store-audit.log")
     try plantLink(audit, to: victim)
     let r = try w.run("show", "fzf")
     #expect(r.status == 0, "\(r.stderr)")
@@ -141,7 +141,7 @@ func runBounded(
   /// A FIFO under a state file's name: the command neither blocks nor writes into it.
   @Test func fifoAsAuditLogOrConfigNeverBlocks() throws {
     let (w, _) = try world()
-    let audit = w.dir.file("home/audit.log")
+    let audit = w.dir.file("home/store-audit.log")
     unlink(audit)
     #expect(mkfifo(audit, 0o600) == 0)
     var (r, timedOut) = try runBounded(w, ["show", "fzf"], seconds: 30)

@@ -309,9 +309,9 @@ import TestSupport
 
     // Every place a secret could leak to.
     let home = b.w.dir.file("home")
-    var files = [b.w.dir.path + textfile, home + "/metrics.state.0", home + "/metrics.state.1", home + "/audit.log", home + "/cache/access.log", home + "/cache/meta.json",
+    var files = [b.w.dir.path + textfile, home + "/metrics.state.0", home + "/metrics.state.1", home + "/store-audit.log", home + "/cache/access.log", home + "/cache/meta.json",
       home + "/config.toml"]
-    files += ((try? FileManager.default.contentsOfDirectory(atPath: home)) ?? []).filter { $0.hasPrefix("audit.log.") }.map { home + "/" + $0 }
+    files += ((try? FileManager.default.contentsOfDirectory(atPath: home)) ?? []).filter { $0.hasPrefix("store-audit.log.") }.map { home + "/" + $0 }
     var texts = outputs
     for f in files {
       guard let d = FileManager.default.contents(atPath: f) else {

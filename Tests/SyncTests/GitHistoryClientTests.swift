@@ -45,7 +45,7 @@ import Testing
     }
     #expect(try home.cache.contains(id))
     #expect(try FileManager.default.contentsOfDirectory(atPath: home.cacheDir + "/git-history").count == 1)
-    let audit = try String(contentsOfFile: home.path + "/audit.log", encoding: .utf8).split(separator: "\n")
+    let audit = try String(contentsOfFile: home.path + "/store-audit.log", encoding: .utf8).split(separator: "\n")
       .map { try JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
     let fetch = try #require(audit.last { $0.event == "fetch" })
     #expect(fetch.sha256 == id.hex && fetch.source == gitURL)

@@ -98,7 +98,7 @@ import Testing
     // The map was built once and cached in the home; the audit log names the commit each came from.
     let maps = try FileManager.default.contentsOfDirectory(atPath: home.cacheDir + "/git-history")
     #expect(maps.count == 1 && maps[0].hasSuffix("-\(tip.commitID).map"))
-    let audit = try String(contentsOfFile: home.path + "/audit.log", encoding: .utf8).split(separator: "\n")
+    let audit = try String(contentsOfFile: home.path + "/store-audit.log", encoding: .utf8).split(separator: "\n")
       .map { try JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
     let fetched = audit.filter { $0.event == "fetch" && $0.source == gitURL }
     #expect(fetched.count == Set(fetched.compactMap(\.sha256)).count)

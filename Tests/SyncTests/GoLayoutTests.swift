@@ -63,6 +63,33 @@ import Testing
     #expect(GoLayout.manifestRecipe(Data("[steps]\n".utf8)) == nil)
   }
 
+  /// Ecosystems keep the recipe's own order (Python's tomllib keeps it, so the generator
+  /// writes it): homebrew before aliases when the recipe says so.
+  @Test func satisfiesKeepsTheRecipesOrder() throws {
+    let toml = """
+      [metadata]
+      name = "openjdk"
+      description = "Java"
+      homepage = "https://openjdk.org"
+
+      [metadata.satisfies]
+      homebrew = ["openjdk"]
+      aliases = ["java", "jdk"]
+      """
+    let r = try #require(GoLayout.manifestRecipe(Data(toml.utf8)))
+    #expect(r.satisfiesOrder == ["homebrew", "aliases"])
+    let text = String(decoding: GoLayout.manifest([r], generatedAt: Date(timeIntervalSince1970: 0)), as: UTF8.self)
+    let h = try #require(text.range(of: "\"homebrew\""))
+    let a = try #require(text.range(of: "\"aliases\""))
+    #expect(h.lowerBound < a.lowerBound)
+    let inline = """
+      [metadata]
+      name = "x"
+      satisfies = { npm = ["x"], aliases = ["y", "z"] }
+      """
+    #expect(GoLayout.manifestRecipe(Data(inline.utf8))?.satisfiesOrder == ["npm", "aliases"])
+  }
+
   /// The same recipes dumped by Python's json module (as tsuku's generator does) give the
   /// same bytes.
   @Test func manifestMatchesPythonsJSONDump() throws {

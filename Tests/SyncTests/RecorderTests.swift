@@ -14,7 +14,7 @@ import TestSupport
     let c = try w.client()
     _ = try c.updateRegistry()
     _ = try c.recipe("fzf")
-    let files = [home.path + "/audit.log", home.cacheDir + "/access.log", home.path + "/metrics.state.0"]
+    let files = [home.path + "/store-audit.log", home.cacheDir + "/access.log", home.path + "/metrics.state.0"]
     for f in files { #expect(!FileManager.default.fileExists(atPath: f), "\(f)") }
     c.flush()
     for f in files { #expect(FileManager.default.fileExists(atPath: f), "\(f)") }

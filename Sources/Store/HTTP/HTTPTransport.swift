@@ -293,7 +293,9 @@ public struct TransportOptions: Sendable {
     guard let t = environment["TSUKU_API_TIMEOUT"], !t.isEmpty else { return TransportOptions().totalTimeout }
     // Bounded, so that every duration derived from it (milliseconds for libcurl, whole
     // seconds in messages) fits an integer.
-    guard let s = Double(t), s > 0, s <= TransportOptions.maxTimeout else {
+    // A number of seconds, or a duration as the Go tsuku client reads the same variable (`30s`,
+    // `1m`, `2m30s`), so one setting serves both programs.
+    guard let s = Double(t) ?? GoDuration.seconds(t), s > 0, s <= TransportOptions.maxTimeout else {
       throw TsukuError(
         .usage,
         "invalid TSUKU_API_TIMEOUT '\(t)': expected a number of seconds above 0, at most \(Int(TransportOptions.maxTimeout))"
@@ -306,4 +308,29 @@ public struct TransportOptions: Sendable {
 /// `30 s`, `1.5 s`: a duration in messages.
 func seconds(_ s: Double) -> String {
   s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
+}
+
+/// A duration as Go's `time.ParseDuration` writes it, which the Go tsuku client uses for the
+/// variables both programs read: a sequence of decimal numbers, each with a unit (`ns`, `us`,
+/// `µs`, `ms`, `s`, `m`, `h`; also `d` for days), like `300ms`, `1.5h` or `2h45m`. Seconds, or
+/// nil for anything else (a sign, a bare number, an unknown unit).
+public enum GoDuration {
+  public static func seconds(_ text: String) -> Double? {
+    let units: [(String, Double)] = [
+      ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("μs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400),
+    ]
+    var rest = Substring(text.trimmingCharacters(in: .whitespaces).lowercased())
+    guard !rest.isEmpty else { return nil }
+    var total = 0.0
+    while !rest.isEmpty {
+      let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+      guard !number.isEmpty, let n = Double(number) else { return nil }
+      rest = rest.dropFirst(number.count)
+      // The longest unit that matches ("ms" before "m").
+      guard let (u, f) = units.filter({ rest.hasPrefix($0.0) }).max(by: { $0.0.count < $1.0.count }) else { return nil }
+      rest = rest.dropFirst(u.count)
+      total += n * f
+    }
+    return total.isFinite ? total : nil
+  }
 }

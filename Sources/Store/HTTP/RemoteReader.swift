@@ -146,7 +146,9 @@ struct RemoteReader: Sendable {
         hint =
           writing
           ? "no credentials: set TSUKU_S3_ACCESS_KEY_ID and TSUKU_S3_SECRET_ACCESS_KEY,"
-            + " or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN" : "the bucket is not public?"
+            + " or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN"
+          : "not public: to read with credentials set TSUKU_S3_ACCESS_KEY_ID and TSUKU_S3_SECRET_ACCESS_KEY,"
+            + " or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN"
       } else if let role = signing?.role {
         hint = writing ? "role '\(role)' is read-only?" : "role '\(role)' cannot read it?"
       } else {

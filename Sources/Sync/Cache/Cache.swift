@@ -32,13 +32,18 @@ extension Client {
     }
   }
 
-  /// Removes the whole registry cache; the trust state stays unless `trust` is set.
-  public func clear(trust: Bool) throws {
+  /// Removes this program's registry cache; the Go client's files in `cache/` (downloads,
+  /// versions, ...) stay, and so does the trust state unless `trust` is set.
+  /// Returns the names removed from `cache/` and the names kept there (the Go client's).
+  @discardableResult
+  public func clear(trust: Bool) throws -> (removed: [String], kept: [String]) {
     try home.withLock {
       // Links are removed, never followed; a failure names the entry and the system's reason
       // (`cannot remove '…': Read-only file system`).
-      for p in [home.cacheDir] + (trust ? [home.trustDir] : []) { try FileIO.removeTree(p) }
+      let r = try home.removeOwnCache()
+      if trust { try FileIO.removeTree(home.trustDir) }
       cache.reread()
+      return r
     }
   }
 }

@@ -8,14 +8,19 @@ import Store
 /// `$TSUKU_HOME` (default `~/.tsuku`): all client state.
 ///
 /// ```
-/// config.toml      sources (written by `tsuku init`)
+/// config.toml      shared with the Go client; this program's settings are its [recipe_store]
+///                  table (written by `tsuku init`, edited in place: `ConfigFile`)
 /// trust/root.json  the current trusted root (exact envelope bytes)
 /// trust/state.json highest index and revocation versions seen
-/// cache/           a directory store: index.json + objects/sha256/…
+/// cache/           shared with the Go client (its versions/, downloads/, taps/, ...); ours are
+///                  the directory store's names (`ownCacheNames`): index.json, objects/, packs/ …
 /// cache/meta.json  when and from where the cache was last synced
+/// store-audit.log  the audit log (the Go client appends its own lines to audit.log)
 /// lock             held while a command changes state
 /// ```
-/// Trust lives outside `cache/`, so clearing the cache never rolls trust back.
+/// Trust lives outside `cache/`, so clearing the cache never rolls trust back. Every name this
+/// program writes is one the Go client does not use (see docs/cli.md, "Sharing TSUKU_HOME with
+/// the Go client").
 public struct Home: Sendable {
   public let path: String
   public init(path: String) { self.path = path }
@@ -30,52 +35,100 @@ public struct Home: Sendable {
   public var configPath: String { path + "/config.toml" }
   public var trustDir: String { path + "/trust" }
   public var cacheDir: String { path + "/cache" }
+  /// The audit log. It used to be `audit.log`, a name the Go client appends its own
+  /// auto-install lines to (`AuditLog` moves this program's history over once).
+  public var auditLogPath: String { path + "/store-audit.log" }
+  /// The audit log's old name (shared with the Go client).
+  public var legacyAuditLogPath: String { path + "/audit.log" }
   public var cache: DirectoryStore { DirectoryStore(path: cacheDir) }
 
   // MARK: config
 
   /// The configured sources and whether `tsuku init` chose a root, or nil before `init`.
+  /// `config.toml` is shared with the Go tsuku client: this program reads its own
+  /// `[recipe_store]` table (or, written by older versions, top-level keys; `ConfigFile`).
   public func readConfig() throws -> Config? {
     guard let data = try FileIO.readFileIfPresent(configPath) else { return nil }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw TsukuError(.usage, "'\(configPath)' is not UTF-8 text")
-    }
-    let parsed = Result { () throws(TOMLError) in try TOML.parse(text) }
-    guard case .success(let table) = parsed else {
-      if case .failure(let e) = parsed { throw TsukuError(.usage, "'\(configPath)': line \(e.line): \(e.message)") }
-      return nil
-    }
-    var c = Config()
-    switch table["sources"] {
-    case .array(let list)?:
-      c.sources = list.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
-    case .string(let s)?:
-      c.sources = [s]
-    default: break
-    }
-    if case .array(let list)? = table["witnesses"] {
-      c.witnesses = list.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
-    }
-    if case .integer(let n)? = table["witness_quorum"] { c.witnessQuorum = Int(clamping: n) }
-    return c
+    return ConfigFile.config(from: try ConfigFile.parse(data, path: configPath))
   }
 
-  public func writeConfig(_ c: Config) throws {
+  /// Sets this program's table in `config.toml`, keeping every other byte as it was (the Go
+  /// client's keys and tables, comments, order). A file that does not parse is refused and
+  /// left as it is. Written through a temporary file, fsynced and renamed into place; a file
+  /// another process replaced meanwhile is read and edited again. A `config.toml` that is a
+  /// symbolic link is read through it, and the link itself is replaced by the edited file:
+  /// nothing is written outside the home. The file keeps its permissions (new: 0600, as the
+  /// Go client writes it: it may hold `[secrets]`). Returns a warning to show, if any.
+  @discardableResult
+  public func writeConfig(_ c: Config) throws -> String? {
     try makeDirectory(path)
-    var text = "# written by 'tsuku init'; TSUKU_SOURCES overrides it for one command.\n"
-    text += "# Like GOPROXY: after ',' the next source is tried only when this one lacks the thing,\n"
-    text += "# after '|' on any failure.\n"
-    text += "sources = \"\(escape(c.sources.joined(separator: ",")))\"\n"
-    if !c.witnesses.isEmpty || c.witnessQuorum > 0 {
-      text += "# a log checkpoint needs cosignatures from witness_quorum of these witnesses\n"
-      text += "witnesses = [\(c.witnesses.map { "\"\(escape($0))\"" }.joined(separator: ", "))]\n"
-      text += "witness_quorum = \(c.witnessQuorum)\n"
+    for _ in 0..<5 {
+      let seen = Self.identity(configPath)
+      let old = try FileIO.readFileIfPresent(configPath)
+      let edited = try ConfigFile.edit(old, with: c, path: configPath)
+      var mode: mode_t = 0o600
+      var st = stat()
+      if stat(configPath, &st) == 0 && st.st_mode & S_IFMT == S_IFREG { mode = st.st_mode & 0o7777 }
+      let file = try AtomicFile(
+        temporary: "\(configPath).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", mode: mode,
+        failure: { _, _, e in TsukuError(.other, "cannot write '\(configPath)': \(String(cString: strerror(e)))") })
+      defer { file.abandon() }
+      _ = fchmod(file.fd, mode)
+      try edited.withUnsafeBytes { try file.write($0) }
+      // Another writer (the Go client saves through a rename too) replaced the file while it
+      // was being edited: edit its new content rather than lose it.
+      guard Self.identity(configPath) == seen else { continue }
+      try file.commit(as: configPath)
+      return seen?.link == true
+        ? "'\(configPath)' was a symbolic link; it is now a file of its own (the link's target was not changed)" : nil
     }
-    try writeFileAtomically(Data(text.utf8), to: configPath)
+    throw TsukuError(.conflict, "cannot write '\(configPath)': it kept changing while it was edited; try again")
   }
 
-  private func escape(_ s: String) -> String {
-    s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+  struct FileIdentity: Equatable {
+    var dev: UInt, ino: UInt, size: Int, sec: Int, nsec: Int, link: Bool
+  }
+
+  static func identity(_ p: String) -> FileIdentity? {
+    var st = stat()
+    guard lstat(p, &st) == 0 else { return nil }
+    return FileIdentity(
+      dev: UInt(st.st_dev), ino: UInt(st.st_ino), size: Int(st.st_size), sec: st.st_mtim.tv_sec,
+      nsec: st.st_mtim.tv_nsec, link: st.st_mode & S_IFMT == S_IFLNK)
+  }
+
+  // MARK: cache
+
+  /// The names this program's cache uses in `cache/`: the directory store's layout, the sync
+  /// record, the access log and the git history maps. The Go client keeps `versions/`,
+  /// `downloads/`, `cargo-registry/`, `keys/`, `taps/`, `distributed/`, `updates/` and
+  /// `binary-index.db` there; none is one of these.
+  public static let ownCacheNames: Set<String> = [
+    "index.json", "objects", "packs", "quarantine", "root", "index", "log", "meta.json", "access.log",
+    "git-history", ".lock",
+  ]
+
+  /// Whether `name`, an entry of `cache/`, is this program's: one of `ownCacheNames`, or a
+  /// temporary file of one (`.tmp-…` from the directory store, `<name>.tmp-…` from a whole-file
+  /// write).
+  public static func isOwnCacheEntry(_ name: String) -> Bool {
+    if ownCacheNames.contains(name) || name.hasPrefix(".tmp-") { return true }
+    return ownCacheNames.contains { name.hasPrefix($0 + ".tmp-") }
+  }
+
+  /// Removes this program's entries of `cache/`, and the folder itself when nothing else is
+  /// left in it; the Go client's files stay. Links are removed, never followed. Returns the
+  /// names removed and the names kept, sorted.
+  @discardableResult
+  public func removeOwnCache() throws -> (removed: [String], kept: [String]) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: cacheDir) else {
+      try FileIO.removeTree(cacheDir)
+      return ([], [])
+    }
+    let own = names.filter(Self.isOwnCacheEntry).sorted()
+    for n in own { try FileIO.removeTree(cacheDir + "/" + n) }
+    rmdir(cacheDir)  // only when empty
+    return (own, names.filter { !Self.isOwnCacheEntry($0) }.sorted())
   }
 
   // MARK: trust

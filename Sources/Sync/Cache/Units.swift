@@ -1,11 +1,14 @@
 import Foundation
+import Store
 
 /// Durations: `90` (seconds), `90s`, `15m`, `24h`, `7d`.
 public enum Duration {
   public static func parse(_ s: String) -> TimeInterval? {
     let t = s.trimmingCharacters(in: .whitespaces).lowercased()
     if let n = Double(t) { return n }
-    guard let unit = t.last, let n = Double(t.dropLast()), n >= 0 else { return nil }
+    // Also Go's compound form (`1h30m`, `500ms`), as the Go tsuku client reads the same
+    // variables.
+    guard let unit = t.last, let n = Double(t.dropLast()), n >= 0 else { return GoDuration.seconds(t) }
     switch unit {
     case "s": return n
     case "m": return n * 60

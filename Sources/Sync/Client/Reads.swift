@@ -29,8 +29,24 @@ extension Client {
   }
 
   private func notInIndex(_ name: String, _ idx: LoadedIndex) -> TsukuError {
-    TsukuError(.notFound, "no recipe named '\(name)' in the registry (index version \(idx.version))")
+    var message = "no recipe named '\(name)' in the registry (index version \(idx.version))"
+    if let near = suggestion(for: name, idx) { message += "; did you mean '\(near)'?" }
+    return TsukuError(.notFound, message)
   }
+
+  /// The cached recipe name nearest `name` (`Suggest`), read from the cache only: a shard that
+  /// is not cached is skipped, nothing is fetched. Indexes of more than `suggestionShards`
+  /// shards are not searched, so the cost of a typo stays bounded.
+  func suggestion(for name: String, _ idx: LoadedIndex) -> String? {
+    let store = cache.store
+    let walk = IndexWalk(idx.tree, names: .all("cache"), read: { r, _ in try store.get(r.sha256, maxSize: r.size) })
+    guard let shards = try? walk.shards(), shards.count <= Self.suggestionShards else { return nil }
+    var names = [String]()
+    for s in shards { names += ((try? walk.entries(of: s)) ?? []).map(\.name) }
+    return Suggest.closest(to: name, in: names.sorted())
+  }
+
+  static let suggestionShards = 4096
 
   /// The built-in set belongs to the default registry: it is served to a home that trusts
   /// nothing yet, or trusts a root sharing a root key with the one built in.
@@ -108,6 +124,15 @@ extension Client {
       name: "\(name) \(chosen.version) \(platform)", kind: .golden)
     noteStale("golden file of '\(name)'")
     return d
+  }
+
+  /// The golden file of the first of `platforms` that the recipe has one for, and that
+  /// platform: how `plan` falls back from a family platform to the generic one.
+  public func plan(_ name: String, platforms: [String], version: String?) throws -> (Data, String) {
+    let e = try entry(name)
+    let have = Set(e.golden.map(\.platform))
+    let chosen = platforms.first(where: { have.contains($0) }) ?? platforms[0]
+    return (try plan(name, platform: chosen, version: version), chosen)
   }
 
   /// Every entry of the index, by name.

@@ -114,7 +114,7 @@ final class Updater {
       up_to_date: before.index_version == verified.index.version && fetchedBlobs == 0, added: diff.0, changed: diff.1,
       removed: diff.2)
     if dryRun { return report }
-    try writeCache(bytes, plan)
+    try writeCache(bytes, plan, version: verified.index.version)
     try saveTrust(bytes, etag: etag, report)
     record(plan, verified)
     wroteCache = true
@@ -362,7 +362,10 @@ final class Updater {
   /// Packs are kept whole, those of this sync merged into one file on disk; then a revoked
   /// blob is purged from the cache (loose or packed), and the user is told which recipe it was
   /// and why; then `index.json`.
-  private func writeCache(_ bytes: Data, _ plan: Plan) throws {
+  /// The cached index this sync replaces with another `version` is kept
+  /// (`Home.previousIndexPath`, its exact bytes, a few kilobytes) for `tsuku diff`.
+  private func writeCache(_ bytes: Data, _ plan: Plan, version: Int) throws {
+    let replaced = (try? cache.index()).flatMap { $0.payload?.version == version ? nil : $0.bytes }
     let rest = try journal.commit()
     for (id, reason) in trusted.revoked.sorted(by: { $0.key < $1.key }) where try cache.store.contains(id) {
       try cache.store.remove([id])
@@ -372,6 +375,9 @@ final class Updater {
     }
     try cache.store.apply(StoreChange(objects: rest, documents: [(.index, bytes)], message: "sync"))
     cache.replaced(by: bytes)
+    // Not fsynced, and not failing the sync: losing it only leaves 'tsuku diff' without its
+    // default.
+    if let replaced { try? writeFileAtomically(replaced, to: cache.home.previousIndexPath, durable: false) }
     CrashPoint.step("cache written, trust not yet")
   }
 

@@ -36,7 +36,16 @@ enum JSON {
 
   private static func describe(_ ctx: DecodingError.Context) -> String {
     let p = path(ctx.codingPath)
-    let d = ctx.debugDescription.split(separator: "\n").first.map(String.init) ?? "bad value"
+    var d = ctx.debugDescription.split(separator: "\n").first.map(String.init) ?? "bad value"
+    // The decoder's own wording names Swift types ("Cannot initialize DocumentType from
+    // invalid String value ed25519"): say what was found instead.
+    if let r = d.range(of: "from invalid String value ") {
+      d = "unexpected value '\(d[r.upperBound...])'"
+    } else if d.hasPrefix("The given data was not valid JSON") {
+      d = "not JSON"
+    } else if d.hasPrefix("Cannot initialize") || d.contains("Swift.") {
+      d = "unexpected value"
+    }
     return p.isEmpty ? d.lowercased() : "\(p): \(d)"
   }
 }

@@ -107,6 +107,9 @@ public enum GoLayout {
     public var runtimeDependencies: [String]
     /// Ecosystem → names (`aliases` included); left out of the JSON when empty.
     public var satisfies: [String: [String]]
+    /// The ecosystems in the order the recipe lists them, which is the order tsuku's generator
+    /// writes them in; any not listed here follow, sorted.
+    public var satisfiesOrder: [String] = []
 
     public init(
       name: String, description: String = "", homepage: String = "", dependencies: [String] = [],
@@ -133,10 +136,48 @@ public enum GoLayout {
       let list = strings(names)
       if !list.isEmpty { satisfies[ecosystem] = list }
     }
-    return ManifestRecipe(
+    var r = ManifestRecipe(
       name: name, description: meta["description"]?.stringValue ?? "",
       homepage: meta["homepage"]?.stringValue ?? "", dependencies: strings(meta["dependencies"]),
       runtimeDependencies: strings(meta["runtime_dependencies"]), satisfies: satisfies)
+    r.satisfiesOrder = satisfiesKeyOrder(text).filter { satisfies[$0] != nil }
+    return r
+  }
+
+  /// The keys of the `[metadata.satisfies]` table (or a `satisfies = { ... }` inline table) in
+  /// the order the text writes them; the parsed table has no order.
+  static func satisfiesKeyOrder(_ text: String) -> [String] {
+    var keys = [String]()
+    var inTable = false
+    func add(_ key: Substring) {
+      var k = key.trimmingCharacters(in: .whitespaces)
+      if k.count >= 2, let f = k.first, f == "\"" || f == "'", k.last == f { k = String(k.dropFirst().dropLast()) }
+      if !k.isEmpty, !keys.contains(k) { keys.append(k) }
+    }
+    for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+      let line = raw.trimmingCharacters(in: .whitespaces)
+      if line.hasPrefix("[") {
+        inTable = line.replacingOccurrences(of: " ", with: "") == "[metadata.satisfies]"
+        continue
+      }
+      if inTable, let eq = line.firstIndex(of: "="), !line.hasPrefix("#") {
+        add(line[..<eq])
+      } else if !inTable, line.hasPrefix("satisfies"), let open = line.firstIndex(of: "{") {
+        // satisfies = { homebrew = ["x"], aliases = ["y"] } inside [metadata]
+        var depth = 0
+        var start = line.index(after: open)
+        var i = start
+        while i < line.endIndex {
+          let c = line[i]
+          if c == "[" { depth += 1 }
+          if c == "]" { depth -= 1 }
+          if c == "=" && depth == 0 { add(line[start..<i]) }
+          if c == "," && depth == 0 { start = line.index(after: i) }
+          i = line.index(after: i)
+        }
+      }
+    }
+    return keys
   }
 
   /// `recipes.json` as tsuku's generator writes it: `schema_version` 1, `generated_at` in UTC
@@ -160,7 +201,8 @@ public enum GoLayout {
           ("runtime_dependencies", list(r.runtimeDependencies, indent: 6)),
         ]
         if !r.satisfies.isEmpty {
-          let keys = r.satisfies.keys.sorted()
+          let listed = r.satisfiesOrder.filter { r.satisfies[$0] != nil }
+          let keys = listed + r.satisfies.keys.filter { !listed.contains($0) }.sorted()
           let body = keys.map { "        \(quote($0)): \(list(r.satisfies[$0]!, indent: 8))" }
           fields.append(("satisfies", "{\n" + body.joined(separator: ",\n") + "\n      }"))
         }

@@ -5,7 +5,7 @@ import Store
   import Glibc
 #endif
 
-/// One line of `$TSUKU_HOME/audit.log`. It never holds a secret: names, hashes, source URLs
+/// One line of `$TSUKU_HOME/store-audit.log`. It never holds a secret: names, hashes, source URLs
 /// (as configured, with any userinfo removed), versions and reasons only.
 public struct AuditEvent: Codable, Sendable, Equatable {
   /// `receive`, `fetch`, `cache_hit`, `verify_failure`, `revoked`, `trust_change`.
@@ -24,7 +24,8 @@ public struct AuditEvent: Codable, Sendable, Equatable {
   public var count: Int?
   /// `receive` of a few blobs: each as `HEX KIND[ NAME]` (see `AuditReceipt`).
   public var blobs: [String]?
-  /// `receive` of more: the file in the log's side folder (`audit.log.d/`) holding those lines.
+  /// `receive` of more: the file in the log's side folder (`store-audit.log.d/`) holding those
+  /// lines.
   public var blobs_file: String?
 
   public init(
@@ -45,14 +46,21 @@ public struct AuditEvent: Codable, Sendable, Equatable {
   }
 }
 
-/// The append-only audit log: JSON lines, rotated by size (`audit.log`, `audit.log.1`, ...).
+/// The append-only audit log: JSON lines, rotated by size (`store-audit.log`, `store-audit.log.1`,
+/// ...). It used to be `audit.log`, the name the Go tsuku client appends its own lines to: the
+/// first write under the new name moves this program's rotated files and side folders over and
+/// copies its own lines out of `audit.log` (which is left as it is); until then `read` reads
+/// the old files, skipping the Go client's lines.
 /// Events are buffered and written with one append per command, so recording a read costs no
 /// synchronous write of its own. A sync's `receive` record that names many blobs keeps them in
-/// a side file of the log's folder (`audit.log.d/`, rotated with the log: `audit.log.1.d/`, ...),
-/// and that file counts toward the log's size, so the bound holds whatever the syncs add: each
-/// generation rotates past `maxBytes`, and the history stays within `(keep + 1) * maxBytes`.
+/// a side file of the log's folder (`store-audit.log.d/`, rotated with the log:
+/// `store-audit.log.1.d/`, ...), and that file counts toward the log's size, so the bound holds
+/// whatever the syncs add: each generation rotates past `maxBytes`, and the history stays
+/// within `(keep + 1) * maxBytes`.
 public final class AuditLog: @unchecked Sendable {
   public let path: String
+  /// The old name (`audit.log`), shared with the Go client.
+  let legacyPath: String
   public let maxBytes: Int
   public let keep: Int
   private var pending = [AuditEvent]()
@@ -60,7 +68,8 @@ public final class AuditLog: @unchecked Sendable {
   private var staged = [(name: String, path: String, bytes: Int)]()
 
   public init(home: Home, maxBytes: Int = 10 * 1024 * 1024, keep: Int = 3) {
-    path = home.path + "/audit.log"
+    path = home.auditLogPath
+    legacyPath = home.legacyAuditLogPath
     self.maxBytes = maxBytes
     self.keep = keep
   }
@@ -73,7 +82,7 @@ public final class AuditLog: @unchecked Sendable {
     pending.append(r.event)
   }
 
-  /// The side folder of the log file `file` (`audit.log.1` -> `audit.log.1.d`).
+  /// The side folder of the log file `file` (`store-audit.log.1` -> `store-audit.log.1.d`).
   static func sideFolder(of file: String) -> String { file + ".d" }
 
   /// Appends the buffered events (one `write` under an exclusive lock), rotating first when
@@ -96,6 +105,7 @@ public final class AuditLog: @unchecked Sendable {
     flock(fd, LOCK_EX)
     defer { flock(fd, LOCK_UN) }
     var st = stat()
+    if fstat(fd, &st) == 0, st.st_size == 0 { migrateLegacy(into: fd) }
     let adding = text.count + side.reduce(0) { $0 + $1.bytes }
     if fstat(fd, &st) == 0, st.st_size > 0, Int(st.st_size) + Self.folderBytes(Self.sideFolder(of: path)) + adding > maxBytes {
       rotate()
@@ -171,8 +181,35 @@ public final class AuditLog: @unchecked Sendable {
     rename(Self.sideFolder(of: path), Self.sideFolder(of: "\(path).1"))
   }
 
-  /// The log's files, oldest first: the rotated ones, then the current one.
-  public var files: [String] { stride(from: keep, through: 1, by: -1).map { "\(path).\($0)" } + [path] }
+  /// The log's files, oldest first: the rotated ones, then the current one. Before the first
+  /// write under the current name, the files under the old one.
+  public var files: [String] {
+    var st = stat()
+    let current = lstat(path, &st) == 0 || lstat(path + ".1", &st) == 0 ? path : legacyPath
+    return stride(from: keep, through: 1, by: -1).map { "\(current).\($0)" } + [current]
+  }
+
+  /// Moves the history written under the old name to the current one, once (the current file
+  /// is still empty, and its lock is held): the rotated files and side folders (only ever this
+  /// program's) are renamed, and this program's lines of `audit.log` are copied, oldest
+  /// first, ahead of the new ones. The Go client's lines (they do not decode as an event) stay
+  /// where they are, and `audit.log` itself is never changed.
+  private func migrateLegacy(into fd: Int32) {
+    var st = stat()
+    guard lstat(legacyPath, &st) == 0 || lstat(legacyPath + ".1", &st) == 0 else { return }
+    for i in 1...max(keep, 1) where lstat("\(path).\(i)", &st) != 0 {
+      rename("\(legacyPath).\(i)", "\(path).\(i)")
+      rename(Self.sideFolder(of: "\(legacyPath).\(i)"), Self.sideFolder(of: "\(path).\(i)"))
+    }
+    if lstat(Self.sideFolder(of: path), &st) != 0 { rename(Self.sideFolder(of: legacyPath), Self.sideFolder(of: path)) }
+    var ours = Data()
+    let dec = JSONDecoder()
+    // A FIFO under the old name is not waited on (`LineReader` opens regular files only).
+    LineReader.forEachLine(legacyPath) { line in
+      if (try? dec.decode(AuditEvent.self, from: line)) != nil { ours += line + Data("\n".utf8) }
+    }
+    if !ours.isEmpty { _ = ours.withUnsafeBytes { FileIO.writeRaw(fd, $0) } }
+  }
 
   /// Every event, oldest first, from the rotated files and the current one (streamed: a file
   /// is never held whole).

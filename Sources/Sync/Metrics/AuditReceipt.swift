@@ -60,7 +60,7 @@ public final class AuditReceipt {
   }
 
   private func stage() {
-    let path = home.path + "/audit.log.staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let path = home.auditLogPath + ".staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     guard (try? FileIO.makeDirectories(home.path)) != nil,
       let fd = try? FileIO.open(path, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600, failing: "cannot write") else {
       failed = true

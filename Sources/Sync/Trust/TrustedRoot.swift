@@ -29,7 +29,20 @@ public struct TrustedRoot: Sendable, Equatable {
     guard let bytes = FileManager.default.contents(atPath: path) else {
       throw TsukuError(.usage, "cannot read root file '\(path)'")
     }
-    return try TrustedRoot(anchor: bytes, what: "root file '\(path)'")
+    do {
+      return try TrustedRoot(anchor: bytes, what: "root file '\(path)'")
+    } catch let e as TsukuError {
+      // A public key where the root document belongs: the commonest mix-up, said plainly.
+      if let o = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any], o["public"] is String,
+        o["keyid"] is String
+      {
+        throw TsukuError(
+          .usage,
+          "'\(path)' is a public key, not a root document: pass the registry's root.json"
+            + " ('tsuku registry init' writes it; a store holds it at root/N.root.json)")
+      }
+      throw e
+    }
   }
 
   private init(bytes: Data, payload: RootPayload) {
