@@ -21,6 +21,7 @@ serve / nginx. Goals (issue 17): at least 0.5x nginx's requests/s, p99 under 5 m
 on the same 2 cores as the server it measures, so both figures include its own cost alike.
 Exit 0 measured (whatever the goals say), 1 a step failed.
 """
+import json
 import os
 import re
 import shutil
@@ -195,7 +196,13 @@ http {
                 break
             except OSError:
                 time.sleep(0.05)
-        diff = [p for p in paths if urllib.request.urlopen(base + p).read() != urllib.request.urlopen(nbase + p).read()]
+        def same(p):
+            a, c = urllib.request.urlopen(base + p).read(), urllib.request.urlopen(nbase + p).read()
+            if p.endswith("recipes.json"):
+                # Two generations of the same manifest differ only in when they were made.
+                a, c = [dict(json.loads(x), generated_at=None) for x in (a, c)]
+            return a == c
+        diff = [p for p in paths if not same(p)]
         if diff:
             raise b.Failure("tsuku serve and nginx differ on %d paths, e.g. %s" % (len(diff), diff[:3]))
         script = w + "/paths.lua"

@@ -16,6 +16,9 @@ public final class HTTPServer: Sendable {
   let state: ServeState
   let responder: Responder
   private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+  /// Set (under `open`'s lock) when a stop began: a connection accepted after that is closed
+  /// at once, since the quiescing pass over `open` has already run.
+  private let stopping = Mutex(false)
   private let connections = Atomic<Int>(0)
 
   public init(state: ServeState) {
@@ -69,7 +72,11 @@ public final class HTTPServer: Sendable {
       src.setEventHandler { [self] in
         state.log.info("stopping: no new connections; finishing the requests in flight")
         server.close(promise: nil)
-        for c in open.withLock({ Array($0.values) }) {
+        let current = open.withLock { list in
+          stopping.withLock { $0 = true }
+          return Array(list.values)
+        }
+        for c in current {
           c.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
       }
@@ -97,7 +104,15 @@ public final class HTTPServer: Sendable {
       channel.close(promise: nil)
       return
     }
-    open.withLock { $0[id] = channel }
+    let late = open.withLock { list in
+      list[id] = channel
+      return stopping.withLock { $0 }
+    }
+    if late {
+      // Accepted from the backlog after the stop began: nothing is in flight on it.
+      channel.close(promise: nil)
+      return
+    }
     let guard_ = ConnectionGuard(
       maxHead: s.maxHeadBytes, requestTimeout: .nanoseconds(Int64(s.requestTimeout * 1e9)),
       idleTimeout: .nanoseconds(Int64(s.idleTimeout * 1e9)), state: state)
@@ -108,7 +123,6 @@ public final class HTTPServer: Sendable {
       ByteToMessageHandler(
         HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)))
     try sync.addHandler(HTTPServerPipelineHandler())
-    try sync.addHandler(HTTPServerProtocolErrorHandler())
     try sync.addHandler(RequestHandler(responder: responder, guard_: guard_, state: state, pool: pool))
   }
 }
@@ -216,7 +230,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   /// Answers with a bare status (before the HTTP encoder: raw bytes) and closes.
-  private func refuse(_ status: Int, _ phrase: String, _ why: String) {
+  func refuse(_ status: Int, _ phrase: String, _ why: String) {
     guard let context, !refused else { return }
     refused = true
     onDeadline = nil
@@ -254,6 +268,16 @@ final class RequestHandler: ChannelInboundHandler {
     self.pool = pool
   }
 
+  /// A request the decoder cannot parse: 400 and close (what NIO's protocol error handler
+  /// does, without its bookkeeping on every write).
+  func errorCaught(context: ChannelHandlerContext, error: Error) {
+    if error is HTTPParserError {
+      guard_.refuse(400, "Bad Request", "malformed HTTP request")
+    } else {
+      context.close(promise: nil)
+    }
+  }
+
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     switch unwrapInboundIn(data) {
     case .head(let h):
@@ -267,9 +291,13 @@ final class RequestHandler: ChannelInboundHandler {
       if bodyBytes > 65536 { context.close(promise: nil) }
     case .end:
       guard let h = head else { return }
-      let inm = h.headers["If-None-Match"]
-      let outcome = responder.respond(
-        method: h.method.rawValue, uri: h.uri, ifNoneMatch: inm.isEmpty ? nil : inm.joined(separator: ", "))
+      // Most requests carry no If-None-Match: look once, join only when there are several.
+      var inm: String? = nil
+      if h.headers.contains(name: "If-None-Match") {
+        let all = h.headers["If-None-Match"]
+        inm = all.count == 1 ? all[0] : all.joined(separator: ", ")
+      }
+      let outcome = responder.respond(method: h.method.rawValue, uri: h.uri, ifNoneMatch: inm)
       switch outcome {
       case .reply(let r): write(r, head: h, context: context)
       case .refetch(let blob, let snap):
@@ -284,8 +312,13 @@ final class RequestHandler: ChannelInboundHandler {
   }
 
   private func write(_ r: Reply, head h: HTTPRequestHead, context: ChannelHandlerContext) {
-    var headers = HTTPHeaders(r.headers)
-    if r.status != 304 { headers.add(name: "Content-Length", value: String(r.body.count)) }
+    var headers: HTTPHeaders
+    if let prebuilt = r.prebuilt {  // a blob's: its size was checked against the signed entry
+      headers = prebuilt
+    } else {
+      headers = HTTPHeaders(r.headers)
+      if r.status != 304 { headers.add(name: "Content-Length", value: String(r.body.count)) }
+    }
     let keepAlive = h.isKeepAlive
     if !keepAlive { headers.add(name: "Connection", value: "close") }
     context.write(

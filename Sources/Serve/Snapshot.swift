@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Store
 import Sync
 
@@ -14,6 +15,9 @@ public final class Snapshot: @unchecked Sendable {
     public let what: String
     /// `"sha256:<hex>"`, worked out once.
     public let etag: String
+    /// The headers of a 200 answer (type, ETag, cache control, length), built once: most of
+    /// what an answer would otherwise allocate.
+    let headers: HTTPHeaders
 
     init(ref: BlobRef, name: String, kind: BlobKind, what: String) {
       self.ref = ref
@@ -21,6 +25,12 @@ public final class Snapshot: @unchecked Sendable {
       self.kind = kind
       self.what = what
       etag = ETag.of(ref.sha256)
+      var h = HTTPHeaders()
+      h.reserveCapacity(4)
+      h.add(name: "Content-Type", value: kind == .recipe ? "application/toml" : "application/json")
+      for (k, v) in Responder.cacheHeaders(etag) { h.add(name: k, value: v) }
+      h.add(name: "Content-Length", value: String(ref.size))
+      headers = h
     }
   }
 

@@ -45,10 +45,19 @@ public final class DirectoryStore: ObjectStore {
     return try verified(data, as: id, maxSize: maxSize)
   }
 
+  /// As `get`, looking in the packs first: for a reader (`serve`) whose blobs arrived in
+  /// packs, no failed `open` of a loose file on every read. Verified the same way.
+  public func getPackedFirst(_ id: ObjectID, maxSize: Int) throws -> Data {
+    if let data = try packed(id, maxSize) { return try verified(data, as: id, maxSize: maxSize) }
+    return try get(id, maxSize: maxSize)
+  }
+
   private func packed(_ id: ObjectID, _ maxSize: Int) throws -> Data? {
-    guard let size = packs.size(of: id) else { return nil }
-    if size > maxSize { throw tooLarge("blob '\(id.hex)'", size: size, max: maxSize) }
-    return packs.get(id)
+    switch packs.get(id, maxSize: maxSize) {
+    case nil, .unreadable?: return nil
+    case .tooLarge(let size)?: throw tooLarge("blob '\(id.hex)'", size: size, max: maxSize)
+    case .bytes(let d)?: return d
+    }
   }
 
   public func contains(_ id: ObjectID) throws -> Bool {

@@ -160,9 +160,32 @@ final class PackedObjects: Sendable {
   /// The raw bytes of a packed blob (the caller verifies them).
   func get(_ id: ObjectID) -> Data? {
     guard let (p, range) = locate(id) else { return nil }
-    var data = Data(count: range.count)
-    let ok = data.withUnsafeMutableBytes { FileIO.readRaw(p.fd, into: $0, at: range.lowerBound) == (range.count, 0) }
-    return ok ? data : nil
+    return read(p, range)
+  }
+
+  /// One lookup for the size and the bytes: nil when not packed, `.tooLarge(size)` when the
+  /// blob is larger than `maxSize` (nothing read).
+  enum Sized {
+    case bytes(Data)
+    case tooLarge(Int)
+    case unreadable
+  }
+
+  func get(_ id: ObjectID, maxSize: Int) -> Sized? {
+    guard let (p, range) = locate(id) else { return nil }
+    if range.count > maxSize { return .tooLarge(range.count) }
+    return read(p, range).map { .bytes($0) } ?? .unreadable
+  }
+
+  private func read(_ p: Mapped, _ range: Range<Int>) -> Data? {
+    // Read straight into the new buffer, without zero-filling it first.
+    guard let buf = malloc(max(range.count, 1)) else { return nil }
+    let n = FileIO.readRaw(p.fd, into: UnsafeMutableRawBufferPointer(start: buf, count: range.count), at: range.lowerBound)
+    guard n == (range.count, 0) else {
+      free(buf)
+      return nil
+    }
+    return Data(bytesNoCopy: buf, count: range.count, deallocator: .free)
   }
 
   /// Every packed blob with its size and its pack's modification time.

@@ -41,21 +41,27 @@ public enum GoLayout {
   /// an empty segment, a backslash, a control byte, an invalid recipe name, or a letter folder
   /// that is not the name's first character.
   public static func route(_ path: String) throws -> Route? {
+    // The common request, /recipes/<c>/<name>.toml with a valid name, without building a
+    // list of segments; anything else takes the general path below.
+    if let name = fastRecipe(path) { return .recipe(name: name) }
     let bytes = Array(path.utf8)
     func refuse(_ why: String) -> TsukuError {
       TsukuError(.usage, "refused path '\(displayPath(path))': \(why)")
     }
     guard bytes.count <= 1024 else { throw refuse("longer than 1024 bytes") }
     guard bytes.first == UInt8(ascii: "/") else { throw refuse("does not start with '/'") }
+    var previous: UInt8 = 0
     for b in bytes {
       if b < 0x20 || b == 0x7f || b >= 0x80 { throw refuse("control or non-ASCII byte") }
       if b == UInt8(ascii: "%") { throw refuse("percent-encoded bytes are not part of the layout") }
       if b == UInt8(ascii: "\\") { throw refuse("backslash") }
+      if b == UInt8(ascii: ".") && previous == UInt8(ascii: ".") { throw refuse("dot segment") }
+      previous = b
     }
     if bytes.count == 1 { return nil }
     let parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map(String.init)
     if parts.contains(where: { $0.isEmpty }) { throw refuse("empty segment") }
-    if parts.contains(where: { $0 == "." || $0 == ".." || $0.contains("..") }) { throw refuse("dot segment") }
+    if parts.contains(where: { $0 == "." }) { throw refuse("dot segment") }
 
     if parts == ["recipes.json"] || parts == ["_site", "recipes.json"] { return .manifest }
     switch parts.first {
@@ -84,6 +90,36 @@ public enum GoLayout {
       return .plan(name: name, prefix: parts[1], version: version, platform: platform)
     default:
       return nil
+    }
+  }
+
+  /// The name of `/recipes/<c>/<name>.toml` when the path is exactly that, `<c>` is the
+  /// name's first character and the name is valid (RecipeName's rules); else nil.
+  static func fastRecipe(_ path: String) -> String? {
+    var path = path
+    return path.withUTF8 { p -> String? in
+      // "/recipes/" + c + "/" + name + ".toml"
+      let prefix: [UInt8] = Array("/recipes/".utf8)
+      let n = p.count
+      guard n > prefix.count + 2 + 5, n <= 9 + 2 + 128 + 5 else { return nil }
+      for i in 0..<prefix.count where p[i] != prefix[i] { return nil }
+      let c = p[9]
+      guard p[10] == UInt8(ascii: "/"), p[11] == c else { return nil }
+      let end = n - 5
+      guard p[end] == UInt8(ascii: "."), p[end + 1] == UInt8(ascii: "t"), p[end + 2] == UInt8(ascii: "o"),
+        p[end + 3] == UInt8(ascii: "m"), p[end + 4] == UInt8(ascii: "l")
+      else { return nil }
+      guard (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) else { return nil }
+      var previous: UInt8 = 0
+      for i in 11..<end {
+        let b = p[i]
+        let ok =
+          (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: ".") || b == UInt8(ascii: "_")
+          || b == UInt8(ascii: "-") || b == UInt8(ascii: "+")
+        if !ok || (b == UInt8(ascii: ".") && previous == UInt8(ascii: ".")) { return nil }
+        previous = b
+      }
+      return String(decoding: UnsafeBufferPointer(rebasing: p[11..<end]), as: UTF8.self)
     }
   }
 
