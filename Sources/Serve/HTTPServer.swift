@@ -63,7 +63,7 @@ public final class HTTPServer: Sendable {
     listening(s.host.contains(":") ? "[\(s.host)]:\(port)" : "\(s.host):\(port)")
 
     // Stop: close the listener (no new connections), then ask every connection to close once
-    // its request in flight is answered (HTTPServerPipelineHandler's quiescing).
+    // its request in flight is answered (RequestHandler's quiescing).
     let signals = DispatchQueue(label: "tsuku-serve signals")
     var sources = [any DispatchSourceSignal]()
     for sig in [SIGTERM, SIGINT] {
@@ -122,7 +122,6 @@ public final class HTTPServer: Sendable {
     try sync.addHandler(
       ByteToMessageHandler(
         HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)))
-    try sync.addHandler(HTTPServerPipelineHandler())
     try sync.addHandler(RequestHandler(responder: responder, guard_: guard_, state: state, pool: pool))
   }
 }
@@ -260,6 +259,12 @@ final class RequestHandler: ChannelInboundHandler {
   private var head: HTTPRequestHead?
   private var started: UInt64 = 0
   private var bodyBytes = 0
+  /// A request waits for a blob fetched again off the event loop: the parts of the requests
+  /// pipelined behind it wait here, so answers go out in request order.
+  private var busy = false
+  private var queued: [HTTPServerRequestPart] = []
+  /// A stop was asked for while a request was in flight: close once it is answered.
+  private var closeWhenAnswered = false
 
   init(responder: Responder, guard_: ConnectionGuard, state: ServeState, pool: NIOThreadPool) {
     self.responder = responder
@@ -278,8 +283,30 @@ final class RequestHandler: ChannelInboundHandler {
     }
   }
 
+  /// SIGTERM: an idle connection closes now, a busy one after its answer.
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is ChannelShouldQuiesceEvent {
+      if head == nil && !busy && queued.isEmpty {
+        context.close(promise: nil)
+      } else {
+        closeWhenAnswered = true
+      }
+      return
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    switch unwrapInboundIn(data) {
+    let part = unwrapInboundIn(data)
+    if busy {
+      queued.append(part)
+      return
+    }
+    handle(part, context: context)
+  }
+
+  private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    switch part {
     case .head(let h):
       head = h
       bodyBytes = 0
@@ -302,10 +329,14 @@ final class RequestHandler: ChannelInboundHandler {
       case .reply(let r): write(r, head: h, context: context)
       case .refetch(let blob, let snap):
         let responder = self.responder
+        busy = true
         pool.runIfActive(eventLoop: context.eventLoop) { responder.refetch(blob, snap) }
           .assumeIsolated().whenComplete { [self] result in
             let r = (try? result.get()) ?? .text(500, "internal error")
+            busy = false
             write(r, head: h, context: context)
+            // The requests that arrived meanwhile, in order, until one waits again.
+            while !busy, !queued.isEmpty { handle(queued.removeFirst(), context: context) }
           }
       }
     }
@@ -319,7 +350,7 @@ final class RequestHandler: ChannelInboundHandler {
       headers = HTTPHeaders(r.headers)
       if r.status != 304 { headers.add(name: "Content-Length", value: String(r.body.count)) }
     }
-    let keepAlive = h.isKeepAlive
+    let keepAlive = h.isKeepAlive && !closeWhenAnswered
     if !keepAlive { headers.add(name: "Connection", value: "close") }
     context.write(
       wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: .init(statusCode: r.status), headers: headers))),
@@ -331,8 +362,9 @@ final class RequestHandler: ChannelInboundHandler {
       context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
     }
     let guard_ = self.guard_
+    let close = !keepAlive || closeWhenAnswered
     context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-      if !keepAlive { context.close(promise: nil) }
+      if close { context.close(promise: nil) }
       guard_.answered()
     }
     state.count(status: r.status)
