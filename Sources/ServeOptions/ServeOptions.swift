@@ -43,28 +43,33 @@ public enum ServeLogFormat: String, ExpressibleByArgument, CaseIterable, Sendabl
 public let serveAbstract = "Serve the verified registry over HTTP in the Go tsuku client's layout."
 public let serveDiscussion = """
   Serves this TSUKU_HOME's verified cache at the paths today's tsuku (the Go client) reads:
-    /recipes/<first letter>/<name>.toml   a recipe's exact bytes
-    /recipes.json, /_site/recipes.json    the manifest, built from the verified recipes
-    /plans/<embedded|letter>/<name>/v<version>/<platform>.json   golden files
-    /healthz                              200 with the index version when serving, else 503
-    /metrics                              the home's Prometheus series and the server's own
+    /recipes/<first letter>/<name>.toml
+        a recipe's exact bytes
+    /recipes.json, /_site/recipes.json
+        the manifest, built from the verified recipes
+    /plans/<embedded|letter>/<name>/v<version>/<platform>.json
+        a golden file
+    /healthz
+        200 with the index version when serving, else 503
+    /metrics
+        the home's Prometheus series and the server's own
 
-  Point the Go client at it with TSUKU_REGISTRY_URL=http://HOST:PORT and
+  Point the Go client at it with TSUKU_REGISTRY_URL=http://HOST:PORT and \
   TSUKU_MANIFEST_URL=http://HOST:PORT/recipes.json.
 
-  Every response is verified before it is sent: the blob read from the cache must hash to
-  the signed index's SHA-256 and have its size, the index must not be expired and the hash
-  must not be revoked. A corrupt cached blob is fetched again from a source (else 500); a
-  revoked one answers 410 Gone with the reason, never 404, so the Go client does not fall
-  through to another recipe. ETags are the blob's hash ("sha256:<hex>"), If-None-Match
-  answers 304. A stale index is refreshed in the background without holding requests; past
-  TSUKU_RECIPE_CACHE_TTL + TSUKU_RECIPE_CACHE_MAX_STALE, or once the index has expired, the
-  answer is 503 with Retry-After. Only GET and HEAD (405 otherwise); a path with '%', '..',
+  Every response is verified before it is sent: the blob read from the cache must hash to \
+  the signed index's SHA-256 and have its size, the index must not be expired and the hash \
+  must not be revoked. A corrupt cached blob is fetched again from a source (else 500); a \
+  revoked one answers 410 Gone with the reason, never 404, so the Go client does not fall \
+  through to another recipe. ETags are the blob's hash ("sha256:<hex>"), If-None-Match \
+  answers 304. A stale index is refreshed in the background without holding requests; past \
+  TSUKU_RECIPE_CACHE_TTL + TSUKU_RECIPE_CACHE_MAX_STALE, or once the index has expired, the \
+  answer is 503 with Retry-After. Only GET and HEAD (405 otherwise); a path with '%', '..', \
   '//', a backslash or a control byte is refused with 400 before any file is touched.
 
-  One log line per request on stderr (method, path, status, bytes, milliseconds).
-  SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.
+  One log line per request on stderr (method, path, status, bytes, milliseconds). SIGTERM or \
+  SIGINT: stop accepting, finish the requests in flight, exit 0.
 
-  The server is the separate `tsuku-serve` executable (SwiftNIO), which `tsuku serve` runs
+  The server is the separate `tsuku-serve` executable (SwiftNIO), which `tsuku serve` runs \
   from its own folder; `swift build --product tsuku-serve` builds it.
   """

@@ -39,6 +39,11 @@ enum HelpText {
       "tsuku audit --hash \"$HASH\" --json",
     ],
     "metrics": ["tsuku metrics", "TSUKU_METRICS_FILE=/var/lib/node_exporter/tsuku.prom tsuku update-registry"],
+    "serve": [
+      "tsuku serve --listen 127.0.0.1:8080",
+      "tsuku serve --listen 127.0.0.1:8080 --log-format json 2>>/var/log/tsuku-serve.log",
+      "tsuku serve --listen 0.0.0.0:8080 --allow-remote --max-connections 256",
+    ],
     "registry": [
       "tsuku registry keygen --out keys/index.key",
       "tsuku registry publish --recipes recipes --critical embedded --golden golden --key keys/index.key --to \"$BUCKET\"",
