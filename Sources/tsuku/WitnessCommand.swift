@@ -34,6 +34,11 @@ extension Tsuku.Registry {
     @Option(help: "The trusted root to verify with (default: this home's, or the built-in one).") var root: String?
     @Flag(help: "Print the cosigned checkpoint instead of writing it to the store.") var print = false
     @Option(help: "Write the cosigned checkpoint to FILE instead of the store.") var out: String?
+    @Flag(help: "Print what was cosigned as JSON (not with --print).") var json = false
+
+    struct Out: Encodable {
+      var checkpoint: String, previous: String?, witness: String, written_to: String
+    }
 
     func validate() throws {
       if print && out != nil { throw ValidationError("give --print or --out, not both") }
@@ -64,6 +69,10 @@ extension Tsuku.Registry {
         if print { return Output.data(cosigned) }
         if let out {
           try writeFileAtomically(cosigned, to: out)
+          if json {
+            return Output.json(
+              Out(checkpoint: "\(r.checkpoint)", previous: r.previous.map { "\($0)" }, witness: signer.verifier.name, written_to: out))
+          }
           return Output.info("cosigned \(r.checkpoint)\(was); wrote \(out)")
         }
         guard let writer = store as? any ObjectWriter else {
@@ -83,6 +92,12 @@ extension Tsuku.Registry {
         if let now, let held = try? SignedNote.parse([UInt8](now)), held.text == r.note.text,
           !held.verifiedCosigners([signer.verifier]).isEmpty
         {
+          if json {
+            return Output.json(
+              Out(
+                checkpoint: "\(r.checkpoint)", previous: r.previous.map { "\($0)" }, witness: signer.verifier.name,
+                written_to: log + " (log/checkpoint)"))
+          }
           return Output.info("cosigned \(r.checkpoint)\(was); wrote log/checkpoint of '\(log)'")
         }
       }
@@ -123,12 +138,18 @@ extension Tsuku.Registry {
     @Option(help: "The witness name.") var name: String
     @Option(help: "Where to write the private key.") var out: String
     @OptionGroup var encryption: KeyEncryptionOptions
+    @Flag(help: "Print the verifier key and the files as JSON.") var json = false
 
     func run() throws {
       let key = try SigningKey.generate()
       let verifier = try CosignatureSigner(name: name, key: key).verifier
       try KeyFile.write(key, to: out, note: "witness \(name)", passphrase: try encryption.passphrase())
       try writeFileAtomically(Data((verifier.vkey + "\n").utf8), to: out + ".vkey")
+      if json {
+        struct Out: Encodable { var name: String, vkey: String, private_key: String, public_key: String, vkey_file: String }
+        return Output.json(
+          Out(name: name, vkey: verifier.vkey, private_key: out, public_key: out + ".pub", vkey_file: out + ".vkey"))
+      }
       Output.line(verifier.vkey)
     }
   }

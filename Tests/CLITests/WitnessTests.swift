@@ -261,3 +261,24 @@ final class WitnessWorld: @unchecked Sendable {
     #expect(note.signatures.count == 3)
   }
 }
+
+/// The witness commands print JSON with --json: the verifier key and files of keygen, the
+/// checkpoint cosigned and where it went.
+@Suite struct WitnessJSONTests {
+  @Test func keygenAndCosignPrintJSON() throws {
+    let x = try WitnessWorld()
+    var r = try x.w.run("registry", "witness", "keygen", "--name", "witness-j", "--out", x.w.k("witness-j"), "--json")
+    #expect(r.status == 0, "\(r.stderr)")
+    let k = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+    #expect((k["vkey"] as? String)?.hasPrefix("witness-j+") == true)
+    #expect(k["vkey_file"] as? String == x.w.k("witness-j") + ".vkey")
+    try x.publish("one")
+    r = try x.witness("witness-j", extra: ["--json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let c = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+    #expect(c["witness"] as? String == "witness-j")
+    #expect((c["checkpoint"] as? String)?.isEmpty == false)
+    #expect(c["previous"] == nil)
+    #expect((c["written_to"] as? String)?.hasSuffix("(log/checkpoint)") == true)
+  }
+}
