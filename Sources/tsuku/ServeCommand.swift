@@ -19,8 +19,23 @@ extension Tsuku {
 
     func run() throws {
       let exe = try Self.serverPath()
+      // The arguments after `serve`, without the global flags (-q, -v, --color), which this
+      // binary took and the server does not know.
       let args = CommandLine.arguments
-      let rest = args.firstIndex(of: "serve").map { Array(args[($0 + 1)...]) } ?? []
+      var rest = [String]()
+      var i = (args.firstIndex(of: "serve") ?? args.count - 1) + 1
+      while i < args.count {
+        let a = args[i]
+        i += 1
+        if ["-q", "--quiet", "-v", "--verbose"].contains(a) || a.hasPrefix("--color=") || a.hasPrefix("--colour=") {
+          continue
+        }
+        if a == "--color" || a == "--colour" {
+          i += 1
+          continue
+        }
+        rest.append(a)
+      }
       let argv = ([exe] + rest).map { strdup($0) } + [nil]
       execv(exe, argv)
       throw TsukuError(.other, "cannot run '\(exe)': \(String(cString: strerror(errno)))")

@@ -186,4 +186,14 @@ import TestSupport
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try JSONSerialization.jsonObject(with: r.stdout) is [String: Any])
   }
+
+  /// The global flags work with `serve` too: `tsuku` takes them, the server never sees them.
+  @Test func serveTakesTheGlobalFlags() throws {
+    let w = try CLIWorld()
+    #expect(try w.run("update-registry").status == 0)
+    let r = try runTsuku(
+      ["serve", "-q", "--listen", "127.0.0.1:0", "--color", "never"], env: w.env, binary: w.bin, killAfter: 3)
+    #expect(r.out.contains("listening on http://127.0.0.1:"), "\(r.stderr)")
+    #expect(!r.stderr.contains("error:"), "\(r.stderr)")
+  }
 }
