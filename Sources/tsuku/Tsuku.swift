@@ -173,8 +173,9 @@ enum Output {
     if !Terminal.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) }
   }
   /// A detail on stderr shown only with `-v`.
-  static func verbose(_ s: String) {
-    if Terminal.verbose { FileHandle.standardError.write(Data((Terminal.paint("tsuku:", .dim) + " " + s + "\n").utf8)) }
+  /// (The text is made only with `-v`: it is on the start of every command.)
+  static func verbose(_ s: @autoclosure () -> String) {
+    if Terminal.verbose { FileHandle.standardError.write(Data((Terminal.paint("tsuku:", .dim) + " " + s() + "\n").utf8)) }
   }
   static func error(_ e: TsukuError) { errorLine(e.detailed) }
   static func errorLine(_ s: String) { FileHandle.standardError.write(Data((Terminal.paint("error:", .red) + " " + s + "\n").utf8)) }

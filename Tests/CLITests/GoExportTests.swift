@@ -193,10 +193,10 @@ import TestSupport
   /// `loader-get NAME`: the Go client's recipe Loader, built once per test run in a copy of
   /// the peer folder.
   static let loaderGet: Result<String, Error> = Result {
-    guard let src = RegistryPeer.sourceDir, let go = RegistryPeer.goCommand else {
+    guard let src = RegistryPeer.sourceDir, RegistryPeer.goCommand != nil else {
       throw TsukuError(.unavailable, "no Go or no peer folder")
     }
-    let work = checkout + "/.build/registry-peer"
+    let work = RegistryPeer.workDir
     let copy = work + "/loader-src-\(getpid())"
     let fm = FileManager.default
     try? fm.removeItem(atPath: copy)
@@ -207,26 +207,7 @@ import TestSupport
     try fm.createDirectory(atPath: copy + "/cmd/loader-get", withIntermediateDirectories: true)
     try fm.copyItem(
       atPath: checkout + "/Tests/Fixtures/go-loader-get/main.go", toPath: copy + "/cmd/loader-get/main.go")
-    let out = work + "/loader-get-\(getpid())"
-    let env = [
-      "GOPROXY": "off", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOCACHE": work + "/gocache",
-      "GOPATH": work + "/gopath", "CGO_ENABLED": "0", "HOME": work,
-    ]
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: go)
-    p.arguments = ["build", "-o", out, "./cmd/loader-get"]
-    p.currentDirectoryURL = URL(fileURLWithPath: copy)
-    p.environment = env.merging(["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]) { $1 }
-    let err = Pipe()
-    p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
-    try p.run()
-    let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-      throw TsukuError(.other, "go build of loader-get failed: \(msg.prefix(2000))")
-    }
-    return out
+    return try RegistryPeer.goBuild(in: copy, package: "./cmd/loader-get", output: work + "/loader-get-\(getpid())")
   }
 
   static func loaderGet(_ name: String, export dir: String, home: String) throws -> CommandResult {

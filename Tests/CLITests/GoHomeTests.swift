@@ -115,10 +115,10 @@ import TestSupport
   /// folder) reads it into a map, as JSON with sorted keys, without `recipe_store`: a small Go
   /// program built once per test process, offline.
   static let goDecoder: Result<String, Error> = Result {
-    guard let go = RegistryPeer.goCommand, let peer = RegistryPeer.sourceDir else {
+    guard RegistryPeer.goCommand != nil, let peer = RegistryPeer.sourceDir else {
       throw TsukuError(.unavailable, "Go or the Go peer folder is missing")
     }
-    let work = checkout + "/.build/registry-peer"
+    let work = RegistryPeer.workDir
     let dir = work + "/tomlview-\(getpid())"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -158,24 +158,7 @@ import TestSupport
 
       """.utf8
     ).write(to: URL(fileURLWithPath: dir + "/main.go"))
-    let out = work + "/tomlview-bin-\(getpid())"
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: go)
-    p.arguments = ["build", "-o", out, "."]
-    p.currentDirectoryURL = URL(fileURLWithPath: dir)
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in [
-      ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod"), ("GOTOOLCHAIN", "local"), ("GOCACHE", work + "/gocache"),
-      ("GOPATH", work + "/gopath"), ("CGO_ENABLED", "0"),
-    ] { env[k] = v }
-    p.environment = env
-    let err = Pipe()
-    p.standardError = err
-    try p.run()
-    let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw TsukuError(.other, "go build of the TOML view failed: \(msg)") }
-    return out
+    return try RegistryPeer.goBuild(in: dir, package: ".", output: work + "/tomlview-bin-\(getpid())")
   }
 
   func goView(_ text: String) throws -> String {

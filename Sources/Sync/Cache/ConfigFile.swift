@@ -144,21 +144,7 @@ public enum ConfigFile {
   }
 
   /// A TOML basic string; control characters escaped.
-  static func quote(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-      switch u {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\t": out += "\\t"
-      case "\r": out += "\\r"
-      default:
-        if u.value < 0x20 || u.value == 0x7F { out += String(format: "\\u%04X", u.value) } else { out.unicodeScalars.append(u) }
-      }
-    }
-    return out + "\""
-  }
+  static func quote(_ s: String) -> String { TOMLValue.string(s).inlineTOML }
 }
 
 /// A TOML document cut into statements, each with its exact bytes (its line ending included):
