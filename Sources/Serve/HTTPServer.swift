@@ -356,6 +356,13 @@ final class RequestHandler: ChannelInboundHandler {
       wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: .init(statusCode: r.status), headers: headers))),
       promise: nil)
     let sent = r.sendBody && r.status != 304 ? r.body.count : 0
+    // Counted and logged before the answer leaves: a client that has its answer finds the
+    // request in the log and in /metrics, in the order the answers were given.
+    state.count(status: r.status)
+    state.log.request(
+      method: h.method.rawValue, path: h.uri, status: r.status, bytes: sent,
+      seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
+      remote: context.channel.remoteAddress?.description ?? "")
     if sent > 0 {
       var buf = context.channel.allocator.buffer(capacity: sent)
       buf.writeBytes(r.body)
@@ -367,11 +374,6 @@ final class RequestHandler: ChannelInboundHandler {
       if close { context.close(promise: nil) }
       guard_.answered()
     }
-    state.count(status: r.status)
-    state.log.request(
-      method: h.method.rawValue, path: h.uri, status: r.status, bytes: sent,
-      seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
-      remote: context.channel.remoteAddress?.description ?? "")
     head = nil
   }
 }

@@ -172,9 +172,13 @@ import TestSupport
     }
     let requests = lines.filter { $0["path"] != nil }
     #expect(requests.count == 2)
-    #expect(requests.first?["status"] as? Int == 200)
-    #expect(requests.first?["method"] as? String == "GET")
-    #expect(requests.last?["status"] as? Int == 404)
+    let found = requests.first { $0["path"] as? String == "/recipes/f/fzf.toml" }
+    let missing = requests.first { $0["path"] as? String == "/recipes/n/nosuchrecipe.toml" }
+    #expect(found?["status"] as? Int == 200)
+    #expect(found?["method"] as? String == "GET")
+    #expect(missing?["status"] as? Int == 404)
+    // Logged before the answer left: the lines are in the order of the requests.
+    #expect(requests.first?["path"] as? String == "/recipes/f/fzf.toml")
   }
 
   // MARK: attacks
