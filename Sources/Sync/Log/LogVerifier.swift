@@ -13,10 +13,16 @@ import Store
 /// 3. the accepted `index.json` (its SHA-256 and index version) is a leaf of it (inclusion
 ///    proof).
 ///
-/// The proofs are computed from tiles (the entries bundle of the right edge and the level-1
-/// tile: a sync to a new index costs the checkpoint and one or two tiles), each cached under
-/// `TSUKU_HOME/log/` by its path (a tile never changes), so a tile read once is never fetched
-/// again and the check of a cached index works offline.
+/// The proofs are computed from tiles, each cached under `TSUKU_HOME/log/` by its path (a tile
+/// never changes), so a tile read once is never fetched again and the check of a cached index
+/// works offline. Before reading any, the check works out which tiles the proofs touch
+/// (`TileNeeds`); a hash tile is then made locally, not fetched, when its hashes are at hand:
+/// the first ones from the narrower copy of it cached by the last sync (a tile only grows to
+/// the right), each new one the root of a full tile one level down that is cached or fetched
+/// anyway. So a client that syncs at least once every 256 entries fetches the checkpoint and at
+/// most two entries bundles (the one its old tree ended in, now wider, and the new right edge)
+/// at any size of the log; one that fell further behind also fetches the hash tiles of the
+/// whole tiles it skipped.
 public struct LogVerifier {
   /// Reads a log file from the source: `(name, max bytes) -> bytes or nil`.
   public typealias Read = (DocumentName, Int) throws -> Data?
@@ -60,6 +66,7 @@ public struct LogVerifier {
     try witnesses(note, cp)
 
     let cache = CachedTiles(read: read, cacheDir: cacheDir)
+    cache.needed = TileNeeds.tiles(size: cp.size, trustedSize: trusted.log_size)
     let tiles = TileLog(source: cache, size: cp.size, leavesFromEntries: true)
     guard try tiles.treeHash(size: cp.size) == cp.rootHash else {
       throw TsukuError(.integrity, "the log tiles from '\(url)' do not give the root of its checkpoint (\(cp))")
@@ -114,38 +121,156 @@ public struct LogVerifier {
   }
 }
 
+/// The tiles a check reads, worked out before any is: the proofs touch the same tiles whatever
+/// the hashes hold, so they are computed once over tiles of the right shape filled with zeros,
+/// and the tiles asked for recorded.
+enum TileNeeds {
+  /// The tiles the check of a checkpoint of `size` leaves reads: its root, the consistency
+  /// proof from `trustedSize`, the newest entry and its inclusion proof.
+  static func tiles(size: UInt64, trustedSize: UInt64?) -> Set<Tile> {
+    let recorder = Recorder()
+    let log = TileLog(source: recorder, size: size, leavesFromEntries: true)
+    _ = try? log.treeHash(size: size)
+    if let old = trustedSize, old > 0, old < size { _ = try? log.consistencyProof(old: old, new: size) }
+    if size > 0 {
+      _ = try? log.entry(size - 1)
+      _ = try? log.inclusionProof(index: size - 1, size: size)
+    }
+    return recorder.tiles
+  }
+
+  final class Recorder: TileSource {
+    var tiles = Set<Tile>()
+    func readTile(_ tile: Tile) throws -> [UInt8] {
+      tiles.insert(tile)
+      // An entries bundle of empty entries, or a hash tile of zero hashes.
+      return [UInt8](repeating: 0, count: tile.width * (tile.level == nil ? 2 : Merkle.hashSize))
+    }
+  }
+}
+
 /// Tiles read from a source through `read`, kept in `cacheDir` under their paths once the
 /// checkpoint they prove verified (`save`): a tile's content never changes, so a cached one is
 /// used without asking the source, and a tile that failed a check is never cached.
+///
+/// A hash tile that is neither cached nor read yet is made from what is at hand when it can be
+/// (`make`): hash `j` of a level-`L` tile is the root of the full level-`L-1` tile `j` below it
+/// (level 0 from the entries bundle), and the first hashes of a tile are those of the narrower
+/// copy of it a former check cached. Only tiles at hand count: cached, read already, or
+/// `needed` (read by this check in any case). Nothing made is trusted for itself: like a
+/// fetched tile it only enters hashes compared with the signed checkpoint.
 final class CachedTiles: TileSource {
   let read: LogVerifier.Read
   let cacheDir: String?
-  private var fetched = [(String, Data)]()
+  /// The tiles this check reads whatever happens (`TileNeeds`).
+  var needed = Set<Tile>()
+  /// Every tile fetched or made by this check: what `save` writes.
+  private var held = [Tile: [UInt8]]()
+  private var newTiles = [Tile]()
 
   init(read: @escaping LogVerifier.Read, cacheDir: String?) {
     (self.read, self.cacheDir) = (read, cacheDir)
   }
 
-  /// Writes the tiles fetched to the cache.
+  /// Writes the tiles fetched and made to the cache, and drops the narrower copies of them
+  /// that former checks cached (a wider copy begins with the same hashes).
   func save() {
-    guard cacheDir != nil else { return }
-    for (file, data) in fetched {
+    guard let cacheDir else { return }
+    for t in newTiles {
+      guard let data = held[t] else { continue }
+      let file = cacheDir + "/" + t.path
       try? FileManager.default.createDirectory(
         atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-      try? writeFileAtomically(data, to: file)
+      try? writeFileAtomically(Data(data), to: file)
+      for w in cachedWidths(of: t) where w < t.width {
+        try? FileManager.default.removeItem(atPath: cacheDir + "/" + Tile(level: t.level, index: t.index, width: w).path)
+      }
     }
-    fetched = []
+    newTiles = []
   }
 
   func readTile(_ tile: Tile) throws -> [UInt8] {
-    let file = cacheDir.map { $0 + "/" + tile.path }
-    if let file, let cached = try? FileIO.readFileIfPresent(file), cached.count <= StoreTiles.maxTile {
-      return [UInt8](cached)
+    if let h = held[tile] { return h }
+    if let cached = cachedTile(tile) { return cached }
+    if let made = try make(tile) {
+      keep(tile, made)
+      return made
     }
     guard let name = DocumentName(path: "log/" + tile.path), let data = try read(name, StoreTiles.maxTile) else {
       throw TsukuError(.integrity, "the log tile 'log/\(tile.path)' is missing from the source", reason: .malformed)
     }
-    if let file { fetched.append((file, data)) }
+    keep(tile, [UInt8](data))
     return [UInt8](data)
+  }
+
+  private func keep(_ tile: Tile, _ bytes: [UInt8]) {
+    held[tile] = bytes
+    newTiles.append(tile)
+  }
+
+  private func cachedTile(_ tile: Tile) -> [UInt8]? {
+    guard let dir = cacheDir, let data = try? FileIO.readFileIfPresent(dir + "/" + tile.path), data.count <= StoreTiles.maxTile
+    else { return nil }
+    return [UInt8](data)
+  }
+
+  /// The widths below 256 at which `tile` (level and index) is cached, and 256 when the full
+  /// tile is.
+  private func cachedWidths(of tile: Tile) -> [Int] {
+    guard let dir = cacheDir else { return [] }
+    let full = Tile(level: tile.level, index: tile.index, width: Tile.width)
+    var widths = FileManager.default.fileExists(atPath: dir + "/" + full.path) ? [Tile.width] : []
+    let partials = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/" + full.path + ".p")) ?? []
+    widths += partials.compactMap { name in Int(name).flatMap { $0 >= 1 && $0 < Tile.width && String($0) == name ? $0 : nil } }
+    return widths
+  }
+
+  /// The full tile one level below hash `j` of `tile` (level ≥ 1): the entries bundle for
+  /// level 1.
+  private func child(_ tile: Tile, _ j: Int) -> Tile {
+    let level = tile.level! - 1
+    return Tile(level: level == 0 ? nil : level, index: tile.index * UInt64(Tile.width) + UInt64(j), width: Tile.width)
+  }
+
+  /// Whether `tile` can be had without a request of its own.
+  private func atHand(_ tile: Tile) -> Bool {
+    held[tile] != nil || needed.contains(tile) || cachedWidths(of: tile).contains(tile.width) || makeable(tile) != nil
+  }
+
+  /// For a hash tile that can be made: the cached narrower copy it starts from (width 0: none).
+  private func makeable(_ tile: Tile) -> (start: Int, prefix: [UInt8])? {
+    guard let level = tile.level, level >= 1 else { return nil }
+    var start = 0
+    var prefix = [UInt8]()
+    for w in cachedWidths(of: tile).sorted(by: >) where w < tile.width {
+      let t = Tile(level: tile.level, index: tile.index, width: w)
+      if let bytes = held[t] ?? cachedTile(t), bytes.count == w * Merkle.hashSize {
+        (start, prefix) = (w, bytes)
+        break
+      }
+    }
+    for j in start..<tile.width where !atHand(child(tile, j)) { return nil }
+    return (start, prefix)
+  }
+
+  /// `tile` made from the tiles at hand, or nil when it cannot be.
+  private func make(_ tile: Tile) throws -> [UInt8]? {
+    guard let (start, prefix) = makeable(tile) else { return nil }
+    var bytes = prefix
+    for j in start..<tile.width {
+      let c = child(tile, j)
+      let raw = try readTile(c)
+      let hashes: [[UInt8]]
+      if c.level == nil {
+        hashes = try EntryBundle.decode(raw, count: Tile.width, what: "'\(c.path)'").map(Merkle.leafHash)
+      } else {
+        guard raw.count == Tile.width * Merkle.hashSize else {
+          throw TsukuError(.integrity, "log tile '\(c.path)' is \(raw.count) bytes, \(Tile.width * Merkle.hashSize) expected")
+        }
+        hashes = stride(from: 0, to: raw.count, by: Merkle.hashSize).map { Array(raw[$0..<$0 + Merkle.hashSize]) }
+      }
+      bytes += Merkle.rootHash(hashes[...])
+    }
+    return bytes
   }
 }
