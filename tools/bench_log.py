@@ -8,9 +8,10 @@ On SeaweedFS, two registries with the same content, one without a log and one wh
 
   sync to a new index   a client synced the older revision of the content (tools/bench's
                         work/old), the newer one (work/new) is published, the client syncs:
-                        requests and response bytes at the server (the counting proxy), total
-                        and those under log/ (told apart by a second sync of the same shape with
-                        the log requests counted alone), with and without the log
+                        requests and response bytes at the server (the counting proxy), with
+                        and without the log; the log's share is the difference between the two
+                        (the same content, the same client), and the files the client's log
+                        cache holds after it
   no-op sync            the same client again: must stay one request either way
   at --log-tier N       the same at a generated registry of N recipes (tools/gen-registry, its
                         1%-bumped next snapshot as the new index), e.g. 100k
@@ -127,12 +128,17 @@ def table(rows, size):
         "A client synced the older revision, the newer one is published, the client syncs (SeaweedFS, counted at",
         "the server); then a no-op sync.",
         "",
-        "| content | log | requests | bytes | log files read (cached) | log bytes | seconds | no-op requests |",
-        "|---|---|---|---|---|---|---|---|",
+        "| content | log | requests | bytes | the log's share (requests, bytes) | log files cached | log bytes cached"
+        " | seconds | no-op requests |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    without = {kind: r for kind, log, r in rows if not log}
     for kind, log, r in rows:
-        lines.append("| %s | %s | %d | %d | %s | %s | %.2f | %d |" % (
-            kind, "yes" if log else "no", r["requests"], r["bytes"], r.get("log_files_cached", "-"),
+        share = "-"
+        if log and kind in without:
+            share = "+%d, +%d" % (r["requests"] - without[kind]["requests"], r["bytes"] - without[kind]["bytes"])
+        lines.append("| %s | %s | %d | %d | %s | %s | %s | %.2f | %d |" % (
+            kind, "yes" if log else "no", r["requests"], r["bytes"], share, r.get("log_files_cached", "-"),
             r.get("log_bytes_cached", "-"), r["seconds"], r["noop"]))
     lines += [
         "",
