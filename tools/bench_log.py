@@ -46,20 +46,22 @@ def registry(bench, b, k, prefix, log):
                out="%s/root-%s.json" % (bench.work, prefix)))
 
 
-def measure(bench, b, k, srv, old, new, prefix, log):
-    env = {"TSUKU_LOG_KEY": k + "log"} if log else {}
+def measure(bench, b, k, srv, old, new, prefix, log, api_timeout):
+    # The cold sync at 100K reads a pack of gigabytes: the scale runs' network time limit.
+    sync_env = {"TSUKU_API_TIMEOUT": str(api_timeout)}
+    env = dict(sync_env, TSUKU_LOG_KEY=k + "log") if log else sync_env
     registry(bench, b, k, prefix, log)
     publish(bench, b, k, old, prefix, env)
     home = bench.new_home(prefix, proxied=True)
-    bench.tsuku_run("update-registry", home=home)
+    bench.tsuku_run("update-registry", home=home, env=sync_env)
     publish(bench, b, k, new, prefix, env)
     srv.reset()
     t0 = time.perf_counter()
-    bench.tsuku_run("update-registry", home=home)
+    bench.tsuku_run("update-registry", home=home, env=sync_env)
     seconds = time.perf_counter() - t0
     out = {"requests": srv.count(), "bytes": srv.bytes(), "seconds": seconds}
     srv.reset()
-    bench.tsuku_run("update-registry", home=home)
+    bench.tsuku_run("update-registry", home=home, env=sync_env)
     out["noop"] = srv.count()
     if out["noop"] != 1:
         raise b.Failure("a no-op sync of %s made %d requests, expected 1" % (prefix, out["noop"]))
@@ -107,14 +109,14 @@ def run_log(args, work, tsuku, srv, b):
     bench.tsuku_run("registry", "keygen", "--out", k + "log", "--note", "TEST KEY (tools/bench)")
     rows = []
     for log in (False, True):
-        r = measure(bench, b, k, srv, work + "/old", work + "/new", "log" if log else "nolog", log)
+        r = measure(bench, b, k, srv, work + "/old", work + "/new", "log" if log else "nolog", log, args.api_timeout)
         rows.append((content["kind"], log, r))
     if args.log_tier:
         import bench_scale
         n = bench_scale.parse_tiers(args.log_tier)[0]
         gen, nxt, _, _, _, _ = bench_scale.ensure_generated(os.path.abspath(args.data), n, args.seed, os.cpu_count() or 2)
         for log in (False, True):
-            r = measure(bench, b, k, srv, gen, nxt, "t%d-%s" % (n, "log" if log else "nolog"), log)
+            r = measure(bench, b, k, srv, gen, nxt, "t%d-%s" % (n, "log" if log else "nolog"), log, args.api_timeout)
             rows.append(("%d generated recipes" % n, log, r))
     size = log_size(bench, b, k, work, work + "/new", args.log_versions)
     print(table(rows, size))
