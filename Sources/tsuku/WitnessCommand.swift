@@ -25,8 +25,8 @@ extension Tsuku.Registry {
         log/checkpoint, on the condition that the store still holds the very checkpoint read (a \
         compare-and-swap: If-Match on a bucket; a publish or another witness that wrote it first \
         makes this run read it again and retry, twice, then fail with exit 1 saying to run it \
-        again; --print or --out FILE instead). A smaller or forked checkpoint is refused with exit 4, naming both \
-        checkpoints; nothing is signed.
+        again; --print or --out FILE instead). A smaller or forked checkpoint is refused with \
+        exit 4, naming both checkpoints; nothing is signed.
         """)
     @Option(help: "The store URL of the log (directory, git, s3, https).") var log: String
     @Option(help: "The witness's private key (a key file, env:NAME or -).") var key: String

@@ -308,6 +308,27 @@ import TestSupport
     #expect(r.status == 0, "\(r.stderr)")
   }
 
+  /// Someone with write access plants an entries bundle past the checkpoint that does not
+  /// extend the log (other entries before the new one): the next publish neither takes it up nor
+  /// writes over it, and says which file to remove (exit 4, nothing written).
+  @Test func aBundlePlantedPastTheCheckpointIsRefused() throws {
+    let x = try LogWorld(bucket: false)
+    #expect(try x.publish("v1").status == 0)
+    #expect(try x.publish("v2").status == 0)
+    let leaf = LogLeaf(
+      indexVersion: 9, revocationVersion: 0, published: Timestamp.format(Date()), indexHash: SHA256.hash(Data("planted".utf8)),
+      changes: SHA256.hash(Data()))
+    let planted = try EntryBundle.encode([leaf.bytes, leaf.bytes, leaf.bytes])
+    try DirectoryStore(path: x.w.dir.file("store")).apply(
+      StoreChange(documents: [(try .logFile("log/tile/entries/000.p/3"), Data(planted))]))
+    let index = try x.store().readDocument(.index, maxSize: 1 << 24)
+    let r = try x.publish("v3")
+    #expect(r.status == 4, "\(r.stderr)")
+    #expect(r.stderr.contains("'log/tile/entries/000.p/3' in '") && r.stderr.contains("does not extend its log"), "\(r.stderr)")
+    #expect(try x.store().readDocument(.index, maxSize: 1 << 24) == index)
+    #expect(try x.checkpoint().size == 2)
+  }
+
   // MARK: - 4. partial tiles superseded by a full tile
 
   /// A log one entry short of a full tile; the publish that fills it removes the 255 partial

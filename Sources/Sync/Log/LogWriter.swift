@@ -130,7 +130,7 @@ public enum LogWriter {
       }
     }
     // Entries a killed publish left beyond the checkpoint: kept (see above).
-    let left = try entriesBeyond(size, in: longest?.store ?? stores.first, index: index)
+    let left = try entriesBeyond(size, in: longest?.store ?? stores.first, base: base, index: index)
     for e in left.entries.dropLast(left.ours ? 1 : 0).map(\.leaf) {
       guard let holder = longest?.store ?? stores.first,
         let data = try holder.readDocument(try .logFile("log/changes/" + e.changes.hex), maxSize: ChangeList.maxSize),
@@ -177,22 +177,38 @@ public enum LogWriter {
   /// The entries a killed publish left past the log's `size` in `store`: read from the
   /// entries bundle each would have grown (`tile/entries/<N>.p/<W+1>`, or the full bundle),
   /// in order, up to and including the entry of `index` itself (`ours`) when there is one.
-  static func entriesBeyond(_ size: UInt64, in store: (any ObjectReader)?, index: Data) throws
+  /// Each such bundle must extend the log (`base`, the tiles of the checkpoint's `size`) and
+  /// the entries before it; one that does not is refused (`.integrity`), as nothing could
+  /// ever be appended over it.
+  static func entriesBeyond(_ size: UInt64, in store: (any ObjectReader)?, base: TileSource, index: Data) throws
     -> (entries: [(leaf: LogLeaf, bytes: [UInt8])], ours: Bool)
   {
     guard let store else { return ([], false) }
     let hash = SHA256.hash(index)
+    let w = UInt64(Tile.width)
     var out = [(leaf: LogLeaf, bytes: [UInt8])]()
+    // The entries of the bundle being grown, before position n.
+    var bundle = [[UInt8]]()
+    if size % w != 0 {
+      let t = Tile(level: nil, index: size / w, width: Int(size % w))
+      bundle = try EntryBundle.decode(try base.readTile(t), count: t.width, what: "'log/\(t.path)'")
+    }
     var n = size
     while out.count < maxEntriesBeyond {
-      let w = UInt64(Tile.width)
+      if n % w == 0 { bundle = [] }
       let t = Tile(level: nil, index: n / w, width: Int(n % w) + 1)
       guard let name = DocumentName(path: "log/" + t.path), let data = try store.readDocument(name, maxSize: StoreTiles.maxTile)
       else { break }
       let what = "'log/\(t.path)' in '\(store.location)' (beyond its checkpoint)"
       let entries = try EntryBundle.decode([UInt8](data), count: t.width, what: what)
+      guard entries.count == t.width, Array(entries.dropLast()) == bundle else {
+        throw TsukuError(
+          .integrity,
+          "\(what) does not extend its log: no checkpoint names it, so remove it and run again; nothing was written")
+      }
       let leaf = try LogLeaf.parse(entries[entries.count - 1], what: "log entry \(n) of " + what)
       out.append((leaf, entries[entries.count - 1]))
+      bundle.append(entries[entries.count - 1])
       if leaf.indexHash == hash { return (out, true) }
       n += 1
     }
@@ -332,7 +348,10 @@ struct LogPlan {
     let held = heldSizes[store.location] ?? 0
     var out = [DocumentName]()
     for level in [nil] + (0..<Tile.height).map({ Optional($0) }) {
-      for t in Tile.newTiles(level: level, oldSize: held, size: checkpoint.size) where t.width == Tile.width {
+      // The store has partial tiles of tile N at this level only if its log reached into it.
+      let reached = held >> (8 * UInt64(level ?? 0))
+      for t in Tile.newTiles(level: level, oldSize: held, size: checkpoint.size)
+      where t.width == Tile.width && reached > t.index * UInt64(Tile.width) {
         for w in 1..<Tile.width { out.append(try .logFile("log/" + Tile(level: level, index: t.index, width: w).path)) }
       }
     }

@@ -73,8 +73,7 @@ public struct Witness {
     } catch let e as TsukuError where e.code == .conflict {
       throw TsukuError(
         .conflict,
-        "log/checkpoint of '\(store.location)' moved while it was being cosigned (a publish or another witness wrote it first); the cosignature was not written, run it again",
-        details: [e.message])
+        "log/checkpoint of '\(store.location)' moved while it was being cosigned (a publish or another witness wrote it first); the cosignature was not written, run it again")
     }
   }
 
