@@ -21,12 +21,11 @@ let package = Package(
     .systemLibrary(
       name: "COpenSSL", pkgConfig: "libcrypto",
       providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
-    .systemLibrary(
-      name: "CCurl", pkgConfig: "libcurl",
-      providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
-    .systemLibrary(
-      name: "CGit2", pkgConfig: "libgit2",
-      providers: [.apt(["libgit2-dev"]), .brew(["libgit2"])]),
+    // libcurl and libgit2: their headers at build time (libcurl4-openssl-dev, libgit2-dev), the
+    // libraries loaded on first use (dlopen), so that a command that reads the cache maps
+    // neither them nor the ~40 libraries they bring (see the shims).
+    .target(name: "CCurl"),
+    .target(name: "CGit2"),
     .target(name: "Store", dependencies: ["COpenSSL", "CGit2", "CCurl"]),
     .target(
       name: "Sync",
@@ -40,6 +39,19 @@ let package = Package(
       dependencies: [
         "Store", "Sync", "ServeOptions",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      // The Swift runtime and Foundation linked in: a start without their shared libraries'
+      // loading and symbol binding (docs/architecture.md, "Start-up").
+      // -static-stdlib links what the runtime's own modules autolink; our targets are compiled
+      // against the shared Foundation (the tests link them too), whose objects do not name the
+      // static Foundation's own parts, so they are named here.
+      linkerSettings: [
+        .unsafeFlags(
+          [
+            "-static-stdlib", "-Xlinker", "--start-group", "-lCoreFoundation", "-lFoundationInternationalization",
+            "-lFoundationEssentials", "-l_FoundationICU", "-l_FoundationCollections", "-l_FoundationCShims",
+            "-lswiftSynchronization", "-Xlinker", "--end-group",
+          ], .when(platforms: [.linux]))
       ]),
     // `tsuku serve`: a library (tested in-process and by the CLI tests) and its own executable,
     // so that the `tsuku` binary never links or maps SwiftNIO; `tsuku serve` execs tsuku-serve.

@@ -101,6 +101,11 @@ enum Main {
     } catch {
       exit(1)
     }
+    // `tsuku --version` answers before anything else is set up (what ArgumentParser prints).
+    if args.count == 2, args[1] == "--version" {
+      Output.line(tsukuVersion)
+      finish(0)
+    }
     // The hot path, `tsuku show NAME`, skips the argument parser's reflection (about a third
     // of the command's instructions); anything else, flags included, goes through it.
     if args.count == 3, args[1] == "show", !args[2].hasPrefix("-") {
