@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: process start and the cache read path (tools/bench --startup).
 
-    tools/bench --startup [--tiers 1k,100k] [--show-runs N] [--runs N] [--data DIR] [--tsuku BIN]
+    tools/bench --startup [--tiers 1k,100k] [--show-runs N] [--runs N] [--data DIR] [--tsuku BIN] [--baseline BIN]
 
 What a user waits for in `tsuku show NAME` is mostly process start. Measured side by side,
 interleaved (each round runs every command once, in a rotating order, so background load hits
@@ -22,7 +22,9 @@ verify and a no-op update-registry, the binary's size (and stripped), the shared
 links (ldd) and those the loader maps for `show`, for a sync from git and from SeaweedFS
 (LD_DEBUG=files). Goals (issue 19): show at most 3x git show at 1K and 100K; --version at most
 2x the static hello; verify at least 1.6 GB/s at 100K; peak RSS of show under 64 MB. The no-op
-sync against aws and rclone is in the default benchmark (tools/bench). Prints only.
+sync against aws and rclone is in the default benchmark (tools/bench). With --baseline BIN, an
+earlier build runs in the same rounds on the same homes (show, --version, verify, peak RSS), so
+"nothing else gets worse" is a side-by-side figure. Prints only.
 """
 import hashlib
 import os
@@ -95,6 +97,8 @@ class Startup:
                      "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@tsuku.invalid"}
         self.times = {}
         self.values = {}
+        # --baseline BIN: an earlier build run on the same homes, in the same rounds
+        self.base = os.path.abspath(args.baseline) if getattr(args, "baseline", None) else None
         k = work + "/keys/"
         os.makedirs(k, exist_ok=True)
         for role in ("root", "index", "revocation"):
@@ -159,6 +163,9 @@ class Startup:
                     ("cat", ["cat", path], self.genv)]
             if have_git:
                 cmds.append(("git show", ["git", "-C", repo, "show", gpath], self.genv))
+            if self.base:
+                cmds += [("baseline show", [self.base, "show", rname], env),
+                         ("baseline --version", [self.base, "--version"], env)]
             j = r % len(cmds)
             for label, cmd, e in cmds[j:] + cmds[:j]:
                 wall, cpu = spawn(cmd, e)
@@ -170,8 +177,12 @@ class Startup:
         cbytes = S.du_bytes(cache_files)
         S.run([self.tsuku, "verify", "--json"], env=env)
         S.log("  verify: %d runs over %d files, %s" % (a.runs, len(cache_files), S.fmt_b(cbytes)))
+        if self.base:
+            S.run([self.base, "verify"], env=env)
         for _ in range(a.runs):
             self.rec(n, "verify", S.spawn_time([self.tsuku, "verify"], env))
+            if self.base:
+                self.rec(n, "baseline verify", S.spawn_time([self.base, "verify"], env))
         self.values[(n, "cache_bytes")] = cbytes
         # peak RSS
         mid = rows[len(rows) // 2][1]
@@ -179,6 +190,8 @@ class Startup:
         for label, cmd in (("show", ["show", mid]), ("info", ["info", mid]), ("verify", ["verify"]),
                            ("update-registry (no-op, git)", ["update-registry"])):
             rss[label] = S.peak_rss([self.tsuku] + cmd, env)[0]
+            if self.base:
+                rss["baseline " + label] = S.peak_rss([self.base] + cmd, env)[0]
         self.values[(n, "rss")] = rss
         self.values[(n, "libs show")] = mapped_libraries([self.tsuku, "show", mid], env)[1]
         shutil.rmtree(repo, ignore_errors=True)
@@ -239,7 +252,9 @@ def run_startup(args, work, tsuku, srv, bench, tiers):
     for label, text in (("git show", "`git show REV:PATH` of the same blob"), ("cat", "`cat` of the same file"),
                         ("hello (static)", "Swift \"hello\" with `-static-stdlib` (Foundation imported)"),
                         ("hello (dynamic)", "the same, dynamically linked"), ("tsuku --version", "`tsuku --version`"),
-                        ("tsuku show", "`tsuku show NAME` on a synced cache")):
+                        ("tsuku show", "`tsuku show NAME` on a synced cache")) + (
+            (("baseline --version", "`--version` of the baseline (%s)" % st.base),
+             ("baseline show", "`show NAME` of the baseline, same cache")) if st.base else ()):
         add("| %s | %s |" % (text, " | ".join("%s | %.2f ms" % (S.fmt_t(st.times.get((n, label), [])),
                                                                  (st.t(n, label + " cpu") or 0) * 1e3) for n in tiers)))
     add("")
@@ -265,6 +280,16 @@ def run_startup(args, work, tsuku, srv, bench, tiers):
         kb = st.values[(n, "rss")]["show"]
         goal("peak RSS of `show` < 64 MB%s" % ("" if n == 100000 else " (judged at 100K)"), S.tier_name(n),
              "%.1f MB" % (kb / 1024), (kb < 64 * 1024) if n == 100000 else None)
+    if st.base:
+        for n in tiers:
+            for label in ("show", "--version", "verify"):
+                r, text = (both(n, "tsuku " + label, "baseline " + label) if label != "verify" else
+                           (S.ratio(st.t(n, "verify"), st.t(n, "baseline verify")), None))
+                if text is None:
+                    text = "%s (%s against %s)" % (S.fmt_x(r), S.fmt_t(st.times.get((n, "verify"), [])),
+                                                   S.fmt_t(st.times.get((n, "baseline verify"), [])))
+                goal("`%s` no slower than the baseline (this / baseline)" % label, S.tier_name(n), text,
+                     None if label != "verify" or r is None else r <= 1.1)
     show_libs = st.values[(first, "libs show")]
     bad = [x for x in show_libs if x.startswith("libcurl") or x.startswith("libgit2")]
     goal("`show` maps neither libcurl nor libgit2", "all", "%d libraries mapped%s" % (
