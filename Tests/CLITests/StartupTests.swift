@@ -118,13 +118,14 @@ import TestSupport
     #expect(try x.run(["show", "fzf"], home: "home-s3").stdout == FileManager.default.contents(atPath: checkout + "/registry-index/source/recipes/f/fzf.toml"))
   }
 
-  /// The Swift runtime and Foundation are linked in: none of their shared libraries is mapped.
-  @Test func theSwiftRuntimeIsLinkedIn() throws {
+  /// The Swift runtime, Foundation and libcrypto are linked in: none of their shared libraries
+  /// is mapped.
+  @Test func theSwiftRuntimeFoundationAndLibcryptoAreLinkedIn() throws {
     let w = try CLIWorld()
     let r = try runTsuku(["--version"], env: w.env.merging(["LD_DEBUG": "files"]) { $1 }, binary: w.bin)
     #expect(r.status == 0)
     #expect(r.stderr.contains("file=libc.so"), "\(r.stderr.prefix(300))")
-    for lib in ["libswiftCore", "libFoundation", "lib_FoundationICU", "libdispatch"] {
+    for lib in ["libswiftCore", "libFoundation", "lib_FoundationICU", "libdispatch", "libcrypto"] {
       #expect(!r.stderr.contains("file=\(lib)"), "\(lib) is mapped")
     }
   }
