@@ -1,6 +1,8 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+let packageRoot = Context.packageDirectory
+
 let package = Package(
   name: "tsuku-store",
   platforms: [.macOS(.v13)],
@@ -18,15 +20,12 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
   ],
   targets: [
-    .systemLibrary(
-      name: "COpenSSL", pkgConfig: "libcrypto",
-      providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
-    .systemLibrary(
-      name: "CCurl", pkgConfig: "libcurl",
-      providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
-    .systemLibrary(
-      name: "CGit2", pkgConfig: "libgit2",
-      providers: [.apt(["libgit2-dev"]), .brew(["libgit2"])]),
+    .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+    // libcurl and libgit2: their headers at build time (libcurl4-openssl-dev, libgit2-dev), the
+    // libraries loaded on first use (dlopen), so that a command that reads the cache maps
+    // neither them nor the ~40 libraries they bring (see the shims).
+    .target(name: "CCurl"),
+    .target(name: "CGit2"),
     .target(name: "Store", dependencies: ["COpenSSL", "CGit2", "CCurl"]),
     .target(
       name: "Sync",
@@ -40,6 +39,23 @@ let package = Package(
       dependencies: [
         "Store", "Sync", "ServeOptions",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      exclude: ["link"],
+      // The Swift runtime, Foundation and libcrypto linked in: a start without their shared
+      // libraries' loading and symbol binding (docs/architecture.md, "Start-up").
+      // -static-stdlib links what the runtime's own modules autolink; our targets are compiled
+      // against the shared Foundation (the tests link them too), whose objects do not name the
+      // static Foundation's own parts, so they are named here. `link/` comes first on this
+      // executable's library path: its libcrypto.so is a linker script naming libcrypto.a, so
+      // the -lcrypto the COpenSSL module asks for is the archive here and the shared library
+      // everywhere else (tests, tsuku-serve, tsuku-dev).
+      linkerSettings: [
+        .unsafeFlags(
+          [
+            "-L", packageRoot + "/Sources/tsuku/link", "-static-stdlib", "-Xlinker", "--start-group",
+            "-lCoreFoundation", "-lFoundationInternationalization", "-lFoundationEssentials", "-l_FoundationICU", "-l_FoundationCollections", "-l_FoundationCShims",
+            "-lswiftSynchronization", "-Xlinker", "--end-group",
+          ], .when(platforms: [.linux]))
       ]),
     // `tsuku serve`: a library (tested in-process and by the CLI tests) and its own executable,
     // so that the `tsuku` binary never links or maps SwiftNIO; `tsuku serve` execs tsuku-serve.

@@ -13,6 +13,10 @@ extension ObjectWriter {
       try checkPrecondition(
         change.precondition, current: try readDocument(.index, maxSize: Int.max), location: location)
     }
+    if change.checkpoint != .any {
+      try checkCheckpointCondition(
+        change.checkpoint, current: try readDocument(.checkpoint, maxSize: Int.max), location: location)
+    }
     var report = ApplyReport()
     let unique = firstCopies(sources)
     report.objectsPresent = sources.count - unique.count

@@ -22,9 +22,11 @@ extension Tsuku.Registry {
         the last checkpoint this witness cosigned for that log (same root at the same size, a \
         consistency proof otherwise). Only then is the cosignature added, the state recorded \
         (--state, default $TSUKU_HOME/witness) and the note written back to the store's \
-        log/checkpoint, on the condition that index.json did not change meanwhile (--print or \
-        --out FILE instead). A smaller or forked checkpoint is refused with exit 4, naming both \
-        checkpoints; nothing is signed.
+        log/checkpoint, on the condition that the store still holds the very checkpoint read (a \
+        compare-and-swap: If-Match on a bucket; a publish or another witness that wrote it first \
+        makes this run read it again and retry, twice, then fail with exit 1 saying to run it \
+        again; --print or --out FILE instead). A smaller or forked checkpoint is refused with \
+        exit 4, naming both checkpoints; nothing is signed.
         """)
     @Option(help: "The store URL of the log (directory, git, s3, https).") var log: String
     @Option(help: "The witness's private key (a key file, env:NAME or -).") var key: String
@@ -55,9 +57,8 @@ extension Tsuku.Registry {
       for attempt in 1...3 {
         let store = try writeBack ? StoreURL.open(log) : StoreURL.openReader(log)
         let trusted = try Self.newestRoot(anchor, store)
-        // index.json is read first: the checkpoint is written back only if no publish
-        // replaced it since, so a newer checkpoint is never overwritten by an older one.
-        let index = try store.readDocument(.index, maxSize: Limits.indexFile)
+        // The checkpoint is written back only if the store still holds the bytes read here (a
+        // compare-and-swap), so a newer checkpoint is never overwritten by an older one.
         guard let bytes = try store.readDocument(.checkpoint, maxSize: SignedNote.maxBytes) else {
           throw TsukuError(.notFound, "'\(log)' has no log/checkpoint")
         }
@@ -78,12 +79,9 @@ extension Tsuku.Registry {
         guard let writer = store as? any ObjectWriter else {
           throw TsukuError(.usage, "'\(log)' cannot be written: use --print or --out FILE")
         }
-        let change = StoreChange(
-          documents: [(.checkpoint, cosigned)],
-          precondition: index.map { .indexHash(SHA256.hash($0)) } ?? .indexAbsent,
-          message: "witness \(signer.verifier.name) cosigns \(r.checkpoint)")
         do {
-          try writer.apply(change)
+          try Witness.writeBack(
+            cosigned, over: bytes, to: writer, message: "witness \(signer.verifier.name) cosigns \(r.checkpoint)")
         } catch let e as TsukuError where e.code == .conflict {
           if attempt == 3 { throw e }
           continue
@@ -101,7 +99,8 @@ extension Tsuku.Registry {
           return Output.info("cosigned \(r.checkpoint)\(was); wrote log/checkpoint of '\(log)'")
         }
       }
-      throw TsukuError(.conflict, "log/checkpoint of '\(log)' kept changing; the cosignature was not written")
+      throw TsukuError(
+        .conflict, "log/checkpoint of '\(log)' kept moving while it was being cosigned; the cosignature was not written, run it again")
     }
 
     /// `--name`, else the name in the key's `.vkey` file.

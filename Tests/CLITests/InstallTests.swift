@@ -123,6 +123,7 @@ import TestSupport
       "bin/tsuku", "share/man/man1/tsuku.1", "share/man/man1/tsuku-show.1", "share/bash-completion/completions/tsuku",
       "share/zsh/site-functions/_tsuku", "share/fish/vendor_completions.d/tsuku.fish", "README.md",
       "licences/registry-index-sample.LICENSE.tsuku", "licences/swift-argument-parser.LICENSE.txt",
+      "licences/swift-runtime-and-foundation.LICENSE.txt", "licences/openssl.copyright",
     ] {
       #expect(listing.contains(top + "/" + member + "\n"), "the archive lacks \(member)")
     }

@@ -457,8 +457,28 @@ final class StraceAttach {
     ]
     p.standardError = FileHandle.nullDevice
     guard (try? p.run()) != nil else { return nil }
-    Thread.sleep(forTimeInterval: 1)
-    if !p.isRunning { return nil }
+    // Attached when the kernel names a tracer of the process (within 10 s on a loaded machine).
+    let deadline = Date().addingTimeInterval(10)
+    while p.isRunning && Date() < deadline && !Self.traced(pid) { usleep(20_000) }
+    if !p.isRunning || !Self.traced(pid) {
+      kill(p.processIdentifier, SIGKILL)
+      return nil
+    }
+  }
+
+  /// Whether /proc says every thread of the process has a tracer.
+  static func traced(_ pid: Int32) -> Bool {
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task"), !tasks.isEmpty else {
+      return false
+    }
+    return tasks.allSatisfy { task in
+      guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8) else {
+        return false
+      }
+      return status.split(separator: "\n").contains {
+        $0.hasPrefix("TracerPid:") && $0.split(separator: "\t").last.map { $0 != "0" } == true
+      }
+    }
   }
 
   func stop() -> [String]? {

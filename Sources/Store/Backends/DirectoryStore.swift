@@ -241,6 +241,10 @@ public final class DirectoryStore: ObjectStore {
     if change.precondition != .none {
       try checkPrecondition(change.precondition, current: try readDocument(.index, maxSize: Int.max), location: root)
     }
+    if change.checkpoint != .any {
+      try checkCheckpointCondition(
+        change.checkpoint, current: try readDocument(.checkpoint, maxSize: Int.max), location: root)
+    }
     try makeDirectory(root)
     let objects = change.objects
     let few = objects.count <= Self.fewBlobs
@@ -266,6 +270,10 @@ public final class DirectoryStore: ObjectStore {
     if sources.isEmpty { return try apply(change) }
     if change.precondition != .none {
       try checkPrecondition(change.precondition, current: try readDocument(.index, maxSize: Int.max), location: root)
+    }
+    if change.checkpoint != .any {
+      try checkCheckpointCondition(
+        change.checkpoint, current: try readDocument(.checkpoint, maxSize: Int.max), location: root)
     }
     try makeDirectory(root)
     let unique = firstCopies(sources)
@@ -328,7 +336,7 @@ public final class DirectoryStore: ObjectStore {
   /// can lose; otherwise each document is fsynced.
   private func writeDocuments(_ change: StoreChange, syncing: Bool, into report: inout ApplyReport) throws {
     let docs = change.orderedDocuments
-    if docs.isEmpty && change.precondition == .none {
+    if docs.isEmpty && change.precondition == .none && change.checkpoint == .any {
       if syncing { try syncFileSystem() }
       return
     }
@@ -338,6 +346,9 @@ public final class DirectoryStore: ObjectStore {
       if change.precondition != .none {
         try checkPrecondition(change.precondition, current: try readDocument(.index, maxSize: Int.max), location: root)
       }
+      try checkCheckpointCondition(
+        change.checkpoint, current: change.checkpoint == .any ? nil : try readDocument(.checkpoint, maxSize: Int.max),
+        location: root)
       var pending = syncing
       for (name, data) in docs {
         let path = root + "/" + name.path
@@ -359,6 +370,11 @@ public final class DirectoryStore: ObjectStore {
         report.documentsWritten += 1
       }
       if pending { try syncFileSystem() }
+      // After index.json, under the lock, best effort; the `.p` folder goes when it is empty.
+      for name in change.partialTileRemovals {
+        let path = root + "/" + name.path
+        if unlink(path) == 0 { rmdir((path as NSString).deletingLastPathComponent) }
+      }
     }
   }
 

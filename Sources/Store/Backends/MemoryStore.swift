@@ -41,12 +41,14 @@ public final class MemoryStore: ObjectStore {
     let blobs = ChangeBlobs(change, sources: sources)
     let lacking = try state.withLock { s in
       try checkPrecondition(change.precondition, current: s.documents[.index], location: location)
+      try checkCheckpointCondition(change.checkpoint, current: s.documents[.checkpoint], location: location)
       return blobs.indices.filter { s.objects[blobs[$0].id] == nil }
     }
     // Present sources are not read; the others are all read before anything is stored.
     let fresh = try lacking.map { (blobs[$0].id, try blobs[$0].load()) }
     return try state.withLock { s in
       try checkPrecondition(change.precondition, current: s.documents[.index], location: location)
+      try checkCheckpointCondition(change.checkpoint, current: s.documents[.checkpoint], location: location)
       var report = ApplyReport()
       report.objectsPresent = blobs.duplicates + blobs.count - fresh.count
       for (id, data) in fresh {
@@ -66,6 +68,7 @@ public final class MemoryStore: ObjectStore {
         s.documents[name] = data
         report.documentsWritten += 1
       }
+      for name in change.partialTileRemovals { s.documents[name] = nil }
       return report
     }
   }

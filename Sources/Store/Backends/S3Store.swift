@@ -67,6 +67,12 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
       try checkPrecondition(change.precondition, current: read.data, location: location)
       indexTag = read.etag
     }
+    var checkpointTag: String?
+    if change.checkpoint != .any {
+      let read = try reader.readDocument(.checkpoint, maxSize: Int.max, ifNoneMatch: nil)
+      try checkCheckpointCondition(change.checkpoint, current: read.data, location: location)
+      checkpointTag = read.etag
+    }
     let blobs = ChangeBlobs(change, sources: sources)
     report.objectsPresent = blobs.duplicates
     let sizes = try existingSizes(blobs.map(\.id))
@@ -90,12 +96,29 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
         indexTag = read.etag
       }
     }
+    if change.checkpoint != .any {
+      switch try reader.readDocument(.checkpoint, maxSize: Int.max, ifNoneMatch: checkpointTag) {
+      case .notModified: break
+      case let read:
+        try checkCheckpointCondition(change.checkpoint, current: read.data, location: location)
+        checkpointTag = read.etag
+      }
+    }
     let short = [("Cache-Control", Self.documentCacheControl)]
+    let conditional = change.checkpoint != .any
     try writeOnce(docs.filter { $0.0.isWriteOnce })
-    try upload(docs.filter { $0.0 != .index && !$0.0.isWriteOnce }.map { ($0.0.path, $0.1, short) })
+    CrashPoint.step("s3: wrote the log files of \(location)")
+    try upload(
+      docs.filter { $0.0 != .index && !$0.0.isWriteOnce && !(conditional && $0.0 == .checkpoint) }.map { ($0.0.path, $0.1, short) })
+    if conditional, let checkpoint = docs.last(where: { $0.0 == .checkpoint })?.1 {
+      try writeCheckpoint(checkpoint, etag: checkpointTag)
+    }
     if let index = docs.last(where: { $0.0 == .index })?.1 {
       try writeIndex(index, precondition: change.precondition, etag: indexTag, metadata: change.metadata)
     }
+    // After index.json, best effort (a failed DELETE is left for the next change).
+    let removals = try change.partialTileRemovals.map { try reader.request("DELETE", $0.path) }
+    if !removals.isEmpty { _ = transport.perform(removals) }
     report.documentsWritten = docs.count
     return report
   }
@@ -196,6 +219,26 @@ public final class S3Store: RemoteStore, ObjectStore, @unchecked Sendable {
         "index.json in '\(location)' was overwritten by another publisher while publishing; this publish lost, run it again"
       )
     }
+  }
+
+  /// Replaces `log/checkpoint` only if it still has the ETag read (`If-Match`), then reads it
+  /// back (for buckets that ignore conditional writes): a checkpoint another writer put there
+  /// since is never overwritten without this change failing with a `.conflict`.
+  private func writeCheckpoint(_ data: Data, etag: String?) throws {
+    var headers = [("Cache-Control", Self.documentCacheControl)]
+    if let etag { headers.append(("If-Match", etag)) }
+    let path = DocumentName.checkpoint.path
+    let moved = TsukuError(
+      .conflict,
+      "log/checkpoint in '\(location)' moved since it was read (a publish or another witness wrote it; the bucket refused the conditional write); nothing was written, run it again"
+    )
+    do {
+      try upload([(path, data, headers)])
+    } catch let e as TsukuError where e.code == .conflict {
+      if (try? reader.fetch(path, maxSize: max(data.count, 1 << 16))) == data { return }
+      throw moved
+    }
+    if try reader.fetch(path, maxSize: max(data.count, 1 << 16)) != data { throw moved }
   }
 
   /// Creates each write-once document (a log tile, a change list) only where the bucket has

@@ -9,8 +9,13 @@ import Synchronization
   import Darwin
 #endif
 
-/// libcurl's global state, set up once per process before the first handle.
-private let curlReady: CURLcode = curl_global_init(tsuku_curl_global_default)
+/// libcurl, loaded (see the CCurl shim) and its global state set up once per process, before
+/// the first handle of the first request: nil, or why the library could not be loaded.
+private let curlUnavailable: String? = {
+  if let why = tsuku_curl_load() { return String(cString: why) }
+  _ = tsuku_curl_global_init(tsuku_curl_global_default)
+  return nil
+}()
 
 /// The real transport: libcurl's multi interface, so a batch runs up to `maxConcurrent`
 /// transfers at once over kept-alive connections (HTTP/2 multiplexed where the server offers
@@ -33,7 +38,6 @@ public final class CurlTransport: HTTPTransport {
   private let pool = Mutex<[MultiHandle]>([])
 
   public init(options: TransportOptions = TransportOptions()) {
-    _ = curlReady
     self.options = options
   }
 
@@ -48,6 +52,7 @@ public final class CurlTransport: HTTPTransport {
 
   public func perform(_ requests: [HTTPRequest]) -> [Result<HTTPResponse, TsukuError>] {
     if requests.isEmpty { return [] }
+    if let why = curlUnavailable { return requests.map { _ in .failure(TsukuError(.unavailable, why)) } }
     let multi = pool.withLock { $0.popLast() } ?? MultiHandle(maxConnections: options.maxConcurrent)
     defer { pool.withLock { $0.append(multi) } }
     return Batch(multi: multi.handle, options: options, requests: requests) { [self] in
@@ -61,11 +66,11 @@ private final class MultiHandle: @unchecked Sendable {
   // Safe: the pool hands a handle to one batch at a time.
   let handle: UnsafeMutableRawPointer
   init(maxConnections: Int) {
-    handle = curl_multi_init()!
+    handle = tsuku_curl_multi_init()!
     _ = tsuku_curl_multi_setopt_long(handle, CURLMOPT_PIPELINING, tsuku_curlpipe_multiplex)
     _ = tsuku_curl_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, max(4, maxConnections))
   }
-  deinit { curl_multi_cleanup(handle) }
+  deinit { tsuku_curl_multi_cleanup(handle) }
 }
 
 private func now() -> Double { Deadline.now() }
@@ -77,7 +82,7 @@ private struct DeadlineSpent: Error {}
 
 private func check(_ rc: CURLcode, _ option: String) throws {
   if rc != CURLE_OK {
-    throw CurlSetupError(message: "cannot set curl option \(option): \(String(cString: curl_easy_strerror(rc)))")
+    throw CurlSetupError(message: "cannot set curl option \(option): \(String(cString: tsuku_curl_easy_strerror(rc)))")
   }
 }
 
@@ -153,9 +158,9 @@ private final class Transfer {
   }
 
   func release() {
-    if let easy { curl_easy_cleanup(easy) }
+    if let easy { tsuku_curl_easy_cleanup(easy) }
     easy = nil
-    curl_slist_free_all(headerList)
+    tsuku_curl_slist_free_all(headerList)
     headerList = nil
   }
 
@@ -258,7 +263,7 @@ private final class Batch {
         continue
       }
       var running: Int32 = 0
-      _ = curl_multi_perform(multi, &running)
+      _ = tsuku_curl_multi_perform(multi, &running)
       collectFinished()
       if remaining == 0 { break }
       reportWait()
@@ -269,7 +274,7 @@ private final class Batch {
       if active.count < options.maxConcurrent, let next = waiting.map(\.notBefore).min() {
         timeout = min(timeout, max(0, (next - now()) * 1000))
       }
-      if !active.isEmpty { _ = curl_multi_poll(multi, nil, 0, Int32(timeout), nil) }
+      if !active.isEmpty { _ = tsuku_curl_multi_poll(multi, nil, 0, Int32(timeout), nil) }
     }
     return results.map { $0! }
   }
@@ -305,11 +310,11 @@ private final class Batch {
 
   private func collectFinished() {
     var left: Int32 = 0
-    while let msg = curl_multi_info_read(multi, &left) {
+    while let msg = tsuku_curl_multi_info_read(multi, &left) {
       guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle, let t = active[easy] else { continue }
       let code = msg.pointee.data.result
       active[easy] = nil
-      curl_multi_remove_handle(multi, easy)
+      tsuku_curl_multi_remove_handle(multi, easy)
       let outcome: Result<HTTPResponse, HTTPFailure>
       if code == CURLE_OK {
         var status = 0
@@ -349,7 +354,7 @@ private final class Batch {
     let left = t.deadline - now()
     if left < 0.05 { throw DeadlineSpent() }
     t.attempt += 1
-    guard let easy = curl_easy_init() else { throw CurlSetupError(message: "cannot create a curl handle") }
+    guard let easy = tsuku_curl_easy_init() else { throw CurlSetupError(message: "cannot create a curl handle") }
     t.easy = easy
     let r = t.request
     try setString(easy, CURLOPT_URL, r.url, "url")
@@ -413,7 +418,7 @@ private final class Batch {
     // header that removes it, so signed uploads keep it (libcurl sends it above 1 MiB only).
     if (r.method == "PUT" || r.method == "POST") && r.signing == nil { lines.append("Expect:") }
     for line in lines {
-      guard let list = curl_slist_append(t.headerList, line) else {
+      guard let list = tsuku_curl_slist_append(t.headerList, line) else {
         throw CurlSetupError(message: "cannot add header '\(line.prefix(40))'")
       }
       t.headerList = list
@@ -431,9 +436,9 @@ private final class Batch {
       tsuku_curl_setopt_header(easy) { buf, size, n, me in
         Unmanaged<Transfer>.fromOpaque(me!).takeUnretainedValue().header(buf!, size * n)
       }, "header function")
-    let rc = curl_multi_add_handle(multi, easy)
+    let rc = tsuku_curl_multi_add_handle(multi, easy)
     if rc != CURLM_OK {
-      throw CurlSetupError(message: "cannot start transfer: \(String(cString: curl_multi_strerror(rc)))")
+      throw CurlSetupError(message: "cannot start transfer: \(String(cString: tsuku_curl_multi_strerror(rc)))")
     }
     countAttempt()
     active[easy] = t
@@ -450,7 +455,7 @@ private final class Batch {
 
   /// The failure behind a curl error code, in words a user can act on.
   private func classify(_ code: CURLcode, _ t: Transfer) -> HTTPFailure {
-    let text = t.errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : t.errorText
+    let text = t.errorText.isEmpty ? String(cString: tsuku_curl_easy_strerror(code)) : t.errorText
     let lower = text.lowercased()
     switch code {
     case CURLE_ABORTED_BY_CALLBACK where t.stalled:

@@ -197,6 +197,10 @@ final class CachedTiles: TileSource {
       return made
     }
     guard let name = DocumentName(path: "log/" + tile.path), let data = try read(name, StoreTiles.maxTile) else {
+      // A partial tile removed once its full tile was written: the full tile's prefix.
+      if let full = tile.full, let name = DocumentName(path: "log/" + full.path), let data = try read(name, StoreTiles.maxTile) {
+        return try tile.partial(of: [UInt8](data))
+      }
       throw TsukuError(.integrity, "the log tile 'log/\(tile.path)' is missing from the source", reason: .malformed)
     }
     keep(tile, [UInt8](data))

@@ -10,10 +10,18 @@ public struct StoreTiles: TileSource {
 
   public init(_ store: any ObjectReader) { self.store = store }
 
+  /// A partial tile that is gone (removed once its full tile was written) is cut from the
+  /// full tile.
   public func readTile(_ tile: Tile) throws -> [UInt8] {
-    guard let name = DocumentName(path: "log/" + tile.path), let data = try store.readDocument(name, maxSize: Self.maxTile)
-    else { throw TsukuError(.notFound, "log tile 'log/\(tile.path)' not found in '\(store.location)'") }
-    return [UInt8](data)
+    if let name = DocumentName(path: "log/" + tile.path), let data = try store.readDocument(name, maxSize: Self.maxTile) {
+      return [UInt8](data)
+    }
+    if let full = tile.full, let name = DocumentName(path: "log/" + full.path),
+      let data = try store.readDocument(name, maxSize: Self.maxTile)
+    {
+      return try tile.partial(of: [UInt8](data))
+    }
+    throw TsukuError(.notFound, "log tile 'log/\(tile.path)' not found in '\(store.location)'")
   }
 }
 
@@ -60,22 +68,35 @@ public enum LogWriter {
   /// the targets of a change, against the longest log among them (every other target's log
   /// must be a prefix of it), so every store of a registry holds the same log. `fetch` reads
   /// a blob of the new index or of an older one (verified bytes). The store logs must be
-  /// sound: the tiles of each must give the root its checkpoint names.
+  /// sound: each checkpoint signed to the threshold of the `log` role of `root` or of one of
+  /// `signedUnder` (the roots the targets held before this change: a checkpoint written before
+  /// a log key rotation), and the tiles of each giving the root its checkpoint names.
+  /// Otherwise nothing is extended: `.integrity` (exit 4), naming the checkpoint.
+  ///
+  /// Entries beyond the checkpoint (a publish killed after its write-once tiles, before its
+  /// checkpoint and `index.json`) are not overwritten: the entry of the same `index` is reused
+  /// as it is (so the run again writes the very same tiles and converges), and the entry of
+  /// another index, signed by a maintainer and half written, is kept in the log ahead of the
+  /// new one (its tiles and change list are the ones already there). Nothing ever needs a
+  /// write-once file replaced, so a racing publisher on a bucket can never be clobbered.
   static func plan(
-    stores: [any ObjectReader], root: RootPayload, index: Data, keys: [SigningKey], now: Date,
-    fetch: (ObjectID, Int, String) throws -> Data
+    stores: [any ObjectReader], root: RootPayload, signedUnder: [RootPayload] = [], index: Data, keys: [SigningKey],
+    now: Date, fetch: (ObjectID, Int, String) throws -> Data
   ) throws -> LogPlan? {
     guard let origin = root.log_origin else { return nil }
     var held = [(store: any ObjectReader, checkpoint: Checkpoint)]()
     for store in stores {
-      guard let (_, cp) = try readCheckpoint(store) else { continue }
+      guard let (note, cp) = try readCheckpoint(store) else { continue }
       guard cp.origin == origin else {
         throw TsukuError(
           .integrity, "the log in '\(store.location)' has origin '\(cp.origin)', root version \(root.version) names '\(origin)'")
       }
+      try checkSigned(note, cp, roots: [root] + signedUnder, location: store.location)
       guard try TileLog(source: StoreTiles(store), size: cp.size).treeHash(size: cp.size) == cp.rootHash else {
         throw TsukuError(
-          .integrity, "the log tiles in '\(store.location)' do not give the root of its checkpoint (\(cp)): nothing was written")
+          .integrity,
+          "the log tiles in '\(store.location)' do not give the root of its checkpoint (\(cp)): refusing to extend it, nothing was written",
+          reason: .hashMismatch)
       }
       held.append((store, cp))
     }
@@ -108,21 +129,111 @@ public enum LogWriter {
         }
       }
     }
+    // Entries a killed publish left beyond the checkpoint: kept (see above).
+    let left = try entriesBeyond(size, in: longest?.store ?? stores.first, base: base, index: index)
+    for e in left.entries.dropLast(left.ours ? 1 : 0).map(\.leaf) {
+      guard let holder = longest?.store ?? stores.first,
+        let data = try holder.readDocument(try .logFile("log/changes/" + e.changes.hex), maxSize: ChangeList.maxSize),
+        SHA256.hash(data) == e.changes
+      else {
+        throw TsukuError(
+          .integrity,
+          "a log entry beyond the checkpoint of '\((longest?.store ?? stores.first)?.location ?? "")' (index version \(e.indexVersion)) has no change list: nothing was written")
+      }
+      // The pins after that entry: the change list applied.
+      if var pinned = previousPins {
+        for l in try ChangeList.parse(data, what: "'log/changes/\(e.changes.hex)'").lines {
+          var k = l
+          k.added = true
+          if l.added { pinned.insert(k) } else { pinned.remove(k) }
+        }
+        previousPins = pinned
+      }
+    }
     let file = try IndexFile.parse(index, what: "the new index")
     let payload = try file.index.payloadBytes.map { try IndexPayload.parse($0, what: "the new index") }
     let revocation = try file.revocation?.payloadBytes.map { try RevocationPayload.parse($0, what: "the new revocation list") }
     let changes = ChangeList.diff(old: previousPins ?? [], new: try pins(of: index, fetch: fetch)).bytes
-    let leaf = LogLeaf(
+    var leaf = LogLeaf(
       indexVersion: payload?.version ?? 0, revocationVersion: revocation?.version ?? 0, published: Timestamp.format(now),
       indexHash: SHA256.hash(index), changes: SHA256.hash(changes))
-    let appended = try TileAppend.append(oldSize: size, entries: [leaf.bytes], source: base)
+    var entry = leaf.bytes
+    if left.ours, let same = left.entries.last { (leaf, entry) = same }
+    let appended = try TileAppend.append(
+      oldSize: size, entries: left.entries.dropLast(left.ours ? 1 : 0).map(\.bytes) + [entry], source: base)
     let checkpoint = Checkpoint(origin: origin, size: appended.size, rootHash: appended.rootHash)
     var note = SignedNote(text: checkpoint.text, signatures: [])
     for k in keys { note.signatures.append(try NoteSigner(name: origin, key: k).sign(checkpoint.text)) }
     return LogPlan(
       tiles: TileAppend.Overlay(tiles: Dictionary(appended.tiles, uniquingKeysWith: { a, _ in a }), base: base),
-      holder: longest?.store, checkpoint: checkpoint, note: Data(note.serialized()), newChanges: (leaf.changes, changes),
-      heldSizes: heldSizes(held))
+      holder: longest?.store ?? (left.entries.isEmpty ? nil : stores.first), checkpoint: checkpoint,
+      note: Data(note.serialized()), newChanges: (SHA256.hash(changes), changes), heldSizes: heldSizes(held))
+  }
+
+  /// At most this many entries beyond a checkpoint are taken up (one per publish killed
+  /// between its tiles and its checkpoint, each run again since).
+  static let maxEntriesBeyond = 64
+
+  /// The entries a killed publish left past the log's `size` in `store`: read from the
+  /// entries bundle each would have grown (`tile/entries/<N>.p/<W+1>`, or the full bundle),
+  /// in order, up to and including the entry of `index` itself (`ours`) when there is one.
+  /// Each such bundle must extend the log (`base`, the tiles of the checkpoint's `size`) and
+  /// the entries before it; one that does not is refused (`.integrity`), as nothing could
+  /// ever be appended over it.
+  static func entriesBeyond(_ size: UInt64, in store: (any ObjectReader)?, base: TileSource, index: Data) throws
+    -> (entries: [(leaf: LogLeaf, bytes: [UInt8])], ours: Bool)
+  {
+    guard let store else { return ([], false) }
+    let hash = SHA256.hash(index)
+    let w = UInt64(Tile.width)
+    var out = [(leaf: LogLeaf, bytes: [UInt8])]()
+    // The entries of the bundle being grown, before position n.
+    var bundle = [[UInt8]]()
+    if size % w != 0 {
+      let t = Tile(level: nil, index: size / w, width: Int(size % w))
+      bundle = try EntryBundle.decode(try base.readTile(t), count: t.width, what: "'log/\(t.path)'")
+    }
+    var n = size
+    while out.count < maxEntriesBeyond {
+      if n % w == 0 { bundle = [] }
+      let t = Tile(level: nil, index: n / w, width: Int(n % w) + 1)
+      guard let name = DocumentName(path: "log/" + t.path), let data = try store.readDocument(name, maxSize: StoreTiles.maxTile)
+      else { break }
+      let what = "'log/\(t.path)' in '\(store.location)' (beyond its checkpoint)"
+      let entries = try EntryBundle.decode([UInt8](data), count: t.width, what: what)
+      guard entries.count == t.width, Array(entries.dropLast()) == bundle else {
+        throw TsukuError(
+          .integrity,
+          "\(what) does not extend its log: no checkpoint names it, so remove it and run again; nothing was written")
+      }
+      let leaf = try LogLeaf.parse(entries[entries.count - 1], what: "log entry \(n) of " + what)
+      out.append((leaf, entries[entries.count - 1]))
+      bundle.append(entries[entries.count - 1])
+      if leaf.indexHash == hash { return (out, true) }
+      n += 1
+    }
+    return (out, false)
+  }
+
+  /// `note` (the checkpoint `cp` of the store at `location`) carries the threshold of log
+  /// signatures of one of `roots`; else `.integrity`, naming the checkpoint.
+  static func checkSigned(_ note: SignedNote, _ cp: Checkpoint, roots: [RootPayload], location: String) throws {
+    var best = (signed: 0, root: roots[0])
+    for root in roots {
+      guard LogRole.enabled(root), let origin = root.log_origin, origin == cp.origin, let role = root.roles[Role.log.rawValue]
+      else { continue }
+      let verifiers = role.keyids.compactMap { id in
+        root.keys[id]?.ed25519.flatMap { try? NoteVerifier(name: origin, ed25519: $0) }
+      }
+      let signed = note.verifiedSigners(verifiers).count
+      if signed >= max(1, role.threshold) { return }
+      if signed >= best.signed { best = (signed, root) }
+    }
+    let needed = best.root.roles[Role.log.rawValue]?.threshold ?? 1
+    throw TsukuError(
+      .integrity,
+      "the log checkpoint in '\(location)' (\(cp)) has \(best.signed) valid log signature\(best.signed == 1 ? "" : "s") of \(needed) required by root version \(best.root.version): refusing to extend it, nothing was written",
+      reason: .badSignature)
   }
 
   /// The log size each store held when `plan` checked it, by location.
@@ -226,5 +337,24 @@ struct LogPlan {
     }
     docs.append((.checkpoint, note))
     return docs
+  }
+
+  /// The partial tiles the full tiles that `documents(for: store)` writes supersede: removed
+  /// from `store` once its new checkpoint and `index.json` are written (C2SP tlog-tiles lets a
+  /// log delete them then). A reader that still holds an older checkpoint and finds its
+  /// partial tile gone reads the full tile and takes its prefix (`Tile.partial(of:)`), so a
+  /// removal never breaks a client; a git store's history keeps them.
+  func superseded(for store: any ObjectReader) throws -> [DocumentName] {
+    let held = heldSizes[store.location] ?? 0
+    var out = [DocumentName]()
+    for level in [nil] + (0..<Tile.height).map({ Optional($0) }) {
+      // The store has partial tiles of tile N at this level only if its log reached into it.
+      let reached = held >> (8 * UInt64(level ?? 0))
+      for t in Tile.newTiles(level: level, oldSize: held, size: checkpoint.size)
+      where t.width == Tile.width && reached > t.index * UInt64(Tile.width) {
+        for w in 1..<Tile.width { out.append(try .logFile("log/" + Tile(level: level, index: t.index, width: w).path)) }
+      }
+    }
+    return out
   }
 }

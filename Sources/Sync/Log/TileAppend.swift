@@ -82,3 +82,24 @@ public final class MemoryTiles: TileSource, @unchecked Sendable {
     return t
   }
 }
+
+extension Tile {
+  /// The full tile a partial one is the prefix of (nil for a full tile). C2SP tlog-tiles lets
+  /// a log delete a partial tile once the full one is published; a reader then uses this.
+  public var full: Tile? { width < Tile.width ? Tile(level: level, index: index, width: Tile.width) : nil }
+
+  /// This (partial) tile's bytes, cut from `fullBytes`, the bytes of `full`: the first
+  /// `width` hashes of a hash tile, the first `width` entries of an entries bundle. The
+  /// result is checked as the partial tile itself would be (against the checkpoint's root).
+  public func partial(of fullBytes: [UInt8]) throws -> [UInt8] {
+    if level == nil {
+      let entries = try EntryBundle.decode(fullBytes, count: Tile.width, what: "'\(Tile(level: nil, index: index, width: Tile.width).path)'")
+      return try EntryBundle.encode(Array(entries.prefix(width)))
+    }
+    guard fullBytes.count == Tile.width * Merkle.hashSize else {
+      throw TsukuError(
+        .integrity, "log tile '\(Tile(level: level, index: index, width: Tile.width).path)' is \(fullBytes.count) bytes, \(Tile.width * Merkle.hashSize) expected")
+    }
+    return Array(fullBytes.prefix(width * Merkle.hashSize))
+  }
+}

@@ -60,6 +60,23 @@ public struct Witness {
     }
   }
 
+  /// Writes `cosigned` (the note `read` with this witness's cosignature added) back to the
+  /// store's `log/checkpoint`, on the condition that the store still holds exactly `read`
+  /// (`StoreChange.CheckpointCondition.bytes`, a compare-and-swap on every backend): a
+  /// checkpoint a publish or another witness wrote since is never overwritten. A lost race
+  /// is a `.conflict` that says the checkpoint moved and to run again.
+  public static func writeBack(_ cosigned: Data, over read: Data, to store: any ObjectWriter, message: String) throws {
+    var change = StoreChange(documents: [(.checkpoint, cosigned)], message: message)
+    change.checkpoint = .bytes(SHA256.hash(read))
+    do {
+      try store.apply(change)
+    } catch let e as TsukuError where e.code == .conflict {
+      throw TsukuError(
+        .conflict,
+        "log/checkpoint of '\(store.location)' moved while it was being cosigned (a publish or another witness wrote it first); the cosignature was not written, run it again")
+    }
+  }
+
   /// The last checkpoint this witness cosigned for `origin`, or nil before the first. A state
   /// file that does not parse, or that this witness did not cosign, is an error (never read as
   /// "no state", which would let the log go back).

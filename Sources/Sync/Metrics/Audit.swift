@@ -99,24 +99,26 @@ public final class AuditLog: @unchecked Sendable {
     staged.removeAll()
     defer { for f in side { unlink(f.path) } }
     try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
-    // Never through a symbolic link, only to a regular file (`FileIO.open`).
-    var fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600, failing: "cannot write audit log")
-    defer { close(fd) }
-    flock(fd, LOCK_EX)
-    defer { flock(fd, LOCK_UN) }
+    // The lock of the file now under the log's name: its line and its side files then go to
+    // one generation, even when another process rotated the file this one had opened.
+    var fd = try openCurrentLocked()
+    defer {
+      flock(fd, LOCK_UN)
+      close(fd)
+    }
     var st = stat()
-    if fstat(fd, &st) == 0, st.st_size == 0 { migrateLegacy(into: fd) }
+    // The first write under the current name (not a file a rotation just emptied).
+    var first = stat()
+    if fstat(fd, &st) == 0, st.st_size == 0, lstat(path + ".1", &first) != 0 { migrateLegacy(into: fd) }
     let adding = text.count + side.reduce(0) { $0 + $1.bytes }
     if fstat(fd, &st) == 0, st.st_size > 0, Int(st.st_size) + Self.folderBytes(Self.sideFolder(of: path)) + adding > maxBytes {
       rotate()
-      let fresh = FileIO.openRaw(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600)
-      if fresh >= 0 {
-        let rotated = fd
-        fd = fresh
-        flock(fd, LOCK_EX)
-        flock(rotated, LOCK_UN)
-        close(rotated)
-      }
+      // The rotated file stays locked until the new one is: a process waiting on it finds it
+      // renamed and opens the new one.
+      let rotated = fd
+      fd = try openCurrentLocked()
+      flock(rotated, LOCK_UN)
+      close(rotated)
     }
     if !side.isEmpty {
       removeAbandonedStaging()
@@ -129,6 +131,25 @@ public final class AuditLog: @unchecked Sendable {
     let n = text.withUnsafeBytes { FileIO.writeRaw(fd, $0) }
     if n != 0 { throw TsukuError(.other, "cannot write audit log '\(path)': \(String(cString: strerror(n)))") }
     if !side.isEmpty { keepWithinTotal() }
+  }
+
+  /// Opens the log file under its name (never through a symbolic link, only a regular file:
+  /// `FileIO.open`) and locks it exclusively; when the file locked is no longer the one under
+  /// the name (another process rotated it while this one waited for the lock), it lets go and
+  /// opens the name again. A line and its side files are written under the lock of the
+  /// current file only, so they always land in one generation.
+  private func openCurrentLocked() throws -> Int32 {
+    while true {
+      let fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600, failing: "cannot write audit log")
+      flock(fd, LOCK_EX)
+      var held = stat()
+      var named = stat()
+      if fstat(fd, &held) == 0, lstat(path, &named) == 0, held.st_dev == named.st_dev, held.st_ino == named.st_ino {
+        return fd
+      }
+      flock(fd, LOCK_UN)
+      close(fd)
+    }
   }
 
   /// A receipt larger than `maxBytes` makes a generation of its own, past the per-file bound;

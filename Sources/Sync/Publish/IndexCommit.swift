@@ -123,7 +123,8 @@ struct IndexCommit {
     var logPlan: LogPlan?
     if let indexBytes, LogRole.enabled(root.payload), t.targets.contains(where: { $0.index?.bytes != indexBytes }) {
       logPlan = try LogWriter.plan(
-        stores: t.targets.map(\.store), root: root.payload, index: indexBytes, keys: try LogWriter.keys(for: root.payload),
+        stores: t.targets.map(\.store), root: root.payload, signedUnder: t.root.map { [$0.payload] } ?? [],
+        index: indexBytes, keys: try LogWriter.keys(for: root.payload),
         now: time ?? now, fetch: Self.blobReader(objects: objects, sources: sources, stores: t.targets.map(\.store)))
     }
 
@@ -160,6 +161,8 @@ struct IndexCommit {
         objects: blobs, documents: documents, precondition: target.precondition, message: published.message, time: time,
         keepOnly: keepOnly)
       change.metadata = published.metadata
+      // The partial log tiles the new full tiles supersede, removed after index.json.
+      if let logPlan, target.index?.bytes != indexBytes { change.removals = try logPlan.superseded(for: target.store) }
       return (change, more)
     }
 

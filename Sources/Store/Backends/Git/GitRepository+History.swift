@@ -69,13 +69,13 @@ extension GitRepository {
   ) {
     let what = "cannot walk the history of '\(path)'"
     var walk: OpaquePointer?
-    try gitCheck(git_revwalk_new(&walk, repo), what)
-    defer { git_revwalk_free(walk) }
+    try gitCheck(tsuku_git_revwalk_new(&walk, repo), what)
+    defer { tsuku_git_revwalk_free(walk) }
     // Children before parents, then by time: commits that share a timestamp still come newest
     // first, so each folder is compared with its next newer version.
-    try gitCheck(git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_TIME.rawValue), what)
+    try gitCheck(tsuku_git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_TIME.rawValue), what)
     var start = tip
-    try gitCheck(git_revwalk_push(walk, &start), what)
+    try gitCheck(tsuku_git_revwalk_push(walk, &start), what)
     var builder = GitHistoryMap.Builder(tip: oidBytes(tip), days: days)
     var stats = GitHistoryWalkStats()
     let parts = objects.split(separator: "/").map(String.init)
@@ -93,7 +93,7 @@ extension GitRepository {
     /// Loads a tree and counts its entries against the limits; nil when it would pass one.
     func load(_ id: git_oid, fan: Int? = nil) throws -> GitTree? {
       let tree = try self.tree(id)
-      let count = Int(git_tree_entrycount(tree.pointer))
+      let count = Int(tsuku_git_tree_entrycount(tree.pointer))
       if stats.entries + count > limits.total {
         stopped = true
         return nil
@@ -111,7 +111,7 @@ extension GitRepository {
     }
 
     walking: while true {
-      let rc = git_revwalk_next(&oid, walk)
+      let rc = tsuku_git_revwalk_next(&oid, walk)
       if rc == GIT_ITEROVER.rawValue { break }
       try gitCheck(rc, what)
       let (time, root) = try commitHeader(oid)
@@ -135,11 +135,11 @@ extension GitRepository {
       guard let objectsID = at, seen.insert(key(objectsID)).inserted else { continue }
       guard let base = try load(objectsID) else { break walking }
       var number: UInt32?
-      for i in 0..<git_tree_entrycount(base.pointer) {
-        guard let e = git_tree_entry_byindex(base.pointer, i), git_tree_entry_type(e) == GIT_OBJECT_TREE,
-          let fanName = git_tree_entry_name(e), let fan = fanValue(fanName), !fanCut[fan]
+      for i in 0..<tsuku_git_tree_entrycount(base.pointer) {
+        guard let e = tsuku_git_tree_entry_byindex(base.pointer, i), tsuku_git_tree_entry_type(e) == GIT_OBJECT_TREE,
+          let fanName = tsuku_git_tree_entry_name(e), let fan = fanValue(fanName), !fanCut[fan]
         else { continue }
-        let fanID = git_tree_entry_id(e).pointee
+        let fanID = tsuku_git_tree_entry_id(e).pointee
         guard seen.insert(key(fanID)).inserted else { continue }
         guard let folder = try load(fanID, fan: fan) else {
           if stopped { break walking }
@@ -147,14 +147,14 @@ extension GitRepository {
           continue
         }
         let old = previous[fan]
-        var current = Set<Pair>(minimumCapacity: Int(git_tree_entrycount(folder.pointer)))
-        for j in 0..<git_tree_entrycount(folder.pointer) {
-          guard let b = git_tree_entry_byindex(folder.pointer, j), git_tree_entry_type(b) == GIT_OBJECT_BLOB,
-            let name = git_tree_entry_name(b), strlen(name) == 64, name[0] == fanName[0], name[1] == fanName[1]
+        var current = Set<Pair>(minimumCapacity: Int(tsuku_git_tree_entrycount(folder.pointer)))
+        for j in 0..<tsuku_git_tree_entrycount(folder.pointer) {
+          guard let b = tsuku_git_tree_entry_byindex(folder.pointer, j), tsuku_git_tree_entry_type(b) == GIT_OBJECT_BLOB,
+            let name = tsuku_git_tree_entry_name(b), strlen(name) == 64, name[0] == fanName[0], name[1] == fanName[1]
           else { continue }
           let hex = UnsafeRawBufferPointer(start: name, count: 64)
           guard let id = ObjectID(hexUTF8: hex) else { continue }
-          let pair = Pair(id: id, blob: GitHistoryMap.OIDKey(tsuku_git_oid_bytes(git_tree_entry_id(b))))
+          let pair = Pair(id: id, blob: GitHistoryMap.OIDKey(tsuku_git_oid_bytes(tsuku_git_tree_entry_id(b))))
           current.insert(pair)
           if old.contains(pair) { continue }
           let n = number ?? builder.commit(oidBytes(oid))
@@ -178,8 +178,8 @@ extension GitRepository {
   func commitHeader(_ id: git_oid) throws -> (time: Int64, tree: git_oid) {
     var oid = id
     var c: OpaquePointer?
-    try gitCheck(git_commit_lookup(&c, repo, &oid), "cannot read commit '\(hex(id))' in '\(path)'")
-    defer { git_commit_free(c) }
-    return (Int64(git_commit_time(c)), git_commit_tree_id(c).pointee)
+    try gitCheck(tsuku_git_commit_lookup(&c, repo, &oid), "cannot read commit '\(hex(id))' in '\(path)'")
+    defer { tsuku_git_commit_free(c) }
+    return (Int64(tsuku_git_commit_time(c)), tsuku_git_commit_tree_id(c).pointee)
   }
 }

@@ -9,11 +9,11 @@ extension GitRepository {
   /// left empty is dropped. Returns the tree and its entry count.
   func writeTree(base: GitTree?, files: [(ArraySlice<String>, GitTreeEdit)]) throws -> (oid: git_oid, count: Int) {
     var bld: OpaquePointer?
-    try gitCheck(git_treebuilder_new(&bld, repo, base?.pointer), "cannot build a tree in '\(path)'")
-    defer { git_treebuilder_free(bld) }
+    try gitCheck(tsuku_git_treebuilder_new(&bld, repo, base?.pointer), "cannot build a tree in '\(path)'")
+    defer { tsuku_git_treebuilder_free(bld) }
     func drop(_ name: String) throws {
-      if git_treebuilder_get(bld, name) == nil { return }
-      try gitCheck(git_treebuilder_remove(bld, name), "cannot remove '\(name)' from a tree in '\(path)'")
+      if tsuku_git_treebuilder_get(bld, name) == nil { return }
+      try gitCheck(tsuku_git_treebuilder_remove(bld, name), "cannot remove '\(name)' from a tree in '\(path)'")
     }
     let groups = Dictionary(grouping: files, by: { $0.0.first ?? "" })
     for (name, group) in groups {
@@ -21,27 +21,27 @@ extension GitRepository {
       for (parts, edit) in group where parts.count == 1 {
         switch edit {
         case .remove: try drop(name)
-        case .blob(var oid): try gitCheck(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_BLOB), what)
-        case .tree(var oid): try gitCheck(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
+        case .blob(var oid): try gitCheck(tsuku_git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_BLOB), what)
+        case .tree(var oid): try gitCheck(tsuku_git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
         }
       }
       let deeper = group.filter { $0.0.count > 1 }.map { ($0.0.dropFirst(), $0.1) }
       if deeper.isEmpty { continue }
       var sub: GitTree?
-      if let base, let e = git_tree_entry_byname(base.pointer, name), git_tree_entry_type(e) == GIT_OBJECT_TREE {
-        sub = try tree(git_tree_entry_id(e).pointee)
+      if let base, let e = tsuku_git_tree_entry_byname(base.pointer, name), tsuku_git_tree_entry_type(e) == GIT_OBJECT_TREE {
+        sub = try tree(tsuku_git_tree_entry_id(e).pointee)
       }
       if sub == nil && deeper.allSatisfy({ if case .remove = $0.1 { true } else { false } }) { continue }
       var (oid, count) = try writeTree(base: sub, files: deeper)
       if count == 0 {
         try drop(name)
       } else {
-        try gitCheck(git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
+        try gitCheck(tsuku_git_treebuilder_insert(nil, bld, name, &oid, GIT_FILEMODE_TREE), what)
       }
     }
-    let count = Int(git_treebuilder_entrycount(bld))
+    let count = Int(tsuku_git_treebuilder_entrycount(bld))
     var out = git_oid()
-    try gitCheck(git_treebuilder_write(&out, bld), "cannot write a tree to '\(path)'")
+    try gitCheck(tsuku_git_treebuilder_write(&out, bld), "cannot write a tree to '\(path)'")
     return (out, count)
   }
 
@@ -61,9 +61,9 @@ extension GitRepository {
   func firstParent(of commit: git_oid) throws -> git_oid? {
     var oid = commit
     var c: OpaquePointer?
-    try gitCheck(git_commit_lookup(&c, repo, &oid), "cannot read commit '\(hex(commit))' in '\(path)'")
-    defer { git_commit_free(c) }
-    guard git_commit_parentcount(c) > 0, let p = git_commit_parent_id(c, 0) else { return nil }
+    try gitCheck(tsuku_git_commit_lookup(&c, repo, &oid), "cannot read commit '\(hex(commit))' in '\(path)'")
+    defer { tsuku_git_commit_free(c) }
+    guard tsuku_git_commit_parentcount(c) > 0, let p = tsuku_git_commit_parent_id(c, 0) else { return nil }
     return p.pointee
   }
 

@@ -27,6 +27,10 @@ extension GitStore {
       let (parent, base) = try s.repo.branchTip(branch)
       let index = try read(s.repo, base, DocumentName.index.path, "'index.json'", .max)
       try checkPrecondition(change.precondition, current: index, location: location)
+      if change.checkpoint != .any {
+        let cp = try read(s.repo, base, DocumentName.checkpoint.path, "'log/checkpoint'", .max)
+        try checkCheckpointCondition(change.checkpoint, current: cp, location: location)
+      }
       // One fan-out folder at a time: each folder's tree is read once, not once per blob.
       var byFan = [String: [Int]]()
       for k in blobs.indices { byFan[blobs[k].id.fanout, default: []].append(k) }
@@ -79,6 +83,8 @@ extension GitStore {
         files.append((layoutPath(name.path), .blob(try s.repo.createBlob(data))))
         report.documentsWritten += 1
       }
+      // In the same commit as the checkpoint that supersedes them.
+      files += change.partialTileRemovals.map { (layoutPath($0.path), GitTreeEdit.remove) }
       var dropped = [(fan: String, name: String)]()
       if let keep = change.keepOnly, let base {
         dropped = try unreferenced(s.repo, base, keeping: keep.union(blobs.map(\.id)))
