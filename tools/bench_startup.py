@@ -91,7 +91,7 @@ def binary_sizes(binary, work):
 class Startup:
     def __init__(self, args, work, tsuku, bench):
         self.args, self.work, self.tsuku, self.B = args, work, tsuku, bench
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": work, "TSUKU_CACHE_LIMIT": S.CACHE_LIMIT}
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": work, "TSUKU_RECIPE_CACHE_SIZE_LIMIT": S.CACHE_LIMIT}
         self.genv = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": work, "GIT_CONFIG_NOSYSTEM": "1",
                      "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@tsuku.invalid",
                      "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@tsuku.invalid"}
