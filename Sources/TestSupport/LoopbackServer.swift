@@ -146,6 +146,7 @@ public final class LoopbackServer: Sendable {
       var off = 0
       while off < buf.count {
         let n = Glibc.send(fd, buf.baseAddress! + off, buf.count - off, Int32(MSG_NOSIGNAL))
+        if n < 0 && errno == EINTR { continue }
         if n <= 0 { return false }
         off += n
       }
@@ -187,10 +188,13 @@ public final class LoopbackServer: Sendable {
     var chunk = [UInt8](repeating: 0, count: 65536)
     while !stopped {
       var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      // A signal (a child process of another test exiting) interrupts poll and recv: that is
+      // not the client going away, so it must not close the connection.
       let ready = poll(&pfd, 1, 50)
-      if ready == 0 { continue }
+      if ready == 0 || (ready < 0 && errno == EINTR) { continue }
       if ready < 0 { return false }
       let n = recv(fd, &chunk, chunk.count, 0)
+      if n < 0 && errno == EINTR { continue }
       if n <= 0 { return false }
       buffer.append(contentsOf: chunk[0..<n])
       return true
