@@ -34,25 +34,13 @@ import TestSupport
   }
 
   @Test func aSyncAcrossATileBoundaryAddsThreeLogRequests() throws {
-    let server: S3TestServer
-    do { server = try S3TestServer.require() } catch let e as S3TestServer.S3Unavailable { try Test.cancel("\(e)") }
-    let bucket = try server.makeBucket(prefix: "tlog256")
-    let url = "s3://\(bucket)/reg?endpoint=\(server.endpoint)&region=us-east-1"
-    let admin = [
-      "TSUKU_S3_ACCESS_KEY_ID": S3TestServer.admin.accessKeyID,
-      "TSUKU_S3_SECRET_ACCESS_KEY": S3TestServer.admin.secretAccessKey,
-    ]
-    let s = try World(store: url, env: admin)
-    let env = s.logEnv.merging(admin) { $1 }
-    let store = server.store(bucket: bucket, prefix: "reg")
+    let b = try TransparencyLogTests.BucketWorld(prefix: "tlog256")
+    let (s, url, env) = (b.s, b.url, b.env)
     #expect(try s.publish("v1", to: url, env: env).status == 0)
-    try Self.appendEntries(252, to: store, key: s.w.k("log"))
+    try Self.appendEntries(252, to: b.store, key: s.w.k("log"))
     #expect(try s.publish("v2", to: url, env: env).status == 0)
-    let root = s.w.dir.file("root.json")
-    try #require(try store.readDocument(.root(1), maxSize: 1 << 20)).write(to: URL(fileURLWithPath: root))
-    let proxy = try CountingProxy(upstream: server.endpoint)
-    var r = try s.w.run("init", "--root", root, "--source", proxy.endpoint + "/" + bucket + "/reg")
-    try #require(r.status == 0, "\(r.stderr)")
+    let proxy = try b.initThroughProxy()
+    var r: CommandResult
     r = try s.sync()
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try s.trustedLogSize() == 254)

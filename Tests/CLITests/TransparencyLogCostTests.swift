@@ -14,23 +14,11 @@ import TestSupport
   /// (the conditional index.json, no log request); a sync to a new index adds at most three
   /// log requests (the checkpoint and tiles).
   @Test func aNoOpSyncStaysOneRequestAndANewIndexAddsAtMostThree() throws {
-    let server: S3TestServer
-    do { server = try S3TestServer.require() } catch let e as S3TestServer.S3Unavailable { try Test.cancel("\(e)") }
-    let bucket = try server.makeBucket(prefix: "tlog")
-    let url = "s3://\(bucket)/reg?endpoint=\(server.endpoint)&region=us-east-1"
-    let admin = [
-      "TSUKU_S3_ACCESS_KEY_ID": S3TestServer.admin.accessKeyID,
-      "TSUKU_S3_SECRET_ACCESS_KEY": S3TestServer.admin.secretAccessKey,
-    ]
-    let s = try World(store: url, env: admin)
-    let env = s.logEnv.merging(admin) { $1 }
+    let b = try TransparencyLogTests.BucketWorld(prefix: "tlog")
+    let (s, url, env) = (b.s, b.url, b.env)
     #expect(try s.publish("v1", to: url, env: env).status == 0)
-    let root = s.w.dir.file("root.json")
-    try #require(try server.store(bucket: bucket, prefix: "reg").readDocument(.root(1), maxSize: 1 << 20))
-      .write(to: URL(fileURLWithPath: root))
-    let proxy = try CountingProxy(upstream: server.endpoint)
-    var r = try s.w.run("init", "--root", root, "--source", proxy.endpoint + "/" + bucket + "/reg")
-    try #require(r.status == 0, "\(r.stderr)")
+    let proxy = try b.initThroughProxy()
+    var r: CommandResult
     #expect(try s.sync().status == 0)
     for tag in ["v2", "v3"] {
       #expect(try s.publish(tag, to: url, env: env).status == 0)

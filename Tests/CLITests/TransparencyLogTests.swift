@@ -79,6 +79,38 @@ import TestSupport
     }
   }
 
+  /// A World whose registry (with a log) lives in a fresh SeaweedFS bucket, and what the tests
+  /// over it need: the URL, the publishing environment (log key and bucket credentials).
+  struct BucketWorld {
+    let s: World
+    let server: S3TestServer
+    let bucket: String
+    var url: String { "s3://\(bucket)/reg?endpoint=\(server.endpoint)&region=us-east-1" }
+    static let admin = [
+      "TSUKU_S3_ACCESS_KEY_ID": S3TestServer.admin.accessKeyID,
+      "TSUKU_S3_SECRET_ACCESS_KEY": S3TestServer.admin.secretAccessKey,
+    ]
+    var env: [String: String] { s.logEnv.merging(Self.admin) { $1 } }
+    var store: S3Store { server.store(bucket: bucket, prefix: "reg") }
+
+    /// Skips the test (cancelled) when SeaweedFS cannot be installed here.
+    init(prefix: String) throws {
+      do { server = try S3TestServer.require() } catch let e as S3TestServer.S3Unavailable { try Test.cancel("\(e)") }
+      bucket = try server.makeBucket(prefix: prefix)
+      s = try World(store: "s3://\(bucket)/reg?endpoint=\(server.endpoint)&region=us-east-1", env: Self.admin)
+    }
+
+    /// The home trusts the bucket's root and reads the bucket through a counting proxy.
+    func initThroughProxy() throws -> CountingProxy {
+      let root = s.w.dir.file("root.json")
+      try #require(try store.readDocument(.root(1), maxSize: 1 << 20)).write(to: URL(fileURLWithPath: root))
+      let proxy = try CountingProxy(upstream: server.endpoint)
+      let r = try s.w.run("init", "--root", root, "--source", proxy.endpoint + "/" + bucket + "/reg")
+      try #require(r.status == 0, "\(r.stderr)")
+      return proxy
+    }
+  }
+
   @Test func everyPublishIsLoggedAndASyncChecksIt() throws {
     let s = try World()
     #expect(try s.publish("v1").status == 0)
