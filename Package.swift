@@ -3,6 +3,13 @@ import PackageDescription
 
 let packageRoot = Context.packageDirectory
 
+// `tsuku` is linked at a fixed address (not position-independent), as Go links its programs
+// on Linux by default: at start the loader then has no ~100,000 relocations of the Swift
+// metadata to apply, and a command touches ~270 fewer pages (docs/architecture.md,
+// "Start-up"). The shared libraries, the heap and the stack keep their random addresses.
+// A packager who wants a position-independent `tsuku` builds with TSUKU_PIE=1.
+let fixedAddress = Context.environment["TSUKU_PIE"] == nil ? ["-Xclang-linker", "-no-pie"] : []
+
 let package = Package(
   name: "tsuku-store",
   platforms: [.macOS(.v13)],
@@ -55,7 +62,7 @@ let package = Package(
             "-L", packageRoot + "/Sources/tsuku/link", "-static-stdlib", "-Xlinker", "--start-group",
             "-lCoreFoundation", "-lFoundationInternationalization", "-lFoundationEssentials", "-l_FoundationICU", "-l_FoundationCollections", "-l_FoundationCShims",
             "-lswiftSynchronization", "-Xlinker", "--end-group",
-          ], .when(platforms: [.linux]))
+          ] + fixedAddress, .when(platforms: [.linux]))
       ]),
     // `tsuku serve`: a library (tested in-process and by the CLI tests) and its own executable,
     // so that the `tsuku` binary never links or maps SwiftNIO; `tsuku serve` execs tsuku-serve.

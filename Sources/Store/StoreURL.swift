@@ -53,7 +53,7 @@ public enum StoreURL {
   /// The requests of a remote store share `deadline`, when one is given (a command's network
   /// budget); otherwise each has `TSUKU_API_TIMEOUT`. Every URL form opens, `https://` included.
   public static func openReader(
-    _ url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+    _ url: String, environment: [String: String] = ProcessEnvironment.current,
     history: GitHistoryWindow? = nil, deadline: Deadline? = nil
   ) throws -> any ObjectReader {
     if case .http(let base) = try parse(url) {
@@ -66,7 +66,7 @@ public enum StoreURL {
   /// `https://` URL opens reads only: its writers and its listing refuse with `.usage`, when a
   /// command first uses them (the store is read-only; publish to the bucket behind it).
   public static func open(
-    _ url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+    _ url: String, environment: [String: String] = ProcessEnvironment.current,
     history: GitHistoryWindow? = nil, deadline: Deadline? = nil
   ) throws -> any ObjectStore {
     switch try parse(url) {

@@ -84,7 +84,7 @@ extension Tsuku.Cache {
 extension ClientOptions {
   /// A client for cache maintenance: no sources.
   static func offlineClient() throws -> Client {
-    let env = ProcessInfo.processInfo.environment
+    let env = ProcessEnvironment.current
     return CommandRecording.track(
       Client(
         home: Home.fromEnvironment(env), chain: .off, policy: try CachePolicy.fromEnvironment(env), now: Date(),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Store
 import Sync
 
 /// Shell completion of recipe names: the names of the cached index (or the built-in critical
@@ -9,7 +10,7 @@ enum RecipeNames {
   static let completion = CompletionKind.custom { _, _, prefix in names(prefix: prefix) }
 
   static func names(prefix: String) -> [String] {
-    let env = ProcessInfo.processInfo.environment
+    let env = ProcessEnvironment.current
     guard let policy = try? CachePolicy.fromEnvironment(env) else { return [] }
     let client = Client(home: Home.fromEnvironment(env), chain: .off, policy: policy, now: Date(), warn: { _ in })
     let all = (try? client.entries().map(\.name)) ?? EmbeddedSet.entries.map(\.name)

@@ -56,7 +56,7 @@ extension Tsuku.Registry {
       // The check reads the home only (its trusted root and cached revocations), no source.
       if let check { return try runCheck(try ClientOptions.offlineClient(), check) }
       let client = try options.client()
-      let line = ProgressLine.fromEnvironment(ProcessInfo.processInfo.environment)
+      let line = ProgressLine.fromEnvironment(ProcessEnvironment.current)
       let r: GoExport.Report
       do {
         r = try GoExport.export(

@@ -1,3 +1,4 @@
+import Store
 import Foundation
 
 #if canImport(Glibc)
@@ -140,7 +141,7 @@ enum HelpText {
   static func width() -> Int {
     var w = winsize()
     if ioctl(1, UInt(TIOCGWINSZ), &w) == 0, w.ws_col > 0 { return Int(w.ws_col) }
-    if let c = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), c > 0 { return c }
+    if let c = ProcessEnvironment.current["COLUMNS"].flatMap(Int.init), c > 0 { return c }
     return 80
   }
 

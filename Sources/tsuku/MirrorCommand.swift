@@ -45,7 +45,7 @@ extension Tsuku.Registry {
     }
 
     func run() throws {
-      let env = ProcessInfo.processInfo.environment
+      let env = ProcessEnvironment.current
       let source = try StoreURL.openReader(from)
       var targets = [(url: String, store: any ObjectStore)]()
       for url in to {

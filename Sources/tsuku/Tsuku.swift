@@ -122,7 +122,7 @@ enum Main {
     }
     ProcessMemory.returnLargeBuffers()
     do {
-      var command = try Tsuku.parseAsRoot(Array(args.dropFirst()))
+      var command = try leafCommand(args) ?? Tsuku.parseAsRoot(Array(args.dropFirst()))
       try command.run()
     } catch let e as TsukuError {
       Output.error(e)
@@ -154,6 +154,26 @@ enum Main {
       finish(code.rawValue)
     }
     finish(0)
+  }
+
+  /// The reading commands that have no subcommands, by name.
+  static let leaves: [String: ParsableCommand.Type] = [
+    "update-registry": Tsuku.UpdateRegistry.self, "info": Tsuku.Info.self, "list": Tsuku.List.self,
+    "search": Tsuku.Search.self, "plan": Tsuku.Plan.self, "verify": Tsuku.Verify.self, "diff": Tsuku.Diff.self,
+    "doctor": Tsuku.Doctor.self, "show": Tsuku.Show.self,
+  ]
+
+  /// `tsuku COMMAND ARGS` for one of `leaves`, parsed by that command alone: the root's parse
+  /// reflects over the whole command tree, which was a third of a no-op `update-registry`.
+  /// Nil (the root then parses, and gives its own message or help) for a help request or
+  /// anything the command alone does not take.
+  static func leafCommand(_ args: [String]) -> ParsableCommand? {
+    guard args.count >= 2, let leaf = leaves[args[1]] else { return nil }
+    let rest = Array(args.dropFirst(2))
+    if rest.contains(where: { $0 == "-h" || $0 == "--help" || $0 == "-help" || $0 == "--experimental-dump-help" }) {
+      return nil
+    }
+    return try? leaf.parseAsRoot(rest)
   }
 
   /// Ends the process: first what the command's clients recorded is written (audit, access
@@ -203,7 +223,7 @@ struct ClientOptions: ParsableArguments {
   func client() throws -> Client { try Self.makeClient(offline: offline, force: force) }
 
   static func makeClient(offline: Bool, force: Bool) throws -> Client {
-    let env = ProcessInfo.processInfo.environment
+    let env = ProcessEnvironment.current
     let home = Home.fromEnvironment(env)
     let chain = try SourceList.resolve(env: env, config: try home.readConfig(), offline: offline)
     _ = try GitHistoryDays.fromEnvironment(env)  // a bad value is exit 64 up front, not a failed source

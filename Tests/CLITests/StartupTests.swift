@@ -132,4 +132,13 @@ import TestSupport
       #expect(!r.stderr.contains("file=\(lib)"), "\(lib) is mapped")
     }
   }
+
+  /// Linked at a fixed address (ELF type EXEC, not DYN): the loader applies no relocations of
+  /// the Swift metadata at start (Package.swift, TSUKU_PIE).
+  @Test func tsukuIsLinkedAtAFixedAddress() throws {
+    let w = try CLIWorld()
+    let header = try #require(FileHandle(forReadingAtPath: w.bin)).readData(ofLength: 18)
+    #expect(header.prefix(4) == Data([0x7F, 0x45, 0x4C, 0x46]))
+    #expect(header[16] == 2 && header[17] == 0, "e_type \(header[16])")
+  }
 }

@@ -8,7 +8,7 @@ import Sync
 
 /// The parsers that can be fuzzed, by the name TSUKU_FUZZ_TARGET gives.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-  case root, index, shard, tree, revocation, pack, packstream, packfile, recipe, golden, toml
+  case root, index, shard, tree, revocation, pack, packstream, packfile, recipe, golden, toml, scan
 }
 
 nonisolated(unsafe) var target = FuzzTarget.index
@@ -73,5 +73,10 @@ public func runOne(_ data: Data) {
     _ = try? GoldenFile.validate(data, path: "golden/fzf/v1.0.0-linux-amd64.json")
   case .toml:
     if let text = String(data: data, encoding: .utf8) { _ = try? TOML.parse(text) }
+  case .scan:
+    // The documents' own reader must never take bytes the JSON decoder refuses, nor read
+    // them as another value.
+    let differ = JSONScanCheck.disagreements(data)
+    if !differ.isEmpty { fatalError("the scan and the decoder disagree on: \(differ.joined(separator: ", "))") }
   }
 }

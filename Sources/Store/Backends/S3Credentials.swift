@@ -27,7 +27,7 @@ public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, Custo
 
   /// The credentials the environment gives, as `credentialSource` reads them, when they are
   /// fixed keys; nil for none. Web identity settings are not read here (they need a transport).
-  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws
+  public static func fromEnvironment(_ env: [String: String] = ProcessEnvironment.current) throws
     -> S3Credentials?
   {
     for (id, secret, token) in [
@@ -61,7 +61,7 @@ public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, Custo
   ///   (`WebIdentityCredentials`), asked for over `transport` when first needed;
   /// - else nil: unsigned requests (a public bucket).
   public static func source(
-    for location: S3Location, environment env: [String: String] = ProcessInfo.processInfo.environment,
+    for location: S3Location, environment env: [String: String] = ProcessEnvironment.current,
     transport: any HTTPTransport
   ) throws -> (any S3CredentialSource)? {
     if let fixed = try fromEnvironment(env) { return fixed }

@@ -9,13 +9,9 @@ import Synchronization
   import Darwin
 #endif
 
-/// libcurl, loaded (see the CCurl shim) and its global state set up once per process, before
-/// the first handle of the first request: nil, or why the library could not be loaded.
-private let curlUnavailable: String? = {
-  if let why = tsuku_curl_load() { return String(cString: why) }
-  _ = tsuku_curl_global_init(tsuku_curl_global_default)
-  return nil
-}()
+/// libcurl, loaded (see the CCurl shim, which also sets up its global state) once per process,
+/// before the first handle of the first request: nil, or why the library could not be loaded.
+private let curlUnavailable: String? = tsuku_curl_load().map { String(cString: $0) }
 
 /// The real transport: libcurl's multi interface, so a batch runs up to `maxConcurrent`
 /// transfers at once over kept-alive connections (HTTP/2 multiplexed where the server offers
@@ -33,6 +29,16 @@ private let curlUnavailable: String? = {
 /// - Only http and https are spoken, redirects included; signed requests and POSTs follow no
 ///   redirects.
 public final class CurlTransport: HTTPTransport {
+  /// Starts loading libcurl on a thread of its own when one of `sources` is reached over HTTP
+  /// (http, https, s3), for a command that will certainly ask them: the load then overlaps
+  /// what the command reads first. A command that reads only the cache, a directory or a git
+  /// repository never loads it.
+  public static func preload(for sources: [String]) {
+    if sources.contains(where: { $0.hasPrefix("http://") || $0.hasPrefix("https://") || $0.hasPrefix("s3://") }) {
+      tsuku_curl_preload()
+    }
+  }
+
   public let options: TransportOptions
   private let counter = Atomic<Int>(0)
   private let pool = Mutex<[MultiHandle]>([])
@@ -42,7 +48,7 @@ public final class CurlTransport: HTTPTransport {
   }
 
   /// A transport with the defaults and `TSUKU_API_TIMEOUT`/`TSUKU_CA_BUNDLE` from the environment.
-  public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+  public static func fromEnvironment(_ environment: [String: String] = ProcessEnvironment.current)
     throws -> CurlTransport
   {
     CurlTransport(options: try TransportOptions.fromEnvironment(environment))

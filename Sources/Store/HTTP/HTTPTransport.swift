@@ -267,7 +267,7 @@ public struct TransportOptions: Sendable {
   /// `TSUKU_CA_BUNDLE` and `TSUKU_PROGRESS` from `environment`; `deadline` is shared by the
   /// requests of the returned options (nil: each request has `TSUKU_API_TIMEOUT`).
   public static func fromEnvironment(
-    _ environment: [String: String] = ProcessInfo.processInfo.environment, deadline: Deadline? = nil
+    _ environment: [String: String] = ProcessEnvironment.current, deadline: Deadline? = nil
   ) throws -> TransportOptions {
     var o = TransportOptions()
     o.totalTimeout = try apiTimeout(environment)
@@ -288,7 +288,7 @@ public struct TransportOptions: Sendable {
   }
 
   /// `TSUKU_API_TIMEOUT` in seconds (30 when unset): the budget of a command's network work.
-  public static func apiTimeout(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Double
+  public static func apiTimeout(_ environment: [String: String] = ProcessEnvironment.current) throws -> Double
   {
     guard let t = environment["TSUKU_API_TIMEOUT"], !t.isEmpty else { return TransportOptions().totalTimeout }
     // Bounded, so that every duration derived from it (milliseconds for libcurl, whole

@@ -11,8 +11,8 @@ import Synchronization
 /// PREFIX are counted (`after target` : the Nth target a multi-store command wrote). Without
 /// the variable this costs one branch per step.
 public enum CrashPoint {
-  private static let target: Int? = ProcessInfo.processInfo.environment["TSUKU_TEST_CRASH_AT"].flatMap { Int($0) }
-  private static let prefix: String? = ProcessInfo.processInfo.environment["TSUKU_TEST_CRASH_LABEL"]
+  private static let target: Int? = ProcessEnvironment.current["TSUKU_TEST_CRASH_AT"].flatMap { Int($0) }
+  private static let prefix: String? = ProcessEnvironment.current["TSUKU_TEST_CRASH_LABEL"]
   /// Steps reached so far; counted under a lock, as blobs are written on several threads.
   private static let count = Mutex(0)
 

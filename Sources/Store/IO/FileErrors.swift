@@ -55,6 +55,13 @@ extension TsukuError {
 }
 
 extension FileIO {
+  /// The folder `path` is in: what is before its last `/` (`/` for a file at the root, empty
+  /// for a bare name).
+  public static func parentFolder(of path: String) -> String {
+    guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "" }
+    return slash == path.utf8.startIndex ? "/" : String(path[..<slash])
+  }
+
   /// Makes folder `path` and any missing parents (`mkdir -p`); a folder made by another
   /// process meanwhile is fine. A failure is `cannot create directory '<folder>': <strerror>`,
   /// naming the folder that could not be made.

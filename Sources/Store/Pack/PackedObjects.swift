@@ -68,7 +68,7 @@ final class PackedObjects: Sendable {
   private func load() -> [Mapped] {
     state.withLock { s in
       if let s { return s.packs }
-      let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".pack") }.sorted()
+      let names = (FileIO.names(in: dir) ?? []).filter { $0.hasSuffix(".pack") }.sorted()
       let packs = names.compactMap { Mapped(dir + "/" + $0) }
       s = Loaded(packs: packs)
       return packs

@@ -35,7 +35,8 @@ final class AccessLog: @unchecked Sendable {
       return  // a cache that cannot be written: the lines are lost, quietly
     }
     defer { close(fd) }
-    _ = Data(text.utf8).withUnsafeBytes { FileIO.writeRaw(fd, $0) }
+    var line = text
+    _ = line.withUTF8 { FileIO.writeRaw(fd, UnsafeRawBufferPointer($0)) }
   }
 
   /// Last access time per blob, and hit/miss counts.

@@ -26,7 +26,7 @@ public struct CachePolicy: Sendable, Equatable {
 
   public init() {}
 
-  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CachePolicy {
+  public static func fromEnvironment(_ env: [String: String] = ProcessEnvironment.current) throws -> CachePolicy {
     var p = CachePolicy()
     if let s = env["TSUKU_RECIPE_CACHE_TTL"], !s.isEmpty {
       guard let t = Duration.parse(s), t >= 300, t <= 7 * 86400 else {

@@ -26,7 +26,7 @@ public struct Home: Sendable {
   public init(path: String) { self.path = path }
 
   /// `TSUKU_HOME`, else `~/.tsuku`.
-  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Home {
+  public static func fromEnvironment(_ env: [String: String] = ProcessEnvironment.current) -> Home {
     if let h = env["TSUKU_HOME"], !h.isEmpty { return Home(path: h) }
     let base = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
     return Home(path: base + "/.tsuku")
@@ -156,7 +156,7 @@ public struct Home: Sendable {
 
   // MARK: cache metadata
 
-  public struct CacheMeta: Codable, Sendable {
+  public struct CacheMeta: Codable, Equatable, Sendable {
     /// When the cached index was last replaced.
     public var synced_at: String
     /// When a source last confirmed it (a sync that found nothing new also confirms it).
@@ -187,7 +187,7 @@ public struct Home: Sendable {
   public func readCacheMeta() -> CacheMeta? {
     // A meta file that cannot be read is no meta: the cache then looks unconfirmed.
     ((try? FileIO.readFileIfPresent(cacheDir + "/meta.json")) ?? nil).flatMap {
-      try? JSONDecoder().decode(CacheMeta.self, from: $0)
+      try? JSON.decode(CacheMeta.self, $0, what: "cache record")
     }
   }
 

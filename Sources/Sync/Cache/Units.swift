@@ -4,7 +4,7 @@ import Store
 /// Durations: `90` (seconds), `90s`, `15m`, `24h`, `7d`.
 public enum Duration {
   public static func parse(_ s: String) -> TimeInterval? {
-    let t = s.trimmingCharacters(in: .whitespaces).lowercased()
+    let t = s.trimmedASCII.lowercased()
     if let n = Double(t) { return n }
     // Also Go's compound form (`1h30m`, `500ms`), as the Go tsuku client reads the same
     // variables.
@@ -33,11 +33,11 @@ public enum Duration {
 /// included.
 public enum ByteSize {
   public static func parse(_ s: String) -> Int? {
-    let t = s.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: "IB", with: "B")
+    let t = s.trimmedASCII.uppercased().replacingOccurrences(of: "IB", with: "B")
     let units: [(String, Int)] = [("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
     for (u, m) in units where t.hasSuffix(u) {
       // Anything past what an Int holds is refused here, not trapped on.
-      guard let n = Double(t.dropLast(u.count).trimmingCharacters(in: .whitespaces)), n >= 0,
+      guard let n = Double(t.dropLast(u.count).trimmedASCII), n >= 0,
         n * Double(m) < 0x1p62
       else { return nil }
       return Int(n * Double(m))

@@ -40,13 +40,13 @@ public struct SourceChain: Sendable, Equatable, CustomStringConvertible {
 
   /// Parses `a,b|c` (whitespace around separators is ignored; `off` means none).
   public static func parse(_ text: String) throws -> SourceChain {
-    let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    let t = text.trimmedASCII
     if t == "off" || t.isEmpty { return .off }
     var entries = [Entry]()
     var current = ""
     for ch in t {
       if ch == "," || ch == "|" {
-        let url = current.trimmingCharacters(in: .whitespaces)
+        let url = current.trimmedASCII
         if url.isEmpty { throw TsukuError(.usage, "invalid source list '\(text)': empty source before '\(ch)'") }
         entries.append(Entry(url: url, anyError: ch == "|"))
         current = ""
@@ -54,7 +54,7 @@ public struct SourceChain: Sendable, Equatable, CustomStringConvertible {
         current.append(ch)
       }
     }
-    let last = current.trimmingCharacters(in: .whitespaces)
+    let last = current.trimmedASCII
     if last.isEmpty { throw TsukuError(.usage, "invalid source list '\(text)': it ends with a separator") }
     entries.append(Entry(url: last))
     return SourceChain(entries: entries)

@@ -11,7 +11,7 @@ public enum SourceList {
       c.emptyReason = "no sources with --offline: run it without --offline to ask the sources"
       return c
     }
-    if let s = env["TSUKU_SOURCES"], !s.trimmingCharacters(in: .whitespaces).isEmpty {
+    if let s = env["TSUKU_SOURCES"], !s.trimmedASCII.isEmpty {
       var c = try SourceChain.parse(s)
       if c.isEmpty {
         c.emptyReason =

@@ -150,11 +150,17 @@ public struct IndexFile: Codable, Hashable, Sendable {
     if bytes.count > Limits.indexFile {
       throw TsukuError(.integrity, "\(what) is \(bytes.count) bytes, more than the \(Limits.indexFile) allowed", reason: .tooLarge)
     }
-    // Read the format first, so a newer layout gets the upgrade message, not a parse error.
-    struct Probe: Decodable { var format: Int }
-    let probe = try JSON.decode(Probe.self, bytes, what: what)
-    try checkFormat(probe.format, what)
-    let f = try JSON.decode(IndexFile.self, bytes, what: what)
+    let f: IndexFile
+    if let scanned = JSONScan.read(bytes, IndexFile.scan) {
+      try checkFormat(scanned.format, what)
+      f = scanned
+    } else {
+      // Read the format first, so a newer layout gets the upgrade message, not a parse error.
+      struct Probe: Decodable { var format: Int }
+      let probe = try JSON.decodeWithDecoder(Probe.self, bytes, what: what)
+      try checkFormat(probe.format, what)
+      f = try JSON.decodeWithDecoder(IndexFile.self, bytes, what: what)
+    }
     if f.root_version < 1 { throw TsukuError(.integrity, "\(what) names root version \(f.root_version)") }
     return f
   }

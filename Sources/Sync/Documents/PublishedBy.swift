@@ -29,7 +29,7 @@ public struct PublishedBy: Codable, Hashable, Sendable {
   /// claims are only recorded);
   /// a GitHub Actions run (`GITHUB_ACTIONS`): repository, workflow ref and run id.
   /// Otherwise nil: a laptop's user and host name are not published.
-  public static func current(environment env: [String: String] = ProcessInfo.processInfo.environment) -> PublishedBy {
+  public static func current(environment env: [String: String] = ProcessEnvironment.current) -> PublishedBy {
     PublishedBy(identity: identity(env), tool: "tsuku \(toolVersion)")
   }
 

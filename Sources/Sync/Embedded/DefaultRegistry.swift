@@ -42,14 +42,14 @@ public enum DefaultRegistry {
 
   /// `TSUKU_DEFAULT_SOURCE`, else `git+file://<checkout>?dir=registry-index/store` when this
   /// executable runs from a checkout, else nil.
-  public static func sourceIfAny(_ env: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+  public static func sourceIfAny(_ env: [String: String] = ProcessEnvironment.current) -> String? {
     if let s = env["TSUKU_DEFAULT_SOURCE"], !s.isEmpty { return s }
     return checkout.map { "git+file://\($0)?dir=registry-index/store" }
   }
 
   /// The default source (see `sourceIfAny`); with none, an `.unavailable` error (exit 5) that
   /// says how to choose a registry.
-  public static func source(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+  public static func source(_ env: [String: String] = ProcessEnvironment.current) throws -> String {
     guard let s = sourceIfAny(env) else { throw TsukuError(.unavailable, noSourceMessage) }
     return s
   }

@@ -38,7 +38,7 @@ public enum LogWriter {
   /// The log signing keys from `TSUKU_LOG_KEY`, checked against `root`'s log role; none when the
   /// root has no log. A root with a log and no key given is refused: every index written must
   /// be in the log, or clients refuse it.
-  static func keys(for root: RootPayload, environment: [String: String] = ProcessInfo.processInfo.environment)
+  static func keys(for root: RootPayload, environment: [String: String] = ProcessEnvironment.current)
     throws -> [SigningKey]
   {
     guard LogRole.enabled(root) else { return [] }

@@ -46,6 +46,27 @@ public struct AuditEvent: Codable, Sendable, Equatable {
   }
 }
 
+extension AuditEvent {
+  /// The event as one line of the log: what `JSON.encode` writes for it, and a line break.
+  var jsonLine: Data {
+    var j = JSONLine()
+    j.add("age_seconds", age_seconds)
+    j.add("blobs", blobs)
+    j.add("blobs_file", blobs_file)
+    j.add("count", count)
+    j.add("detail", detail)
+    j.add("event", event)
+    j.add("index_version", index_version)
+    j.add("kind", kind)
+    j.add("name", name)
+    j.add("sha256", sha256)
+    j.add("source", source)
+    j.add("source_commit", source_commit)
+    j.add("time", time)
+    return j.line
+  }
+}
+
 /// The append-only audit log: JSON lines, rotated by size (`store-audit.log`, `store-audit.log.1`,
 /// ...). It used to be `audit.log`, the name the Go tsuku client appends its own lines to: the
 /// first write under the new name moves this program's rotated files and side folders over and
@@ -91,14 +112,12 @@ public final class AuditLog: @unchecked Sendable {
   public func flush() throws {
     guard !pending.isEmpty else { return }
     var text = Data()
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    for e in pending { text += ((try? enc.encode(e)) ?? Data()) + Data("\n".utf8) }
+    for e in pending { text += e.jsonLine }
     pending.removeAll()
     let side = staged
     staged.removeAll()
     defer { for f in side { unlink(f.path) } }
-    try FileIO.makeDirectories((path as NSString).deletingLastPathComponent)
+    try FileIO.makeDirectories(FileIO.parentFolder(of: path))
     // The lock of the file now under the log's name: its line and its side files then go to
     // one generation, even when another process rotated the file this one had opened.
     var fd = try openCurrentLocked()
@@ -181,7 +200,7 @@ public final class AuditLog: @unchecked Sendable {
 
   /// The bytes of the files in `folder` (0 when there is none).
   static func folderBytes(_ folder: String) -> Int {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return 0 }
+    guard let names = FileIO.names(in: folder) else { return 0 }
     var total = 0
     for n in names {
       var st = stat()

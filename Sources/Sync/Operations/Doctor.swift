@@ -87,7 +87,7 @@ public struct DoctorReport: Codable, Sendable {
 /// read each, in parallel, each within `probeTimeout` (at most `TSUKU_API_TIMEOUT`).
 public enum Doctor {
   public static func check(
-    environment env: [String: String] = ProcessInfo.processInfo.environment, now: Date, probeTimeout: Double = 3
+    environment env: [String: String] = ProcessEnvironment.current, now: Date, probeTimeout: Double = 3
   ) -> DoctorReport {
     var problems = [DoctorReport.Problem]()
     func problem(_ area: String, _ p: String, _ fix: String) {

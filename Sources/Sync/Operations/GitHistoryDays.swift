@@ -9,7 +9,7 @@ public enum GitHistoryDays {
 
   /// The window the environment asks for; a usage error for anything but a whole number of
   /// days from 0 to 36500.
-  public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+  public static func fromEnvironment(_ env: [String: String] = ProcessEnvironment.current) throws -> Int {
     guard let s = env["TSUKU_GIT_HISTORY_DAYS"], !s.isEmpty else { return standard }
     let t = s.trimmingCharacters(in: .whitespaces)
     guard !t.isEmpty, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(t), n <= 36500 else {

@@ -74,7 +74,7 @@ public enum Health {
   /// Checks `source` against `anchor`, naming it in the report.
   public static func check(
     source url: String, anchor: HealthRoot, timeout: TimeInterval, slowAfter: TimeInterval = 2, now: Date,
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = ProcessEnvironment.current
   ) -> HealthReport {
     var r = check(source: url, root: anchor.root, timeout: timeout, slowAfter: slowAfter, now: now, environment: environment)
     r.root = anchor.label
@@ -86,7 +86,7 @@ public enum Health {
 
   public static func check(
     source url: String, root: TrustedRoot, timeout: TimeInterval, slowAfter: TimeInterval = 2, now: Date,
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = ProcessEnvironment.current
   ) -> HealthReport {
     var env = environment
     env["TSUKU_API_TIMEOUT"] = String(Int(min(max(1, timeout.rounded(.up)), TransportOptions.maxTimeout)))

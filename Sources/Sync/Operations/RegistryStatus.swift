@@ -44,7 +44,7 @@ public struct StatusReport: Codable, Sendable {
 public enum RegistryStatus {
   public static func check(
     targets urls: [String], root: TrustedRoot, rootName: String, timeout: TimeInterval, now: Date,
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = ProcessEnvironment.current
   ) -> StatusReport {
     var env = environment
     env["TSUKU_API_TIMEOUT"] = String(Int(min(max(1, timeout.rounded(.up)), TransportOptions.maxTimeout)))

@@ -37,7 +37,7 @@ public struct ValidateOptions: Sendable {
 
   public init(
     source: String, fallback: String? = nil, root: TrustedRoot, now: Date,
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = ProcessEnvironment.current
   ) {
     self.source = source
     self.fallback = fallback

@@ -45,6 +45,18 @@ public enum TOML {
 
 /// A value shown in a message: in single quotes, with control characters escaped so the
 /// message stays on one line.
+/// A dotted key as one string (`a.b.c`), joined by hand: the standard library's
+/// `joined(separator:)` is not specialized here and costs a runtime conformance lookup on its
+/// first use.
+func dotted(_ key: [String]) -> String {
+  var out = ""
+  for (n, part) in key.enumerated() {
+    if n > 0 { out += "." }
+    out += part
+  }
+  return out
+}
+
 func displayQuoted(_ s: String) -> String {
   var out = "'"
   for scalar in s.unicodeScalars {
@@ -199,7 +211,8 @@ private struct TOMLParser {
       throw fail("expected '\(isArray ? "]]" : "]")' after table name, found \(found())")
     }
     i += isArray ? 2 : 1
-    let name = displayQuoted(key.joined(separator: "."))
+    // Only for messages: made when one is given.
+    var name: String { displayQuoted(dotted(key)) }
     var table = root
     for part in key.dropLast() {
       switch table.entries[part] {
@@ -246,7 +259,8 @@ private struct TOMLParser {
 
   /// Sets a dotted key, creating the intermediate tables that dotted keys may extend.
   func insert(_ key: [String], _ value: TOMLValue, into root: TableNode, at pos: Int) throws(TOMLError) {
-    let name = displayQuoted(key.joined(separator: "."))
+    // Only for messages: made when one is given.
+    var name: String { displayQuoted(dotted(key)) }
     var table = root
     for part in key.dropLast() {
       switch table.entries[part] {

@@ -49,7 +49,7 @@ public struct ExternalSigner: MessageSigner {
   }
 
   /// `TSUKU_SIGNER_TIMEOUT`: a duration from 1s to 10m (default 30s).
-  public static func timeoutFromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws
+  public static func timeoutFromEnvironment(_ env: [String: String] = ProcessEnvironment.current) throws
     -> Double
   {
     guard let s = env["TSUKU_SIGNER_TIMEOUT"], !s.isEmpty else { return 30 }

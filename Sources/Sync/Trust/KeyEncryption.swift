@@ -73,7 +73,7 @@ public enum Passphrase {
 
   /// The passphrase of an encrypted key: `TSUKU_KEY_PASSPHRASE`, else asked on the terminal.
   public static func forReading(_ what: String) throws -> [UInt8] {
-    if let p = ProcessInfo.processInfo.environment[variable], !p.isEmpty { return Array(p.utf8) }
+    if let p = ProcessEnvironment.current[variable], !p.isEmpty { return Array(p.utf8) }
     guard let p = prompt("passphrase for \(what): ") else {
       throw TsukuError(.usage, "\(what) is encrypted: set \(variable) or run on a terminal to enter its passphrase")
     }
@@ -84,7 +84,7 @@ public enum Passphrase {
   /// the terminal. Nil when neither is asked for (an unencrypted key).
   public static func forNewKey(env: String?, ask: Bool) throws -> [UInt8]? {
     if let env {
-      guard let p = ProcessInfo.processInfo.environment[env], !p.isEmpty else {
+      guard let p = ProcessEnvironment.current[env], !p.isEmpty else {
         throw TsukuError(.usage, "environment variable '\(env)' (--passphrase-env) is not set")
       }
       return Array(p.utf8)

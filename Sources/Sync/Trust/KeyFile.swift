@@ -62,7 +62,7 @@ public enum KeyFile {
     guard !name.isEmpty, name.allSatisfy({ $0 == "_" || $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
       throw TsukuError(.usage, "invalid key source 'env:\(name)': expected env:NAME, NAME an environment variable")
     }
-    guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else {
+    guard let text = ProcessEnvironment.current[name], !text.isEmpty else {
       throw TsukuError(.usage, "environment variable '\(name)' (--key env:\(name)) is not set")
     }
     let key = try parsePrivate(Data(text.utf8), what: "the key in environment variable '\(name)'")
