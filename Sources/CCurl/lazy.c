@@ -47,30 +47,11 @@ static void load(void) {
   fns.p_curl_easy_setopt = (CURLcode(*)(CURL *, CURLoption, ...))symbol(lib, "curl_easy_setopt");
   fns.p_curl_easy_getinfo = (CURLcode(*)(CURL *, CURLINFO, ...))symbol(lib, "curl_easy_getinfo");
   fns.p_curl_multi_setopt = (CURLMcode(*)(CURLM *, CURLMoption, ...))symbol(lib, "curl_multi_setopt");
-  /* libcurl's global state, set up once before its first handle (in the loading thread: no
-     other libcurl call runs before tsuku_curl_load returns). */
-  if (!failure[0]) fns.p_curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 const char *tsuku_curl_load(void) {
   pthread_once(&once, load);
   return failure[0] ? failure : NULL;
-}
-
-static void *preload(void *unused) {
-  (void)unused;
-  tsuku_curl_load();
-  return NULL;
-}
-
-void tsuku_curl_preload(void) {
-  pthread_attr_t a;
-  pthread_t t;
-  if (pthread_attr_init(&a) != 0) return;
-  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-  /* If no thread can be made, the library is loaded on first use as before. */
-  (void)pthread_create(&t, &a, preload, NULL);
-  pthread_attr_destroy(&a);
 }
 
 static void require(void) {

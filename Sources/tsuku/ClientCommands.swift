@@ -114,7 +114,6 @@ extension Tsuku {
 
     func run() throws {
       let client = try options.client()
-      CurlTransport.preload(for: client.chain.urls)
       let r = try client.updateRegistry(includeGolden: !noGolden, dryRun: dryRun)
       // The names this sync changed, as 'tsuku diff' lists them.
       let diff =

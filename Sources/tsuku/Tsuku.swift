@@ -165,12 +165,13 @@ enum Main {
 
   /// `tsuku COMMAND ARGS` for one of `leaves`, parsed by that command alone: the root's parse
   /// reflects over the whole command tree, which was a third of a no-op `update-registry`.
-  /// Nil (the root then parses, and gives its own message or help) for a help request or
-  /// anything the command alone does not take.
+  /// Nil (the root then parses, and gives its own message or help) for a help request, a
+  /// request of the parser's own (completion scripts, dumps), or anything the command alone
+  /// does not take.
   static func leafCommand(_ args: [String]) -> ParsableCommand? {
     guard args.count >= 2, let leaf = leaves[args[1]] else { return nil }
     let rest = Array(args.dropFirst(2))
-    if rest.contains(where: { $0 == "-h" || $0 == "--help" || $0 == "-help" || $0 == "--experimental-dump-help" }) {
+    if rest.contains(where: { $0 == "-h" || $0 == "--help" || $0 == "-help" || $0.hasPrefix("--experimental") || $0.hasPrefix("--generate-completion") || $0.hasPrefix("---") }) {
       return nil
     }
     return try? leaf.parseAsRoot(rest)

@@ -133,6 +133,28 @@ import TestSupport
     }
   }
 
+  /// A reading command is parsed by its own definition, not the whole tree; help, the
+  /// parser's own requests and anything the command does not take still go to the root's
+  /// parse, with its usage and messages.
+  @Test func aReadingCommandParsedAloneAnswersAsTheWholeParserDoes() throws {
+    let w = try CLIWorld()
+    var r = try w.run("update-registry", "--help")
+    #expect(r.status == 0)
+    #expect(r.out.contains("USAGE: tsuku update-registry"), "\(r.out.prefix(300))")
+    r = try w.run("list", "--nope")
+    #expect(r.status == 64)
+    #expect(r.stderr.contains("Unknown option '--nope'"), "\(r.stderr)")
+    #expect(r.stderr.contains("Usage: tsuku list"), "\(r.stderr)")
+    // The root's completion script (every command), not one for `info` alone.
+    r = try w.run("info", "--generate-completion-script", "bash")
+    #expect(r.status == 0)
+    #expect(r.out.contains("\n_tsuku() {"), "\(r.out.prefix(200))")
+    #expect(r.out.contains("update-registry"))
+    r = try w.run("update-registry", "--offline", "--json")
+    #expect(r.status == 5, "\(r.stderr)")
+    #expect(r.stderr.contains("no sources with --offline"), "\(r.stderr)")
+  }
+
   /// Linked at a fixed address (ELF type EXEC, not DYN): the loader applies no relocations of
   /// the Swift metadata at start (Package.swift, TSUKU_PIE).
   @Test func tsukuIsLinkedAtAFixedAddress() throws {

@@ -13,11 +13,6 @@
    loaded prints that line and exits with status 5 (unavailable). */
 const char *tsuku_curl_load(void);
 
-/* Starts loading libcurl (and its global set-up) on a thread of its own, for a command that will
-   certainly make a request: the loading (~5 ms, most of a no-op sync) then overlaps the reads of
-   the home that come first. tsuku_curl_load waits for it. */
-void tsuku_curl_preload(void);
-
 #define TSUKU_FN(ret, name, params, args) ret tsuku_##name params;
 #define TSUKU_VOID(name, params, args) void tsuku_##name params;
 #include "curl_functions.def"

@@ -9,9 +9,13 @@ import Synchronization
   import Darwin
 #endif
 
-/// libcurl, loaded (see the CCurl shim, which also sets up its global state) once per process,
-/// before the first handle of the first request: nil, or why the library could not be loaded.
-private let curlUnavailable: String? = tsuku_curl_load().map { String(cString: $0) }
+/// libcurl, loaded (see the CCurl shim) and its global state set up once per process, before
+/// the first handle of the first request: nil, or why the library could not be loaded.
+private let curlUnavailable: String? = {
+  if let why = tsuku_curl_load() { return String(cString: why) }
+  _ = tsuku_curl_global_init(tsuku_curl_global_default)
+  return nil
+}()
 
 /// The real transport: libcurl's multi interface, so a batch runs up to `maxConcurrent`
 /// transfers at once over kept-alive connections (HTTP/2 multiplexed where the server offers
@@ -29,16 +33,6 @@ private let curlUnavailable: String? = tsuku_curl_load().map { String(cString: $
 /// - Only http and https are spoken, redirects included; signed requests and POSTs follow no
 ///   redirects.
 public final class CurlTransport: HTTPTransport {
-  /// Starts loading libcurl on a thread of its own when one of `sources` is reached over HTTP
-  /// (http, https, s3), for a command that will certainly ask them: the load then overlaps
-  /// what the command reads first. A command that reads only the cache, a directory or a git
-  /// repository never loads it.
-  public static func preload(for sources: [String]) {
-    if sources.contains(where: { $0.hasPrefix("http://") || $0.hasPrefix("https://") || $0.hasPrefix("s3://") }) {
-      tsuku_curl_preload()
-    }
-  }
-
   public let options: TransportOptions
   private let counter = Atomic<Int>(0)
   private let pool = Mutex<[MultiHandle]>([])

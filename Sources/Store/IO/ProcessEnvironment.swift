@@ -3,7 +3,7 @@
 #endif
 
 /// The process's environment as a dictionary, read from `environ`: the same names and values
-/// as `ProcessEnvironment.current` (a name given twice keeps its first value, as
+/// as `ProcessInfo.processInfo.environment` (a name given twice keeps its first value, as
 /// `getenv` does), built without Foundation, whose first use of that dictionary costs every
 /// command a tenth of a millisecond of runtime type lookups (docs/architecture.md, "Start-up").
 public enum ProcessEnvironment {
