@@ -28,7 +28,10 @@ import Testing
     #expect(e?.code == .unavailable)
     #expect(e?.message == "GET '\(server.url)/slow': no complete answer within 1 s")
     #expect(Date().timeIntervalSince(start) < 3)
-    #expect(t.requestCount == 1)
+    // The budget's end is never retried: the last attempt is the one that timed out. On a
+    // loaded machine (the whole suite in parallel) an attempt before it may fail otherwise and
+    // be retried within the budget, as in serviceUnavailableThenSuccess.
+    #expect(t.requestCount >= 1 && t.requestCount <= 2, "\(t.requestCount) attempts")
   }
 
   @Test func stalledBodyIsDetectedAndRetried() throws {
