@@ -85,6 +85,57 @@ import TestSupport
     #expect(record.source == source)
   }
 
+  /// Documents with every optional field present (a tree of subtrees and packs, who published,
+  /// a log origin, a source commit), which the sample registry does not have.
+  @Test func everyFieldOfEveryDocumentIsRead() throws {
+    func same<T: Codable & Equatable & JSONScannable>(_ value: T, _ line: Int = #line) throws {
+      for bytes in [JSON.encode(value), JSON.encode(value, pretty: true)] {
+        let scanned = try #require(JSONScan.read(bytes, T.scan), "line \(line)")
+        #expect(scanned == value, "line \(line)")
+        #expect(scanned == (try JSONDecoder().decode(T.self, from: bytes)), "line \(line)")
+      }
+    }
+    let id = SHA256.hash("x")
+    let by = PublishedBy(identity: "oidc https://issuer sub repo:tsuku/recipes", tool: "tsuku 0.1.0")
+    try same(
+      IndexTree(
+        format: 1, type: "index-tree", prefix_length: 3, shards: [],
+        subtrees: [IndexTree.Subtree(prefix: "ab", sha256: id, size: 10, shards: 3)],
+        packs: [IndexTree.PackRef(sha256: id, size: 99, count: 4)]))
+    try same(
+      IndexTree(
+        format: 1, type: "index-tree", prefix_length: 1,
+        shards: [IndexTree.Shard(prefix: "a", sha256: id, size: 5, entries: 2)], subtrees: nil, packs: nil))
+    try same(
+      IndexSubtree(
+        format: 1, type: "index-subtree", prefix: "ab", shards: [IndexTree.Shard(prefix: "abc", sha256: id, size: 5, entries: 2)]))
+    try same(by)
+    try same(PublishedBy(identity: nil, tool: "tsuku 0.1.0"))
+    try same(
+      IndexPayload(
+        format: 1, type: "index", version: 9, expires: "2030-01-01T00:00:00Z", published: "2026-12-04T00:00:00Z",
+        tree: BlobRef(sha256: id, size: 7), recipes: 3, golden: 4, revocation_version: 2, published_by: by))
+    try same(RevocationPayload(version: 4, expires: Date(timeIntervalSince1970: 2e9), list: BlobRef(sha256: id, size: 1), revokedKeys: ["k1", "k2"], publishedBy: by))
+    let key = PublicKey(ed25519: [UInt8](repeating: 7, count: 32))
+    var roles = [Role: RoleKeys]()
+    for r in Role.allCases { roles[r] = RoleKeys(keyids: [key.keyID], threshold: 1) }
+    try same(RootPayload(version: 2, expires: Date(timeIntervalSince1970: 2e9), keys: [key], roles: roles, logOrigin: "tsuku.example/log"))
+    try same(
+      RevocationList(
+        format: 1, type: "revocation-list", hashes: [.init(sha256: id, reason: "r", revokedAt: Date(), by: "k")],
+        keys: [.init(keyid: "k2", reason: "leaked", revokedAt: Date(), by: "k")]))
+    var entry = ShardScanTests.entry("alpha", golden: 2)
+    entry.source_commit = String(id.hex.prefix(40))
+    try same(IndexShard(format: 1, type: "index-shard", prefix: "a", entries: [entry, ShardScanTests.entry("beta", golden: 0)]))
+    try same(
+      Home.CacheMeta(
+        synced_at: "2026-12-04T00:00:00Z", confirmed_at: "2026-12-04T01:00:00Z", source: "s3://b/p?endpoint=http://h:1",
+        index_version: 5, etag: "\"abc\"", recipes: 3, golden: 4, index_sha256: id.hex))
+    var state = TrustState()
+    (state.index_payload_sha256, state.revocation_payload_sha256, state.root_version) = (id, id, 2)
+    try same(state)
+  }
+
   @Test func escapesNullsAbsentOptionalsAndUnknownFieldsAreReadAlike() throws {
     var state = TrustState()
     state.index_version = 7
