@@ -240,9 +240,10 @@ import TestSupport
         #expect(differ.isEmpty, "\(differ): \(String(decoding: data, as: UTF8.self).prefix(300))")
       }
     }
-    #expect(tried == seeds.count * 400)
-    // Many damaged documents still read (a changed digit, a changed letter of a text).
+    // Many damaged documents still read (a changed digit, a changed letter of a text), and many
+    // do not (the damage reaches the structure): both sides of the comparison are exercised.
     #expect(scanned > tried / 10)
+    #expect(scanned < tried * 9 / 10)
   }
 }
 

@@ -235,12 +235,22 @@ extension RevocationPayload: JSONScannable {
         }
       }), let format, let type, let version, let expires, let list, let revokedKeys
     else { return nil }
-    var p = RevocationPayload(
-      version: version, expires: .distantPast, list: list, revokedKeys: revokedKeys, publishedBy: publishedBy ?? nil)
-    p.format = format
-    p.type = type
-    p.expires = expires
-    return p
+    return RevocationPayload(
+      format: format, type: type, version: version, expires: expires, list: list, revoked_keys: revokedKeys,
+      published_by: publishedBy ?? nil)
+  }
+
+  fileprivate init(
+    format: Int, type: String, version: Int, expires: String, list: BlobRef, revoked_keys: [String],
+    published_by: PublishedBy?
+  ) {
+    self.format = format
+    self.type = type
+    self.version = version
+    self.expires = expires
+    self.list = list
+    self.revoked_keys = revoked_keys
+    self.published_by = published_by
   }
 }
 
@@ -276,9 +286,7 @@ extension JSONScan {
         }
       }), let id, let reason, let at, let by
     else { return nil }
-    var h = RevocationList.Hash(sha256: id, reason: reason, revokedAt: .distantPast, by: by)
-    h.revoked_at = at
-    return h
+    return RevocationList.Hash(sha256: id, reason: reason, revoked_at: at, by: by)
   }
 
   fileprivate mutating func revokedKey() -> RevocationList.Key? {
@@ -294,9 +302,25 @@ extension JSONScan {
         }
       }), let keyid, let reason, let at, let by
     else { return nil }
-    var key = RevocationList.Key(keyid: keyid, reason: reason, revokedAt: .distantPast, by: by)
-    key.revoked_at = at
-    return key
+    return RevocationList.Key(keyid: keyid, reason: reason, revoked_at: at, by: by)
+  }
+}
+
+extension RevocationList.Hash {
+  fileprivate init(sha256: ObjectID, reason: String, revoked_at: String, by: String) {
+    self.sha256 = sha256
+    self.reason = reason
+    self.revoked_at = revoked_at
+    self.by = by
+  }
+}
+
+extension RevocationList.Key {
+  fileprivate init(keyid: String, reason: String, revoked_at: String, by: String) {
+    self.keyid = keyid
+    self.reason = reason
+    self.revoked_at = revoked_at
+    self.by = by
   }
 }
 
@@ -502,39 +526,28 @@ extension Home.CacheMeta: JSONScannable {
 }
 
 /// What the scan and the decoder make of the same bytes, for every document type the scan
-/// reads: the names of the types the scan reads differently from the decoder (a value the
-/// decoder refuses, or another value). Empty when they agree. Used by the tests and by the
-/// `scan` fuzz target.
+/// reads. Used by the tests and by the `scan` fuzz target.
 public enum JSONScanCheck {
-  public static func disagreements(_ data: Data) -> [String] {
-    var out = [String]()
-    func check<T: Decodable & JSONScannable & Equatable>(_ type: T.Type, _ name: String) {
-      guard let scanned = JSONScan.read(data, T.scan) else { return }
-      if (try? JSONDecoder().decode(type, from: data)) != scanned { out.append(name) }
+  /// Per document type: whether the scan reads the bytes, and whether the decoder then reads
+  /// the same value.
+  private static func results(_ data: Data) -> [(name: String, scanned: Bool, agrees: Bool)] {
+    func check<T: Decodable & JSONScannable & Equatable>(_ type: T.Type, _ name: String) -> (String, Bool, Bool) {
+      guard let scanned = JSONScan.read(data, T.scan) else { return (name, false, true) }
+      return (name, true, (try? JSONDecoder().decode(type, from: data)) == scanned)
     }
-    check(Envelope.self, "envelope")
-    check(RootPayload.self, "root")
-    check(TrustState.self, "trust state")
-    check(IndexFile.self, "index.json")
-    check(IndexPayload.self, "index section")
-    check(RevocationPayload.self, "revocation section")
-    check(RevocationList.self, "revocation list")
-    check(IndexTree.self, "index tree")
-    check(IndexSubtree.self, "index subtree")
-    check(IndexShard.self, "index shard")
-    check(Home.CacheMeta.self, "cache record")
-    return out
+    return [
+      check(Envelope.self, "envelope"), check(RootPayload.self, "root"), check(TrustState.self, "trust state"),
+      check(IndexFile.self, "index.json"), check(IndexPayload.self, "index section"),
+      check(RevocationPayload.self, "revocation section"), check(RevocationList.self, "revocation list"),
+      check(IndexTree.self, "index tree"), check(IndexSubtree.self, "index subtree"), check(IndexShard.self, "index shard"),
+      check(Home.CacheMeta.self, "cache record"),
+    ]
   }
 
+  /// The names of the types the scan reads differently from the decoder (a value the decoder
+  /// refuses, or another value); empty when they agree.
+  public static func disagreements(_ data: Data) -> [String] { results(data).filter { !$0.agrees }.map(\.name) }
+
   /// How many of the document types the scan reads these bytes as.
-  public static func scanned(_ data: Data) -> Int {
-    [
-      JSONScan.read(data, Envelope.scan) != nil, JSONScan.read(data, RootPayload.scan) != nil,
-      JSONScan.read(data, TrustState.scan) != nil, JSONScan.read(data, IndexFile.scan) != nil,
-      JSONScan.read(data, IndexPayload.scan) != nil, JSONScan.read(data, RevocationPayload.scan) != nil,
-      JSONScan.read(data, RevocationList.scan) != nil, JSONScan.read(data, IndexTree.scan) != nil,
-      JSONScan.read(data, IndexSubtree.scan) != nil, JSONScan.read(data, IndexShard.scan) != nil,
-      JSONScan.read(data, Home.CacheMeta.scan) != nil,
-    ].filter { $0 }.count
-  }
+  public static func scanned(_ data: Data) -> Int { results(data).filter(\.scanned).count }
 }

@@ -116,21 +116,26 @@ struct JSONScan {
       neg = true
       i += 1
     }
+    return digits(max: 18).map { neg ? -Int($0) : Int($0) }
+  }
+
+  /// `0|[1-9][0-9]*` of at most `max` digits, with no fraction, exponent or further digit after
+  /// it: nil for anything else.
+  private mutating func digits(max: Int) -> UInt64? {
     let start = i
-    var v = 0
-    while i < b.count, b[i] >= 0x30, b[i] <= 0x39, i - start < 18 {
-      v = v * 10 + Int(b[i] - 0x30)
+    var v: UInt64 = 0
+    while i < b.count, b[i] >= 0x30, b[i] <= 0x39, i - start < max {
+      v = v * 10 + UInt64(b[i] - 0x30)
       i += 1
     }
     let n = i - start
     guard n > 0, !(n > 1 && b[start] == 0x30) else { return nil }
-    // A fraction, an exponent or more digits: not taken.
     if i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E")
       || (b[i] >= 0x30 && b[i] <= 0x39)
     {
       return nil
     }
-    return neg ? -v : v
+    return v
   }
 
   /// Any JSON value, checked and not built (nesting bounded).
@@ -288,20 +293,7 @@ struct JSONScan {
   /// A non-negative plain integer that fits 64 bits unsigned (at most 19 digits).
   mutating func uint64() -> UInt64? {
     ws()
-    let start = i
-    var v: UInt64 = 0
-    while i < b.count, b[i] >= 0x30, b[i] <= 0x39, i - start < 19 {
-      v = v * 10 + UInt64(b[i] - 0x30)
-      i += 1
-    }
-    let n = i - start
-    guard n > 0, !(n > 1 && b[start] == 0x30) else { return nil }
-    if i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E")
-      || (b[i] >= 0x30 && b[i] <= 0x39)
-    {
-      return nil
-    }
-    return v
+    return digits(max: 19)
   }
 
   /// `null`, or a value `read` takes: `.some(nil)` for null, nil when neither reads.
